@@ -1,0 +1,93 @@
+/** buildApp(config, deps): the fastify application with every module's routes. Never listens. */
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { IncomingMessage as RawRequest, ServerResponse } from 'node:http';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type pg from 'pg';
+import type { Config } from './config.js';
+import { healthRoutes } from './infra/health-routes.js';
+import { registerErrorHandling } from './infra/http-errors.js';
+import type { Logger } from './infra/logger.js';
+import type { ChangeSink } from './registry/change-sink.js';
+import { registryRoutes } from './registry/routes.js';
+import { RegistryService } from './registry/service.js';
+import type { RecordCache } from './resolver/record-cache.js';
+import { resolverRoutes } from './resolver/routes.js';
+import { ResolverService } from './resolver/service.js';
+import { registerAuthentication } from './tenancy/auth.js';
+import { adminRoutes } from './tenancy/routes.js';
+import { TenancyService } from './tenancy/service.js';
+
+/** The application instance, typed with the TypeBox provider. */
+export type App = FastifyInstance<RawServerDefault, RawRequest, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
+
+export interface AppDeps {
+  pool: pg.Pool;
+  cache: RecordCache;
+  log: Logger;
+  /** Server secret for API key hashes. */
+  secret: Buffer;
+  /** Change sinks run inside every identifier write's transaction. */
+  sinks?: ChangeSink[];
+}
+
+export interface AppServices {
+  tenancy: TenancyService;
+  registry: RegistryService;
+  resolver: ResolverService;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    services: AppServices;
+  }
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Honour a caller's X-Request-Id when it is sane, so one id follows a request across systems. */
+function requestId(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+}
+
+export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    // Per-request lines go out at debug (onResponse below): INFO is kept for domain events.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
+    genReqId: requestId,
+    bodyLimit: config.BODY_LIMIT_BYTES,
+    // Handles are up to 255 bytes and may be percent-encoded three bytes per byte.
+    routerOptions: { maxParamLength: 1024 },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  const limits = {
+    maxValues: config.MAX_VALUES_PER_RECORD,
+    maxValueBytes: config.MAX_VALUE_BYTES,
+    defaultTtl: config.DEFAULT_VALUE_TTL,
+  };
+  const tenancy = new TenancyService(deps.pool, deps.secret, config.NODE_PREFIX);
+  const registry = new RegistryService(deps.pool, deps.cache, deps.sinks ?? [], limits, config.NODE_PREFIX);
+  const resolver = new ResolverService(registry, deps.cache, config.CACHE_MAX_TTL);
+  app.decorate('services', { tenancy, registry, resolver });
+
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    request.log.debug({ method: request.method, url: request.url, statusCode: reply.statusCode, ms: reply.elapsedTime }, 'request');
+  });
+  // JSON only: a text/plain body is refused with 415 rather than parsed as a string.
+  app.removeContentTypeParser('text/plain');
+  registerErrorHandling(app);
+  registerAuthentication(app, tenancy);
+
+  await app.register(healthRoutes(deps.pool, deps.cache, config.NODE_ID));
+  await app.register(adminRoutes(tenancy), { prefix: '/api/admin' });
+  await app.register(registryRoutes(registry, config.MAX_VALUES_PER_RECORD));
+  await app.register(resolverRoutes(resolver, config.NODE_PREFIX));
+  return app;
+}

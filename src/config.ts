@@ -1,0 +1,84 @@
+import Type, { type Static } from 'typebox';
+import Value from 'typebox/value';
+import { normalisePrefix } from './handle/handle.js';
+
+/**
+ * Every environment variable the node reads, in one schema. README's table is generated from
+ * the same descriptions (`snode config`), so the two cannot drift apart.
+ */
+export const ConfigSchema = Type.Object({
+  HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'Interface the HTTP server binds to (0.0.0.0 for all).' }),
+  PORT: Type.Integer({ default: 8080, minimum: 0, maximum: 65535, description: 'HTTP port (0 picks a free one).' }),
+  DATABASE_URL: Type.String({
+    default: '',
+    pattern: '^(|postgres(ql)?://.*)$',
+    description: 'Postgres connection URL. Empty: start an embedded Postgres in DATA_DIR.',
+  }),
+  REDIS_URL: Type.String({
+    default: '',
+    pattern: '^(|rediss?://.*)$',
+    description: 'Redis URL for the shared cache. Empty: cache in the process (single-process mode).',
+  }),
+  REDIS_KEY_PREFIX: Type.String({ default: 'snode:', maxLength: 64, description: 'Prefix of every Redis key this node writes, so nodes can share one Redis.' }),
+  DATA_DIR: Type.String({ default: './.snode', minLength: 1, description: 'Folder for the embedded Postgres, the generated secret and the first admin key.' }),
+  NODE_PREFIX: Type.String({ default: '88.118', minLength: 1, maxLength: 128, description: 'The node prefix this secondary node owns; enterprise prefixes are one segment below it.' }),
+  NODE_ID: Type.String({ default: 'snode-1', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$', description: 'Name of this node in logs and health answers.' }),
+  LOG_LEVEL: Type.Enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+    default: 'info',
+    description: 'pino log level: fatal, error, warn, info, debug, trace or silent.',
+  }),
+  API_KEY_SECRET: Type.String({
+    default: '',
+    pattern: '^(|.{32,})$',
+    description: 'Server secret (32+ characters) under which API keys are stored as HMAC-SHA256. Empty: generated once into DATA_DIR/secret. Every process sharing a database needs the same value.',
+  }),
+  PG_POOL_MAX: Type.Integer({ default: 10, minimum: 1, maximum: 1000, description: 'Postgres connections per process.' }),
+  EMBEDDED_PG_PORT: Type.Integer({ default: 0, minimum: 0, maximum: 65535, description: 'Port of the embedded Postgres on 127.0.0.1 (0 picks a free one at each start).' }),
+  MAX_VALUES_PER_RECORD: Type.Integer({ default: 200, minimum: 1, maximum: 10000, description: 'Most values one identifier record may hold.' }),
+  MAX_VALUE_BYTES: Type.Integer({ default: 32768, minimum: 16, maximum: 1048576, description: 'Most bytes of data one value may hold.' }),
+  BODY_LIMIT_BYTES: Type.Integer({ default: 262144, minimum: 1024, maximum: 104857600, description: 'Largest request body accepted (bytes); larger answers 413.' }),
+  DEFAULT_VALUE_TTL: Type.Integer({ default: 86400, minimum: 0, maximum: 2147483647, description: 'TTL in seconds given to a value registered without one.' }),
+  CACHE_MAX_TTL: Type.Integer({ default: 3600, minimum: 0, maximum: 2147483647, description: 'Longest a resolved record stays cached, in seconds, whatever its value TTLs say (0 disables caching).' }),
+  CACHE_MEMORY_BYTES: Type.Integer({ default: 67108864, minimum: 0, description: 'Size bound of the in-process record cache used without Redis, in bytes.' }),
+  SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100, maximum: 600000, description: 'How long a graceful shutdown waits for in-flight requests before it forces the exit.' }),
+});
+
+export type Config = Static<typeof ConfigSchema>;
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Reads, defaults, coerces and validates the environment; throws ConfigError naming the variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(ConfigSchema.properties)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') raw[key] = value.trim();
+  }
+  const converted = Value.Convert(ConfigSchema, Value.Default(ConfigSchema, raw));
+  const errors = [...Value.Errors(ConfigSchema, converted)];
+  if (errors.length > 0) {
+    const lines = errors.map((e) => {
+      const name = e.instancePath.replace(/^\//, '') || '(config)';
+      const given = env[name];
+      return `${name}: ${e.message}${given !== undefined ? ` (got ${JSON.stringify(given)})` : ''}`;
+    });
+    throw new ConfigError(`invalid configuration:\n  ${[...new Set(lines)].join('\n  ')}`);
+  }
+  const config = converted as Config;
+  try {
+    config.NODE_PREFIX = normalisePrefix(config.NODE_PREFIX);
+  } catch (err) {
+    throw new ConfigError(`invalid configuration:\n  NODE_PREFIX: ${(err as Error).message} (got ${JSON.stringify(env.NODE_PREFIX)})`);
+  }
+  return config;
+}
+
+/** Rows for `snode config` and the README table. */
+export function describeConfig(): Array<{ name: string; default: string; description: string }> {
+  return Object.entries(ConfigSchema.properties).map(([name, schema]) => {
+    const s = schema as { default?: unknown; description?: string };
+    return { name, default: s.default === '' ? '(empty)' : String(s.default), description: s.description ?? '' };
+  });
+}

@@ -1,0 +1,30 @@
+/** HTTP preconditions of a write: overwrite=false, If-None-Match: * and If-Match: "<version>". */
+import { errors } from '../infra/errors.js';
+import type { WriteConditions } from './service.js';
+
+/** Parses If-Match: `*`, or a list of `"<version>"` entity tags (weak tags never match a write). */
+export function parseIfMatch(header: string | undefined): WriteConditions['ifMatch'] {
+  if (header === undefined) return undefined;
+  const value = header.trim();
+  if (value === '*') return '*';
+  const versions: number[] = [];
+  for (const part of value.split(',')) {
+    const match = /^"([1-9][0-9]{0,15})"$/.exec(part.trim());
+    if (!match) throw errors.badRequest('INVALID_PRECONDITION', `If-Match must be * or "<version>" entity tags; got ${JSON.stringify(header)}`);
+    versions.push(Number(match[1]));
+  }
+  return versions;
+}
+
+export function writeConditions(headers: { 'if-match'?: string; 'if-none-match'?: string }, overwrite: boolean | undefined): WriteConditions {
+  const ifNoneMatch = headers['if-none-match']?.trim();
+  if (ifNoneMatch !== undefined && ifNoneMatch !== '*') {
+    throw errors.badRequest('INVALID_PRECONDITION', 'on writes If-None-Match supports only * (create only)');
+  }
+  const conditions: WriteConditions = { createOnly: overwrite === false || ifNoneMatch === '*' };
+  const ifMatch = parseIfMatch(headers['if-match']);
+  if (ifMatch !== undefined) conditions.ifMatch = ifMatch;
+  return conditions;
+}
+
+export const etag = (version: number): string => `"${version}"`;

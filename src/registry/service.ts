@@ -1,0 +1,169 @@
+/** Registration: create, replace and delete identifier records under the caller's prefixes. */
+import type pg from 'pg';
+import { InvalidHandleError, isPrefixUnder, normalisePrefix, parseHandle, type Handle } from '../handle/handle.js';
+import { InvalidValueError } from '../handle/formats.js';
+import { normaliseValues, type HandleRecord, type ValueInput, type ValueLimits } from '../handle/values.js';
+import { errors } from '../infra/errors.js';
+import { withTransaction } from '../infra/postgres.js';
+import type { RecordCache } from '../resolver/record-cache.js';
+import { canList, ownsPrefix, type Actor } from '../tenancy/actor.js';
+import type { ChangeSink, IdentifierChange } from './change-sink.js';
+import * as repo from './repository.js';
+
+/** Preconditions of a write, from `overwrite`, `If-None-Match` and `If-Match`. */
+export interface WriteConditions {
+  /** Refuse with 409 when the handle exists (overwrite=false or If-None-Match: *). */
+  createOnly?: boolean;
+  /** If-Match: '*' (must exist) or the versions one of which must be current. */
+  ifMatch?: '*' | readonly number[];
+}
+
+export interface PutResult {
+  created: boolean;
+  record: HandleRecord;
+}
+
+type KeyActor = Extract<Actor, { kind: 'key' }>;
+
+export function parseHandleOrThrow(input: string): Handle {
+  try {
+    return parseHandle(input);
+  } catch (err) {
+    if (err instanceof InvalidHandleError) throw errors.invalidHandle(`invalid handle: ${err.message}`);
+    throw err;
+  }
+}
+
+export class RegistryService {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly cache: RecordCache,
+    private readonly sinks: readonly ChangeSink[],
+    private readonly limits: ValueLimits,
+    private readonly nodePrefix: string,
+  ) {}
+
+  private authorise(actor: Actor, handle: Handle): KeyActor {
+    if (actor.kind !== 'key') throw errors.authenticationNeeded();
+    if (actor.role === 'auditor') throw errors.forbidden('ROLE_NOT_ALLOWED', 'auditor keys are read-only');
+    if (!isPrefixUnder(handle.prefix, this.nodePrefix)) {
+      throw errors.forbidden('PREFIX_OUTSIDE_NODE', `prefix ${handle.prefix} is not under this node's prefix ${this.nodePrefix}`);
+    }
+    if (!ownsPrefix(actor, handle.prefix, this.nodePrefix)) {
+      throw errors.forbidden('PREFIX_NOT_OWNED', `this key may not write under prefix ${handle.prefix}`);
+    }
+    return actor;
+  }
+
+  private static checkIfMatch(handle: string, current: number | undefined, ifMatch: WriteConditions['ifMatch']): void {
+    if (ifMatch === undefined) return;
+    if (current === undefined) throw errors.versionMismatch(`handle ${handle} does not exist, so If-Match cannot match`);
+    if (ifMatch !== '*' && !ifMatch.includes(current)) {
+      throw errors.versionMismatch(`handle ${handle} is at version ${current}, not ${ifMatch.join(' or ')}`);
+    }
+  }
+
+  /** Creates or replaces a record. Values are checked before any row is touched. */
+  async put(actor: Actor, handleInput: string, input: readonly ValueInput[], conditions: WriteConditions = {}): Promise<PutResult> {
+    const handle = parseHandleOrThrow(handleInput);
+    const key = this.authorise(actor, handle);
+    const now = new Date().toISOString();
+    const toValues = (previous?: repo.LockedRecord) => {
+      try {
+        return normaliseValues(input, { limits: this.limits, now, prefix: handle.prefix, previous: previous?.values });
+      } catch (err) {
+        if (err instanceof InvalidValueError) throw errors.invalidValue(err.message);
+        throw err;
+      }
+    };
+    toValues(); // refuse bad input before opening a transaction
+
+    const result = await withTransaction(this.pool, async (tx) => {
+      // A concurrent create between our lock attempt and insert makes the insert a no-op; the
+      // second pass then finds and locks that row. Two passes always suffice.
+      for (let attempt = 0; attempt < 2; attempt += 1) {
+        const existing = await repo.lockRecord(tx, handle.prefix, handle.suffix);
+        RegistryService.checkIfMatch(handle.handle, existing?.version, conditions.ifMatch);
+        if (existing) {
+          if (conditions.createOnly) throw errors.handleExists(handle.handle);
+          const values = toValues(existing);
+          const version = await repo.replaceRecord(tx, handle.prefix, handle.suffix, values);
+          const change = this.change('update', handle, key, now, version, values, existing);
+          await this.emit(tx, [change]);
+          return { created: false, record: { handle: handle.handle, version, values } };
+        }
+        const values = toValues();
+        if (await repo.insertRecord(tx, handle.prefix, handle.suffix, values)) {
+          await this.emit(tx, [this.change('create', handle, key, now, 1, values, null)]);
+          return { created: true, record: { handle: handle.handle, version: 1, values } };
+        }
+      }
+      throw new Error(`could not settle a concurrent write of ${handle.handle}`);
+    });
+    await this.cache.invalidate([handle.handle]);
+    return result;
+  }
+
+  async delete(actor: Actor, handleInput: string, conditions: Pick<WriteConditions, 'ifMatch'> = {}): Promise<void> {
+    const handle = parseHandleOrThrow(handleInput);
+    const key = this.authorise(actor, handle);
+    const now = new Date().toISOString();
+    await withTransaction(this.pool, async (tx) => {
+      const existing = await repo.lockRecord(tx, handle.prefix, handle.suffix);
+      if (!existing) {
+        if (conditions.ifMatch !== undefined) RegistryService.checkIfMatch(handle.handle, undefined, conditions.ifMatch);
+        throw errors.handleNotFound(handle.handle);
+      }
+      RegistryService.checkIfMatch(handle.handle, existing.version, conditions.ifMatch);
+      await repo.deleteRecord(tx, handle.prefix, handle.suffix);
+      await this.emit(tx, [this.change('delete', handle, key, now, existing.version, null, existing)]);
+    });
+    await this.cache.invalidate([handle.handle]);
+  }
+
+  /** The stored record, read from Postgres (the resolver's source behind its caches). */
+  find(prefix: string, suffix: string): Promise<HandleRecord | undefined> {
+    return repo.findRecord(this.pool, prefix, suffix);
+  }
+
+  /** Handles under one prefix, page by page (0-based pages, as Handle REST does). */
+  async list(actor: Actor, prefixInput: string, page: number, pageSize: number): Promise<{ prefix: string; total: number; handles: string[] }> {
+    if (actor.kind !== 'key') throw errors.authenticationNeeded();
+    let prefix: string;
+    try {
+      prefix = normalisePrefix(prefixInput);
+    } catch (err) {
+      if (err instanceof InvalidHandleError) throw errors.invalidHandle(`invalid prefix: ${err.message}`);
+      throw err;
+    }
+    if (!canList(actor, prefix, this.nodePrefix)) throw errors.forbidden('PREFIX_NOT_OWNED', `this key may not list prefix ${prefix}`);
+    const { total, handles } = await repo.listHandles(this.pool, prefix, pageSize, page * pageSize);
+    return { prefix, total, handles };
+  }
+
+  private change(
+    op: IdentifierChange['op'],
+    handle: Handle,
+    actor: KeyActor,
+    at: string,
+    version: number,
+    values: IdentifierChange['values'],
+    previous: repo.LockedRecord | null,
+  ): IdentifierChange {
+    return {
+      op,
+      handle: handle.handle,
+      prefix: handle.prefix,
+      suffix: handle.suffix,
+      version,
+      values,
+      previous,
+      actor: { keyId: actor.keyId, role: actor.role },
+      at,
+    };
+  }
+
+  private async emit(tx: pg.PoolClient, changes: IdentifierChange[]): Promise<void> {
+    for (const sink of this.sinks) await sink.record(tx, changes);
+  }
+}

@@ -1,0 +1,138 @@
+/** config -> infrastructure -> app -> listen; and the graceful way back down. */
+import closeWithGrace from 'close-with-grace';
+import type pg from 'pg';
+import type { Redis } from 'ioredis';
+import { buildApp, type App } from './app.js';
+import type { ChangeSink } from './registry/change-sink.js';
+import type { Config } from './config.js';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from './infra/embedded-postgres.js';
+import { createLogger, type Logger } from './infra/logger.js';
+import { runMigrations } from './infra/migrations.js';
+import { createPool } from './infra/postgres.js';
+import { connectRedis, createRedis } from './infra/redis.js';
+import { loadServerSecret } from './infra/secrets.js';
+import { MemoryRecordCache } from './resolver/memory-record-cache.js';
+import type { RecordCache } from './resolver/record-cache.js';
+import { RedisRecordCache } from './resolver/redis-record-cache.js';
+import { ensureFirstAdminKey } from './tenancy/bootstrap.js';
+import { TenancyService } from './tenancy/service.js';
+
+export interface Database {
+  pool: pg.Pool;
+  embedded: EmbeddedPostgres | undefined;
+  close(): Promise<void>;
+}
+
+/** DATABASE_URL, or an embedded Postgres in DATA_DIR; migrated either way. */
+export async function openDatabase(config: Config, log: Logger): Promise<Database> {
+  let embedded: EmbeddedPostgres | undefined;
+  let url = config.DATABASE_URL;
+  if (!url) {
+    embedded = await startEmbeddedPostgres(config.DATA_DIR, { port: config.EMBEDDED_PG_PORT, log });
+    url = embedded.url;
+    log.info({ mode: 'embedded', cluster: embedded.mode, port: embedded.port, dataDir: config.DATA_DIR }, 'postgres: embedded (no DATABASE_URL)');
+  } else {
+    log.info({ mode: 'external' }, 'postgres: DATABASE_URL');
+  }
+  const pool = createPool(url, config.PG_POOL_MAX);
+  try {
+    const { applied, current } = await runMigrations(pool);
+    if (applied.length > 0) log.info({ applied, schemaVersion: current }, 'migrations applied');
+  } catch (err) {
+    await pool.end().catch(() => undefined);
+    await embedded?.stop();
+    throw err;
+  }
+  return {
+    pool,
+    embedded,
+    close: async () => {
+      await pool.end().catch((err: unknown) => log.warn({ err }, 'closing the postgres pool failed'));
+      await embedded?.stop();
+    },
+  };
+}
+
+export interface Cache {
+  cache: RecordCache;
+  redis: Redis | undefined;
+  close(): Promise<void>;
+}
+
+/** REDIS_URL, or a byte-bounded cache in the process. */
+export async function openCache(config: Config, log: Logger): Promise<Cache> {
+  if (!config.REDIS_URL) {
+    log.info({ mode: 'in-process', maxBytes: config.CACHE_MEMORY_BYTES }, 'cache: in-process (no REDIS_URL)');
+    const cache = new MemoryRecordCache(config.CACHE_MEMORY_BYTES);
+    return { cache, redis: undefined, close: () => cache.close() };
+  }
+  const redis = createRedis(config.REDIS_URL, log);
+  await connectRedis(redis, log);
+  log.info({ mode: 'redis', keyPrefix: config.REDIS_KEY_PREFIX }, 'cache: redis');
+  const cache = new RedisRecordCache(redis, config.REDIS_KEY_PREFIX, log);
+  return {
+    cache,
+    redis,
+    close: async () => {
+      await cache.close();
+      await redis.quit().catch(() => redis.disconnect());
+    },
+  };
+}
+
+export interface RunningNode {
+  app: App;
+  url: string;
+  log: Logger;
+  /** Stops accepting, finishes in-flight requests, closes pools, stops embedded Postgres. */
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: Logger;
+  /** Extra change sinks (federation, audit and statistics plug in here). */
+  sinks?: ChangeSink[];
+}
+
+export async function startNode(config: Config, options: StartOptions = {}): Promise<RunningNode> {
+  const log = options.log ?? createLogger(config.LOG_LEVEL, { nodeId: config.NODE_ID });
+  const secret = await loadServerSecret(config, log);
+  const database = await openDatabase(config, log);
+  let cache: Cache | undefined;
+  let app: App | undefined;
+  try {
+    cache = await openCache(config, log);
+    await ensureFirstAdminKey(database.pool, new TenancyService(database.pool, secret, config.NODE_PREFIX), config.DATA_DIR, log);
+    app = await buildApp(config, { pool: database.pool, cache: cache.cache, log, secret, sinks: options.sinks ?? [] });
+    const url = await app.listen({ host: config.HOST, port: config.PORT });
+    log.info({ url, nodePrefix: config.NODE_PREFIX }, 'snode listening');
+    const opened = { app, cache, database };
+    return {
+      app,
+      url,
+      log,
+      close: async () => {
+        await opened.app.close();
+        await opened.cache.close();
+        await opened.database.close();
+      },
+    };
+  } catch (err) {
+    await app?.close().catch(() => undefined);
+    await cache?.close().catch(() => undefined);
+    await database.close();
+    throw err;
+  }
+}
+
+/** `snode serve`: run until SIGTERM/SIGINT, then shut down gracefully. */
+export async function serve(config: Config): Promise<void> {
+  const log = createLogger(config.LOG_LEVEL, { nodeId: config.NODE_ID });
+  const node = await startNode(config, { log });
+  closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS, logger: { error: (m: unknown) => log.error(m) } }, async ({ signal, err }) => {
+    if (err) log.error({ err }, 'shutting down after an unexpected error');
+    else log.info({ signal }, 'shutting down');
+    await node.close();
+    log.info('stopped');
+  });
+}

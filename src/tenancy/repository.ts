@@ -1,0 +1,175 @@
+/** SQL for enterprises, prefixes and API keys. Every function takes the pool or a transaction. */
+import type { Db } from '../infra/postgres.js';
+import type { Role } from './api-keys.js';
+
+export interface EnterpriseRow {
+  id: string;
+  name: string;
+  uscc: string;
+  createdAt: string;
+  prefixes: string[];
+}
+
+export interface PrefixRow {
+  prefix: string;
+  enterpriseId: string;
+  state: string;
+  createdAt: string;
+}
+
+export interface ApiKeyRow {
+  id: string;
+  hint: string;
+  role: Role;
+  enterpriseId: string | null;
+  label: string;
+  createdAt: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  lastUsedAt: string | null;
+}
+
+export interface KeyIdentity {
+  id: string;
+  role: Role;
+  enterpriseId: string | null;
+  prefixes: string[];
+}
+
+const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
+
+const ENTERPRISE_SELECT = `
+  SELECT e.id, e.name, e.uscc, e.created_at,
+         COALESCE(array_agg(p.prefix ORDER BY p.prefix) FILTER (WHERE p.prefix IS NOT NULL), '{}') AS prefixes
+  FROM enterprises e LEFT JOIN prefixes p ON p.enterprise_id = e.id`;
+
+type EnterpriseDbRow = { id: string; name: string; uscc: string; created_at: Date; prefixes: string[] };
+const toEnterprise = (r: EnterpriseDbRow): EnterpriseRow => ({
+  id: r.id,
+  name: r.name,
+  uscc: r.uscc,
+  createdAt: r.created_at.toISOString(),
+  prefixes: r.prefixes,
+});
+
+export async function insertEnterprise(db: Db, name: string, uscc: string): Promise<EnterpriseRow> {
+  const { rows } = await db.query<{ id: string; created_at: Date }>(
+    'INSERT INTO enterprises (name, uscc) VALUES ($1, $2) RETURNING id, created_at',
+    [name, uscc],
+  );
+  const row = rows[0]!;
+  return { id: row.id, name, uscc, createdAt: row.created_at.toISOString(), prefixes: [] };
+}
+
+export async function findEnterprise(db: Db, id: string): Promise<EnterpriseRow | undefined> {
+  const { rows } = await db.query<EnterpriseDbRow>(`${ENTERPRISE_SELECT} WHERE e.id = $1 GROUP BY e.id`, [id]);
+  return rows[0] ? toEnterprise(rows[0]) : undefined;
+}
+
+export async function listEnterprises(db: Db, limit: number, offset: number): Promise<EnterpriseRow[]> {
+  const { rows } = await db.query<EnterpriseDbRow>(
+    `${ENTERPRISE_SELECT} GROUP BY e.id ORDER BY e.created_at, e.id LIMIT $1 OFFSET $2`,
+    [limit, offset],
+  );
+  return rows.map(toEnterprise);
+}
+
+export async function insertPrefix(db: Db, prefix: string, enterpriseId: string): Promise<PrefixRow> {
+  const { rows } = await db.query<{ created_at: Date; state: string }>(
+    'INSERT INTO prefixes (prefix, enterprise_id) VALUES ($1, $2) RETURNING created_at, state',
+    [prefix, enterpriseId],
+  );
+  return { prefix, enterpriseId, state: rows[0]!.state, createdAt: rows[0]!.created_at.toISOString() };
+}
+
+export async function listPrefixes(db: Db, limit: number, offset: number): Promise<PrefixRow[]> {
+  const { rows } = await db.query<{ prefix: string; enterprise_id: string; state: string; created_at: Date }>(
+    'SELECT prefix, enterprise_id, state, created_at FROM prefixes ORDER BY prefix LIMIT $1 OFFSET $2',
+    [limit, offset],
+  );
+  return rows.map((r) => ({ prefix: r.prefix, enterpriseId: r.enterprise_id, state: r.state, createdAt: r.created_at.toISOString() }));
+}
+
+export async function insertApiKey(
+  db: Db,
+  key: { hash: Buffer; hint: string; role: Role; enterpriseId: string | null; label: string; expiresAt: Date | null },
+): Promise<ApiKeyRow> {
+  const { rows } = await db.query<{ id: string; created_at: Date }>(
+    `INSERT INTO api_keys (key_hash, key_hint, role, enterprise_id, label, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at`,
+    [key.hash, key.hint, key.role, key.enterpriseId, key.label, key.expiresAt],
+  );
+  return {
+    id: rows[0]!.id,
+    hint: key.hint,
+    role: key.role,
+    enterpriseId: key.enterpriseId,
+    label: key.label,
+    createdAt: rows[0]!.created_at.toISOString(),
+    expiresAt: iso(key.expiresAt),
+    revokedAt: null,
+    lastUsedAt: null,
+  };
+}
+
+type KeyDbRow = {
+  id: string;
+  key_hint: string;
+  role: Role;
+  enterprise_id: string | null;
+  label: string;
+  created_at: Date;
+  expires_at: Date | null;
+  revoked_at: Date | null;
+  last_used_at: Date | null;
+};
+const toKey = (r: KeyDbRow): ApiKeyRow => ({
+  id: r.id,
+  hint: r.key_hint,
+  role: r.role,
+  enterpriseId: r.enterprise_id,
+  label: r.label,
+  createdAt: r.created_at.toISOString(),
+  expiresAt: iso(r.expires_at),
+  revokedAt: iso(r.revoked_at),
+  lastUsedAt: iso(r.last_used_at),
+});
+
+export async function listApiKeys(db: Db, enterpriseId: string | undefined): Promise<ApiKeyRow[]> {
+  const { rows } = await db.query<KeyDbRow>(
+    `SELECT id, key_hint, role, enterprise_id, label, created_at, expires_at, revoked_at, last_used_at
+     FROM api_keys WHERE ($1::uuid IS NULL OR enterprise_id = $1) ORDER BY created_at, id`,
+    [enterpriseId ?? null],
+  );
+  return rows.map(toKey);
+}
+
+/** Marks a key revoked; returns the row, or undefined when no such key exists. */
+export async function revokeApiKey(db: Db, id: string): Promise<ApiKeyRow | undefined> {
+  const { rows } = await db.query<KeyDbRow>(
+    `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1
+     RETURNING id, key_hint, role, enterprise_id, label, created_at, expires_at, revoked_at, last_used_at`,
+    [id],
+  );
+  return rows[0] ? toKey(rows[0]) : undefined;
+}
+
+/** The live key with this hash and its enterprise's active prefixes. */
+export async function findKeyIdentity(db: Db, hash: Buffer): Promise<KeyIdentity | undefined> {
+  const { rows } = await db.query<{ id: string; role: Role; enterprise_id: string | null; prefixes: string[] }>(
+    `SELECT k.id, k.role, k.enterprise_id,
+            COALESCE(array_agg(p.prefix) FILTER (WHERE p.prefix IS NOT NULL), '{}') AS prefixes
+     FROM api_keys k
+     LEFT JOIN prefixes p ON p.enterprise_id = k.enterprise_id AND p.state = 'active'
+     WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
+     GROUP BY k.id`,
+    [hash],
+  );
+  const row = rows[0];
+  return row ? { id: row.id, role: row.role, enterpriseId: row.enterprise_id, prefixes: row.prefixes } : undefined;
+}
+
+export async function countApiKeys(db: Db): Promise<number> {
+  const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM api_keys');
+  return Number(rows[0]!.n);
+}

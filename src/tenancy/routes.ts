@@ -1,0 +1,95 @@
+/** /api/admin: enterprises, prefixes and API keys. Admin keys only. */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import { errorResponses, UUID_PATTERN } from '../infra/http-schemas.js';
+import { ROLES } from './api-keys.js';
+import { requireRole } from './auth.js';
+import type { TenancyService } from './service.js';
+
+const Enterprise = Type.Object({
+  id: Type.String(),
+  name: Type.String(),
+  uscc: Type.String(),
+  createdAt: Type.String(),
+  prefixes: Type.Array(Type.String()),
+});
+const Prefix = Type.Object({ prefix: Type.String(), enterpriseId: Type.String(), state: Type.String(), createdAt: Type.String() });
+const RoleSchema = Type.Enum(ROLES);
+const ApiKey = Type.Object({
+  id: Type.String(),
+  hint: Type.String({ description: 'First characters of the key, to tell keys apart.' }),
+  role: RoleSchema,
+  enterpriseId: Type.Union([Type.String(), Type.Null()]),
+  label: Type.String(),
+  createdAt: Type.String(),
+  expiresAt: Type.Union([Type.String(), Type.Null()]),
+  revokedAt: Type.Union([Type.String(), Type.Null()]),
+  lastUsedAt: Type.Union([Type.String(), Type.Null()]),
+});
+const NewApiKey = Type.Intersect([ApiKey, Type.Object({ key: Type.String({ description: 'The key itself. Shown once; store it now.' }) })]);
+const IdParams = Type.Object({ id: Type.String({ pattern: UUID_PATTERN }) });
+const Paging = Type.Object({
+  limit: Type.Integer({ minimum: 1, maximum: 10000, default: 1000 }),
+  offset: Type.Integer({ minimum: 0, default: 0 }),
+});
+
+export function adminRoutes(tenancy: TenancyService): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.addHook('preHandler', requireRole('admin'));
+
+    app.post('/enterprises', {
+      schema: {
+        body: Type.Object(
+          {
+            name: Type.String({ minLength: 1, maxLength: 200 }),
+            uscc: Type.String({ minLength: 18, maxLength: 18, description: 'Unified social credit code (GB 32100-2015).' }),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: Enterprise, ...errorResponses },
+      },
+    }, async (request, reply) => reply.code(201).send(await tenancy.createEnterprise(request.body)));
+
+    app.get('/enterprises', { schema: { querystring: Paging, response: { 200: Type.Object({ items: Type.Array(Enterprise) }), ...errorResponses } } },
+      async (request) => ({ items: await tenancy.listEnterprises(request.query.limit, request.query.offset) }));
+
+    app.get('/enterprises/:id', { schema: { params: IdParams, response: { 200: Enterprise, ...errorResponses } } },
+      async (request) => tenancy.getEnterprise(request.params.id));
+
+    app.post('/enterprises/:id/prefixes', {
+      schema: {
+        params: IdParams,
+        body: Type.Object({ prefix: Type.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false }),
+        response: { 201: Prefix, ...errorResponses },
+      },
+    }, async (request, reply) => reply.code(201).send(await tenancy.addPrefix(request.params.id, request.body.prefix)));
+
+    app.get('/prefixes', { schema: { querystring: Paging, response: { 200: Type.Object({ items: Type.Array(Prefix) }), ...errorResponses } } },
+      async (request) => ({ items: await tenancy.listPrefixes(request.query.limit, request.query.offset) }));
+
+    app.post('/keys', {
+      schema: {
+        body: Type.Object(
+          {
+            role: RoleSchema,
+            enterpriseId: Type.Optional(Type.String({ pattern: UUID_PATTERN })),
+            label: Type.Optional(Type.String({ maxLength: 200 })),
+            expiresAt: Type.Optional(Type.String({ maxLength: 64, description: 'ISO 8601 date-time after which the key is refused.' })),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: NewApiKey, ...errorResponses },
+      },
+    }, async (request, reply) => reply.code(201).send(await tenancy.createKey(request.body)));
+
+    app.get('/keys', {
+      schema: {
+        querystring: Type.Object({ enterpriseId: Type.Optional(Type.String({ pattern: UUID_PATTERN })) }),
+        response: { 200: Type.Object({ items: Type.Array(ApiKey) }), ...errorResponses },
+      },
+    }, async (request) => ({ items: await tenancy.listKeys(request.query.enterpriseId) }));
+
+    app.delete('/keys/:id', { schema: { params: IdParams, response: { 200: ApiKey, ...errorResponses } } },
+      async (request) => tenancy.revokeKey(request.params.id));
+  };
+}

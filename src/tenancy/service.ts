@@ -1,0 +1,126 @@
+/** Enterprises, their prefixes and API keys: the logic behind /api/admin and `snode admin`. */
+import type pg from 'pg';
+import { InvalidHandleError, isChildPrefix, normalisePrefix } from '../handle/handle.js';
+import { usccProblem } from '../handle/uscc.js';
+import { errors } from '../infra/errors.js';
+import { sqlState, UNIQUE_VIOLATION, type Db } from '../infra/postgres.js';
+import { ANONYMOUS, type Actor } from './actor.js';
+import { generateApiKey, hashApiKey, looksLikeApiKey, type Role } from './api-keys.js';
+import * as repo from './repository.js';
+
+export interface NewKey extends repo.ApiKeyRow {
+  /** The key itself: returned once, never stored. */
+  key: string;
+}
+
+export class TenancyService {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly secret: Buffer,
+    readonly nodePrefix: string,
+  ) {}
+
+  async createEnterprise(input: { name: string; uscc: string }): Promise<repo.EnterpriseRow> {
+    const name = input.name.trim();
+    if (name.length === 0) throw errors.badRequest('INVALID_NAME', 'enterprise name is empty');
+    const uscc = input.uscc.trim().toUpperCase();
+    const problem = usccProblem(uscc);
+    if (problem) throw errors.badRequest('INVALID_USCC', problem);
+    try {
+      return await repo.insertEnterprise(this.pool, name, uscc);
+    } catch (err) {
+      if (sqlState(err) === UNIQUE_VIOLATION) throw errors.conflict('ENTERPRISE_EXISTS', `an enterprise with code ${uscc} exists already`);
+      throw err;
+    }
+  }
+
+  async getEnterprise(id: string): Promise<repo.EnterpriseRow> {
+    const enterprise = await repo.findEnterprise(this.pool, id);
+    if (!enterprise) throw errors.notFound('ENTERPRISE_NOT_FOUND', `no enterprise ${id}`);
+    return enterprise;
+  }
+
+  listEnterprises(limit = 1000, offset = 0): Promise<repo.EnterpriseRow[]> {
+    return repo.listEnterprises(this.pool, limit, offset);
+  }
+
+  async addPrefix(enterpriseId: string, prefixInput: string): Promise<repo.PrefixRow> {
+    let prefix: string;
+    try {
+      prefix = normalisePrefix(prefixInput.trim());
+    } catch (err) {
+      if (err instanceof InvalidHandleError) throw errors.badRequest('INVALID_PREFIX', err.message);
+      throw err;
+    }
+    if (!isChildPrefix(prefix, this.nodePrefix)) {
+      throw errors.badRequest('PREFIX_OUTSIDE_NODE', `an enterprise prefix is one segment below the node prefix ${this.nodePrefix} (like ${this.nodePrefix}.8); got ${prefix}`);
+    }
+    await this.getEnterprise(enterpriseId);
+    try {
+      return await repo.insertPrefix(this.pool, prefix, enterpriseId);
+    } catch (err) {
+      if (sqlState(err) === UNIQUE_VIOLATION) throw errors.conflict('PREFIX_TAKEN', `prefix ${prefix} is allocated already`);
+      throw err;
+    }
+  }
+
+  listPrefixes(limit = 10000, offset = 0): Promise<repo.PrefixRow[]> {
+    return repo.listPrefixes(this.pool, limit, offset);
+  }
+
+  async createKey(
+    input: { role: Role; enterpriseId?: string | null; label?: string; expiresAt?: string | null },
+    db: Db = this.pool,
+  ): Promise<NewKey> {
+    const enterpriseId = input.enterpriseId ?? null;
+    if (input.role === 'enterprise' && !enterpriseId) throw errors.badRequest('ENTERPRISE_REQUIRED', 'an enterprise key needs enterpriseId');
+    if (input.role !== 'enterprise' && enterpriseId) {
+      throw errors.badRequest('ENTERPRISE_NOT_ALLOWED', `an ${input.role} key belongs to the node, not to an enterprise`);
+    }
+    if (enterpriseId && !(await repo.findEnterprise(db, enterpriseId))) {
+      throw errors.notFound('ENTERPRISE_NOT_FOUND', `no enterprise ${enterpriseId}`);
+    }
+    let expiresAt: Date | null = null;
+    if (input.expiresAt) {
+      expiresAt = new Date(input.expiresAt);
+      if (Number.isNaN(expiresAt.getTime())) throw errors.badRequest('INVALID_EXPIRY', 'expiresAt is not a date-time');
+      if (expiresAt.getTime() <= Date.now()) throw errors.badRequest('INVALID_EXPIRY', 'expiresAt is in the past');
+    }
+    const { key, hint } = generateApiKey();
+    const row = await repo.insertApiKey(db, {
+      hash: hashApiKey(this.secret, key),
+      hint,
+      role: input.role,
+      enterpriseId,
+      label: input.label?.trim() ?? '',
+      expiresAt,
+    });
+    return { ...row, key };
+  }
+
+  listKeys(enterpriseId?: string): Promise<repo.ApiKeyRow[]> {
+    return repo.listApiKeys(this.pool, enterpriseId);
+  }
+
+  async revokeKey(id: string): Promise<repo.ApiKeyRow> {
+    const row = await repo.revokeApiKey(this.pool, id);
+    if (!row) throw errors.notFound('KEY_NOT_FOUND', `no API key ${id}`);
+    return row;
+  }
+
+  /** The actor behind an Authorization header value; anonymous without one. */
+  async authenticate(authorization: string | undefined): Promise<Actor> {
+    if (authorization === undefined || authorization === '') return ANONYMOUS;
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    if (!match) throw errors.authenticationNeeded('the Authorization header must be "Bearer <api key>"');
+    const key = match[1]!;
+    if (!looksLikeApiKey(key)) throw errors.invalidKey();
+    const identity = await repo.findKeyIdentity(this.pool, hashApiKey(this.secret, key));
+    if (!identity) throw errors.invalidKey();
+    return { kind: 'key', keyId: identity.id, role: identity.role, enterpriseId: identity.enterpriseId, prefixes: identity.prefixes };
+  }
+
+  countKeys(db: Db = this.pool): Promise<number> {
+    return repo.countApiKeys(db);
+  }
+}

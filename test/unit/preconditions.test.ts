@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { AppError } from '../../src/infra/errors.js';
+import { parseIfMatch, writeConditions } from '../../src/registry/preconditions.js';
+
+describe('write preconditions', () => {
+  it('parses If-Match entity tags and *', () => {
+    expect(parseIfMatch(undefined)).toBeUndefined();
+    expect(parseIfMatch('*')).toBe('*');
+    expect(parseIfMatch('"3"')).toEqual([3]);
+    expect(parseIfMatch('"3", "4"')).toEqual([3, 4]);
+  });
+
+  it('refuses malformed and weak tags', () => {
+    for (const bad of ['3', 'W/"3"', '"x"', '"0"', '']) expect(() => parseIfMatch(bad)).toThrow(AppError);
+  });
+
+  it('treats overwrite=false and If-None-Match: * as create-only', () => {
+    expect(writeConditions({}, false).createOnly).toBe(true);
+    expect(writeConditions({ 'if-none-match': '*' }, undefined).createOnly).toBe(true);
+    expect(writeConditions({}, true).createOnly).toBe(false);
+    expect(writeConditions({}, undefined).createOnly).toBe(false);
+    expect(() => writeConditions({ 'if-none-match': '"2"' }, undefined)).toThrow(/only \*/);
+  });
+});
