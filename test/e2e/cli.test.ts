@@ -1,0 +1,87 @@
+/** The `snode` command line as an operator uses it: help, config errors, migrate, admin. */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ConfigSchema } from '../../src/config.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
+import { call, url } from '../helpers/http.js';
+import { startTestNode, type TestNode } from '../helpers/node.js';
+import { runCli } from '../helpers/process.js';
+import { makeUscc } from '../helpers/uscc.js';
+
+let db: TestDatabase;
+let node: TestNode;
+const SECRET = 'test-secret-test-secret-test-secret-0123';
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  env = { DATABASE_URL: db.url, API_KEY_SECRET: SECRET, NODE_PREFIX: '88.118' };
+});
+
+afterAll(async () => {
+  await node?.close();
+  await db?.drop();
+});
+
+describe('snode CLI', () => {
+  it('prints help listing commands, environment variables and exit codes', async () => {
+    const top = await runCli(['--help']);
+    expect(top.code).toBe(0);
+    for (const word of ['serve', 'migrate', 'admin', 'config', 'Exit codes']) expect(top.stdout).toContain(word);
+    const serve = await runCli(['serve', '--help']);
+    for (const name of Object.keys(ConfigSchema.properties)) expect(serve.stdout).toContain(name);
+    const key = await runCli(['admin', 'key', 'create', '--help']);
+    expect(key.stdout).toMatch(/--role <role>.*choices: "admin", "enterprise", "auditor"/s);
+  });
+
+  it('exits 2 on bad usage and on bad configuration, naming the variable', async () => {
+    expect((await runCli(['no-such-command'])).code).toBe(2);
+    expect((await runCli(['admin', 'key', 'create'])).code).toBe(2);
+    const bad = await runCli(['migrate'], { PORT: 'eighty' });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('PORT');
+    expect(bad.stderr).toContain('eighty');
+  });
+
+  it('prints the configuration table', async () => {
+    const r = await runCli(['config', '--markdown']);
+    expect(r.code).toBe(0);
+    for (const name of Object.keys(ConfigSchema.properties)) expect(r.stdout).toContain(`\`${name}\``);
+  });
+
+  it('migrates, then manages enterprises, prefixes and keys that a node accepts', async () => {
+    const migrated = await runCli(['migrate'], env);
+    expect(migrated.code, migrated.stderr).toBe(0);
+
+    const enterprise = await runCli(['admin', 'enterprise', 'create', '--name', '苏州示例零部件有限公司', '--uscc', makeUscc(701)], env);
+    expect(enterprise.code, enterprise.stderr).toBe(0);
+    const { id } = JSON.parse(enterprise.stdout);
+
+    const invalid = await runCli(['admin', 'enterprise', 'create', '--name', 'x', '--uscc', '123'], env);
+    expect(invalid.code).toBe(1);
+    expect(invalid.stderr).toContain('INVALID_USCC');
+
+    const prefix = await runCli(['admin', 'prefix', 'add', '88.118.66', '--enterprise', id], env);
+    expect(prefix.code, prefix.stderr).toBe(0);
+    expect(JSON.parse(prefix.stdout)).toMatchObject({ prefix: '88.118.66', enterpriseId: id, state: 'active' });
+
+    const created = await runCli(['admin', 'key', 'create', '--role', 'enterprise', '--enterprise', id, '--label', 'cli'], env);
+    expect(created.code, created.stderr).toBe(0);
+    const key = JSON.parse(created.stdout);
+    expect(key.key).toMatch(/^snk_/);
+
+    const listed = await runCli(['admin', 'key', 'list'], env);
+    expect(listed.stdout).toContain(key.id);
+    expect(listed.stdout).not.toContain(key.key);
+
+    node = await startTestNode({ databaseUrl: db.url, redis: false, env: { API_KEY_SECRET: SECRET } });
+    expect((await call(node.url, 'PUT', '/api/handles/88.118.66/CLI-1', { key: key.key, body: { values: [url('x')] } })).status).toBe(200);
+
+    const revoked = await runCli(['admin', 'key', 'revoke', key.id], env);
+    expect(revoked.code, revoked.stderr).toBe(0);
+    expect((await call(node.url, 'PUT', '/api/handles/88.118.66/CLI-2', { key: key.key, body: { values: [url('x')] } })).status).toBe(401);
+
+    const missing = await runCli(['admin', 'enterprise', 'show', '00000000-0000-4000-8000-000000000000'], env);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain('ENTERPRISE_NOT_FOUND');
+  });
+});

@@ -1,0 +1,75 @@
+/**
+ * The README's start command on a fresh folder: no DATABASE_URL, no REDIS_URL. The node starts a
+ * real embedded Postgres, registers and resolves over HTTP, stops it on SIGTERM, and finds the
+ * record again after a restart.
+ */
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { call, onboard, url } from '../helpers/http.js';
+import { runCli, startProcess, type NodeProcess } from '../helpers/process.js';
+import { makeUscc } from '../helpers/uscc.js';
+
+let dataDir: string;
+let running: NodeProcess | undefined;
+
+beforeAll(async () => {
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'snode-e2e-'));
+});
+
+afterAll(async () => {
+  running?.kill();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('embedded defaults (npm start)', () => {
+  it('boots, registers, resolves, stops cleanly and keeps the record across a restart', async () => {
+    running = await startProcess({ DATA_DIR: dataDir, PORT: '0' });
+    const messages = running.logs.map((l) => String(l.msg));
+    expect(messages).toContain('postgres: embedded (no DATABASE_URL)');
+    expect(messages).toContain('cache: in-process (no REDIS_URL)');
+    expect(running.logs.find((l) => String(l.msg).includes('first admin key'))?.file).toBe(path.join(dataDir, 'admin.key'));
+
+    const adminKey = (await readFile(path.join(dataDir, 'admin.key'), 'utf8')).trim();
+    expect((await stat(path.join(dataDir, 'admin.key'))).mode & 0o777).toBe(0o600);
+    expect(running.output()).not.toContain(adminKey);
+    const { key } = await onboard(running.url, adminKey, makeUscc(601), '88.118.8', '南京示例制造有限公司');
+    const put = await call(running.url, 'PUT', '/api/handles/88.118.8/PART-0001', { key, body: { values: [url('https://example.com/parts/0001')] } });
+    expect(put.status).toBe(200);
+    const got = await call(running.url, 'GET', '/api/handles/88.118.8/PART-0001');
+    expect(got.body.values[0].data.value).toBe('https://example.com/parts/0001');
+
+    // The admin CLI works while the node runs, on the same embedded cluster.
+    const listed = await runCli(['admin', 'enterprise', 'list'], { DATA_DIR: dataDir });
+    expect(listed.code, listed.stderr).toBe(0);
+    expect(JSON.parse(listed.stdout)[0]).toMatchObject({ name: '南京示例制造有限公司', prefixes: ['88.118.8'] });
+    expect((await call(running.url, 'GET', '/readyz')).status).toBe(200);
+
+    expect(await running.stop('SIGTERM')).toBe(0);
+    expect(running.logs.map((l) => l.msg)).toContain('stopped');
+    expect(existsSync(path.join(dataDir, 'pg', 'postmaster.pid'))).toBe(false);
+
+    running = await startProcess({ DATA_DIR: dataDir, PORT: '0' });
+    expect(running.logs.some((l) => String(l.msg).includes('first admin key'))).toBe(false);
+    const again = await call(running.url, 'GET', '/api/handles/88.118.8/PART-0001');
+    expect(again.status).toBe(200);
+    expect(again.body.values[0].data.value).toBe('https://example.com/parts/0001');
+    expect(await running.stop('SIGINT')).toBe(0);
+    running = undefined;
+  });
+
+  it('adopts a cluster left running by a killed node', async () => {
+    const first = await startProcess({ DATA_DIR: dataDir, PORT: '0' }, [process.execPath, 'dist/main.js', 'serve']);
+    await first.stop('SIGKILL');
+    // The orphaned postmaster still runs; the next node reuses it and stops it on exit.
+    expect(existsSync(path.join(dataDir, 'pg', 'postmaster.pid'))).toBe(true);
+    running = await startProcess({ DATA_DIR: dataDir, PORT: '0' });
+    expect(running.logs.some((l) => String(l.msg).includes('adopting'))).toBe(true);
+    expect((await call(running.url, 'GET', '/api/handles/88.118.8/PART-0001')).status).toBe(200);
+    expect(await running.stop('SIGTERM')).toBe(0);
+    running = undefined;
+    expect(existsSync(path.join(dataDir, 'pg', 'postmaster.pid'))).toBe(false);
+  });
+});

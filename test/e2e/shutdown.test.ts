@@ -1,0 +1,68 @@
+/** SIGTERM during a burst of writes: in-flight requests finish, and every acknowledged write is stored. */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
+import { call, onboard, url } from '../helpers/http.js';
+import { startProcess, type NodeProcess } from '../helpers/process.js';
+import { makeUscc } from '../helpers/uscc.js';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { TEST_REDIS_URL } from '../helpers/env.js';
+
+let db: TestDatabase;
+let dataDir: string;
+let proc: NodeProcess | undefined;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'snode-shutdown-'));
+});
+
+afterAll(async () => {
+  proc?.kill();
+  await db?.drop();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('graceful shutdown', () => {
+  it('finishes in-flight writes and exits 0', async () => {
+    proc = await startProcess(
+      { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: `snode-shutdown-${process.pid}:`, DATA_DIR: dataDir, PORT: '0', API_KEY_SECRET: 'x'.repeat(32) },
+      [process.execPath, 'dist/main.js', 'serve'],
+    );
+    const adminKey = (await readFile(path.join(dataDir, 'admin.key'), 'utf8')).trim();
+    const { key } = await onboard(proc.url, adminKey, makeUscc(801), '88.118.8');
+    const running = proc;
+    let signalled = false;
+    const outcomes = await Promise.all(
+      Array.from({ length: 300 }, async (_, i) => {
+        await new Promise((r) => setTimeout(r, i));
+        try {
+          const r = await call(running.url, 'PUT', `/api/handles/88.118.8/SD-${i}`, { key, body: { values: [url(`v${i}`)] } });
+          if (r.status === 200 && !signalled) {
+            signalled = true;
+            running.child.kill('SIGTERM');
+          }
+          return { i, status: r.status };
+        } catch {
+          return { i, status: 0 }; // refused after the listener closed: never acknowledged
+        }
+      }),
+    );
+    expect(await running.stop()).toBe(0);
+    proc = undefined;
+    const acknowledged = outcomes.filter((o) => o.status === 200).map((o) => `SD-${o.i}`);
+    expect(acknowledged.length).toBeGreaterThan(0);
+    expect(outcomes.filter((o) => o.status >= 500 && o.status !== 503)).toEqual([]);
+    const sql = new pg.Client({ connectionString: db.url });
+    await sql.connect();
+    try {
+      const { rows } = await sql.query("SELECT suffix FROM identifiers WHERE prefix = '88.118.8'");
+      const stored = new Set(rows.map((r) => r.suffix));
+      expect(acknowledged.filter((s) => !stored.has(s))).toEqual([]);
+    } finally {
+      await sql.end();
+    }
+  });
+});
