@@ -5,6 +5,7 @@
  */
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, describeConfig, loadConfig, type Config } from './config.js';
+import { EmbeddedPostgresError } from './infra/embedded-postgres.js';
 import { AppError } from './infra/errors.js';
 import { createLogger } from './infra/logger.js';
 import { MigrationError } from './infra/migrations.js';
@@ -131,6 +132,9 @@ async function main(argv: string[]): Promise<void> {
       process.exitCode = EXIT_FAILED;
     } else if (err instanceof MigrationError) {
       process.stderr.write(`snode: migration refused: ${err.message}\n`);
+      process.exitCode = EXIT_FAILED;
+    } else if (err instanceof EmbeddedPostgresError) {
+      process.stderr.write(`snode: ${err.message}\n`);
       process.exitCode = EXIT_FAILED;
     } else {
       process.stderr.write(`snode: ${(err as Error).stack ?? String(err)}\n`);

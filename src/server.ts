@@ -34,7 +34,7 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
   } else {
     log.info({ mode: 'external' }, 'postgres: DATABASE_URL');
   }
-  const pool = createPool(url, config.PG_POOL_MAX);
+  const pool = createPool(url, config.PG_POOL_MAX, log);
   try {
     const { applied, current } = await runMigrations(pool);
     if (applied.length > 0) log.info({ applied, schemaVersion: current }, 'migrations applied');

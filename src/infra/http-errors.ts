@@ -1,6 +1,7 @@
 /** The one error handler: typed errors and framework errors become stable bodies, 5xx never leak. */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, ResponseCode } from './errors.js';
+import { isDatabaseUnavailable } from './postgres.js';
 
 const HANDLE_API = '/api/handles';
 
@@ -59,6 +60,9 @@ function classify(error: FastifyError | AppError | Error): Outcome {
   if (error instanceof SyntaxError && fe.statusCode === 400) {
     return { status: 400, code: 'INVALID_JSON', message: `the body is not valid JSON: ${error.message}`, responseCode: ResponseCode.ERROR };
   }
+  if (isDatabaseUnavailable(error)) {
+    return { status: 503, code: 'SERVICE_UNAVAILABLE', message: 'the database is unavailable; retry shortly', responseCode: ResponseCode.SERVER_TOO_BUSY };
+  }
   const status = typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500 ? fe.statusCode : 500;
   if (status < 500) return { status, code: 'BAD_REQUEST', message: fe.message, responseCode: ResponseCode.ERROR };
   return { status: 500, code: 'INTERNAL_ERROR', message: 'internal error; quote the request id when reporting it', responseCode: ResponseCode.ERROR };
@@ -75,7 +79,8 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, outcome:
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const outcome = classify(error);
-    if (outcome.status >= 500) request.log.error({ err: error }, 'request failed');
+    if (outcome.status === 503) request.log.warn({ err: error.message }, 'request refused: database unavailable');
+    else if (outcome.status >= 500) request.log.error({ err: error }, 'request failed');
     else if (!(error instanceof AppError)) request.log.info({ code: outcome.code, reason: error.message }, 'request refused');
     return sendError(request, reply, outcome);
   });

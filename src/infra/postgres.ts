@@ -1,13 +1,14 @@
 /** Postgres pool and the transaction helper every repository write goes through. */
 import pg from 'pg';
+import type { Logger } from './logger.js';
 
 export type Db = pg.Pool | pg.PoolClient;
 export type Tx = pg.PoolClient;
 
-export function createPool(url: string, max: number): pg.Pool {
+export function createPool(url: string, max: number, log?: Logger): pg.Pool {
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5000, idleTimeoutMillis: 30000 });
   // An idle client losing its connection must not crash the process; the pool replaces it.
-  pool.on('error', () => undefined);
+  pool.on('error', (err) => log?.warn({ err: err.message }, 'an idle postgres connection failed; the pool replaces it'));
   return pool;
 }
 
@@ -37,3 +38,16 @@ export function sqlState(err: unknown): string | undefined {
 }
 
 export const UNIQUE_VIOLATION = '23505';
+
+const UNAVAILABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P02', '57P03', '53300']);
+
+/**
+ * Whether an error means Postgres is unreachable or refusing work (connection refused or lost,
+ * shutting down, too many connections, pool wait timed out) rather than a bug: answered 503.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  const code = sqlState(err);
+  if (code !== undefined && (UNAVAILABLE_CODES.has(code) || code.startsWith('08'))) return true;
+  const message = err instanceof Error ? err.message : '';
+  return /timeout exceeded when trying to connect|Connection terminated|connection timeout/i.test(message);
+}

@@ -4,12 +4,12 @@
  * record again after a restart.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { chown, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { call, onboard, url } from '../helpers/http.js';
-import { runCli, startProcess, type NodeProcess } from '../helpers/process.js';
+import { killEmbeddedPostgres, runCli, startProcess, type NodeProcess } from '../helpers/process.js';
 import { makeUscc } from '../helpers/uscc.js';
 
 let dataDir: string;
@@ -21,6 +21,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   running?.kill();
+  killEmbeddedPostgres(dataDir);
   await rm(dataDir, { recursive: true, force: true });
 });
 
@@ -71,5 +72,37 @@ describe('embedded defaults (npm start)', () => {
     expect(await running.stop('SIGTERM')).toBe(0);
     running = undefined;
     expect(existsSync(path.join(dataDir, 'pg', 'postmaster.pid'))).toBe(false);
+  });
+});
+
+describe.runIf(process.getuid?.() === 0)('ownership of DATA_DIR when started as root', () => {
+  it('also runs as an ordinary user', async () => {
+    const home = await mkdtemp(path.join(os.tmpdir(), 'snode-nobody-'));
+    await chown(home, 65534, 65534);
+    const user = { uid: 65534, gid: 65534 };
+    const node = await startProcess({ DATA_DIR: path.join(home, 'data'), PORT: '0' }, [process.execPath, 'dist/main.js', 'serve'], user);
+    try {
+      expect((await call(node.url, 'GET', '/readyz')).body).toMatchObject({ status: 'ready', postgres: 'up' });
+      const adminKey = (await readFile(path.join(home, 'data', 'admin.key'), 'utf8')).trim();
+      expect((await call(node.url, 'GET', '/api/admin/keys', { key: adminKey })).status).toBe(200);
+      expect(await node.stop('SIGTERM')).toBe(0);
+    } finally {
+      node.kill();
+      killEmbeddedPostgres(path.join(home, 'data'));
+      await rm(home, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses, naming DATA_DIR, when the postgres user cannot reach it', async () => {
+    const locked = await mkdtemp(path.join(os.tmpdir(), 'snode-locked-')); // mode 0700, owned by root
+    await mkdir(path.join(locked, 'inner'));
+    try {
+      const result = await runCli(['migrate'], { DATA_DIR: path.join(locked, 'inner', 'data') });
+      expect(result.code).toBe(1);
+      expect(result.stderr).toContain(path.join(locked, 'inner', 'data'));
+      expect(result.stderr).toMatch(/cannot be reached by the postgres user/);
+    } finally {
+      await rm(locked, { recursive: true, force: true });
+    }
   });
 });

@@ -1,5 +1,7 @@
 /** Real node processes for e2e tests: started from the built CLI, watched through their JSON log. */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -17,7 +19,12 @@ export interface NodeProcess {
 }
 
 /** Starts `command` (default: the README's `npm start`) and waits for the "snode listening" line. */
-export async function startProcess(env: Record<string, string>, command: string[] = ['npm', 'start'], timeoutMs = 60_000): Promise<NodeProcess> {
+export async function startProcess(
+  env: Record<string, string>,
+  command: string[] = ['npm', 'start'],
+  user: { uid: number; gid: number } | undefined = undefined,
+  timeoutMs = 60_000,
+): Promise<NodeProcess> {
   const baseEnv = { ...process.env };
   for (const name of ['DATABASE_URL', 'REDIS_URL', 'PORT', 'DATA_DIR', 'API_KEY_SECRET', 'NODE_PREFIX']) delete baseEnv[name];
   // Its own process group, so a failed test can kill everything it started.
@@ -26,6 +33,7 @@ export async function startProcess(env: Record<string, string>, command: string[
     env: { ...baseEnv, LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
+    ...user,
   });
   const logs: Array<Record<string, unknown>> = [];
   let text = '';
@@ -93,15 +101,25 @@ export interface CliResult {
 }
 
 /** Runs `snode ARGS` from dist/ to completion. */
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+export function runCli(args: string[], env: Record<string, string> = {}, user?: { uid: number; gid: number }): Promise<CliResult> {
   const baseEnv = { ...process.env };
   for (const name of ['DATABASE_URL', 'REDIS_URL', 'PORT', 'DATA_DIR', 'API_KEY_SECRET', 'NODE_PREFIX', 'LOG_LEVEL']) delete baseEnv[name];
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['dist/main.js', ...args], { cwd: ROOT, env: { ...baseEnv, ...env } });
+    const child = spawn(process.execPath, ['dist/main.js', ...args], { cwd: ROOT, env: { ...baseEnv, ...env }, ...user });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
     child.once('exit', (code) => resolve({ code, stdout, stderr }));
   });
+}
+
+/** Cleanup after a failed test: the embedded postmaster runs in its own session, so kill it by pid. */
+export function killEmbeddedPostgres(dataDir: string): void {
+  try {
+    const pid = Number(readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
+    if (pid > 0) process.kill(pid, 'SIGKILL');
+  } catch {
+    // not running
+  }
 }
