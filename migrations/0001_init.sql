@@ -35,11 +35,12 @@ CREATE INDEX api_keys_enterprise_idx ON api_keys (enterprise_id);
 -- One row per identifier. The primary key leads with the prefix so the table can later be
 -- hash-partitioned (or Citus-distributed) by prefix without changing any key. No foreign key to
 -- prefixes: an admin may register under any prefix below the node prefix, and a distributed
--- table should not reference a local one.
+-- table should not reference a local one. Values are json, not jsonb: json keeps the text as
+-- written, so a record resolves with its keys in the order they were registered.
 CREATE TABLE identifiers (
   prefix         text COLLATE "C" NOT NULL,
   suffix         text COLLATE "C" NOT NULL,
-  handle_values  jsonb NOT NULL,
+  handle_values  json NOT NULL,
   version        bigint NOT NULL DEFAULT 1 CHECK (version > 0),
   created_at     timestamptz NOT NULL DEFAULT now(),
   updated_at     timestamptz NOT NULL DEFAULT now(),

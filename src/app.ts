@@ -8,6 +8,7 @@ import type pg from 'pg';
 import type { Config } from './config.js';
 import { healthRoutes } from './infra/health-routes.js';
 import { registerErrorHandling } from './infra/http-errors.js';
+import { validatorCompiler } from './infra/validation.js';
 import type { Logger } from './infra/logger.js';
 import type { ChangeSink } from './registry/change-sink.js';
 import { registryRoutes } from './registry/routes.js';
@@ -61,8 +62,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     bodyLimit: config.BODY_LIMIT_BYTES,
     // Handles are up to 255 bytes and may be percent-encoded three bytes per byte.
     routerOptions: { maxParamLength: 1024 },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(validatorCompiler());
 
   const limits = {
     maxValues: config.MAX_VALUES_PER_RECORD,

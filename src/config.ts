@@ -49,6 +49,14 @@ export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
 
+/** What an error message may show of a value: never a secret, never a URL's credentials. */
+function shown(name: string, value: string): string {
+  if (name === 'API_KEY_SECRET') return `(${value.length} characters, not shown)`;
+  // Greedy to the last @: better to hide the host than to show part of a password.
+  if (name.endsWith('_URL')) return JSON.stringify(value.replace(/^([^:]*:\/\/).*@/, '$1***@'));
+  return JSON.stringify(value);
+}
+
 /** Reads, defaults, coerces and validates the environment; throws ConfigError naming the variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const raw: Record<string, unknown> = {};
@@ -62,7 +70,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const lines = errors.map((e) => {
       const name = e.instancePath.replace(/^\//, '') || '(config)';
       const given = env[name];
-      return `${name}: ${e.message}${given !== undefined ? ` (got ${JSON.stringify(given)})` : ''}`;
+      return `${name}: ${e.message}${given !== undefined ? ` (got ${shown(name, given)})` : ''}`;
     });
     throw new ConfigError(`invalid configuration:\n  ${[...new Set(lines)].join('\n  ')}`);
   }
@@ -70,7 +78,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   try {
     config.NODE_PREFIX = normalisePrefix(config.NODE_PREFIX);
   } catch (err) {
-    throw new ConfigError(`invalid configuration:\n  NODE_PREFIX: ${(err as Error).message} (got ${JSON.stringify(env.NODE_PREFIX)})`);
+    throw new ConfigError(`invalid configuration:\n  NODE_PREFIX: ${(err as Error).message} (got ${shown('NODE_PREFIX', env.NODE_PREFIX ?? '')})`);
   }
   return config;
 }

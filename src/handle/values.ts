@@ -46,13 +46,23 @@ export interface NormaliseOptions {
   previous?: readonly HandleValue[];
 }
 
+/** JSON with object keys sorted, so equal data compares equal whatever order its keys came in. */
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (typeof value === 'object' && value !== null) {
+    const entries = Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
 function sameContent(a: HandleValue, b: HandleValue): boolean {
   return (
     a.index === b.index &&
     a.type === b.type &&
     a.ttl === b.ttl &&
     (a.permissions ?? DEFAULT_PERMISSIONS) === (b.permissions ?? DEFAULT_PERMISSIONS) &&
-    JSON.stringify(a.data) === JSON.stringify(b.data)
+    stableJson(a.data) === stableJson(b.data)
   );
 }
 
@@ -111,24 +121,6 @@ export function normaliseValues(input: readonly ValueInput[], options: Normalise
     if (old && sameContent(old, value)) value.timestamp = old.timestamp;
   }
   return values.sort((a, b) => a.index - b.index);
-}
-
-/**
- * The value with its keys in Handle REST order. Postgres jsonb sorts object keys by length, so
- * every record read back from the database goes through this before it is cached or sent.
- */
-export function canonicalValue(v: HandleValue): HandleValue {
-  const value: HandleValue = { index: v.index, type: v.type, data: canonicalData(v.data), ttl: v.ttl, timestamp: v.timestamp };
-  if (v.permissions !== undefined) value.permissions = v.permissions;
-  return value;
-}
-
-function canonicalData(data: HandleValue['data']): HandleValue['data'] {
-  if (data.format === 'admin' && typeof data.value === 'object' && data.value !== null) {
-    const a = data.value as { handle: string; index: number; permissions: string };
-    return { format: data.format, value: { handle: a.handle, index: a.index, permissions: a.permissions } };
-  }
-  return { format: data.format, value: data.value };
 }
 
 /** Whether anonymous callers and other tenants may see this value. */

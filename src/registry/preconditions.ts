@@ -2,14 +2,19 @@
 import { errors } from '../infra/errors.js';
 import type { WriteConditions } from './service.js';
 
-/** Parses If-Match: `*`, or a list of `"<version>"` entity tags (weak tags never match a write). */
+/**
+ * Parses If-Match: `*`, or a list of `"<version>"` entity tags. Weak tags (`W/"3"`) are valid but
+ * never match a write (strong comparison, RFC 9110), so a list of only weak tags fails with 412.
+ */
 export function parseIfMatch(header: string | undefined): WriteConditions['ifMatch'] {
   if (header === undefined) return undefined;
   const value = header.trim();
   if (value === '*') return '*';
   const versions: number[] = [];
   for (const part of value.split(',')) {
-    const match = /^"([1-9][0-9]{0,15})"$/.exec(part.trim());
+    const tag = part.trim();
+    if (/^W\/"[^"]*"$/.test(tag)) continue;
+    const match = /^"([1-9][0-9]{0,15})"$/.exec(tag);
     if (!match) throw errors.badRequest('INVALID_PRECONDITION', `If-Match must be * or "<version>" entity tags; got ${JSON.stringify(header)}`);
     versions.push(Number(match[1]));
   }

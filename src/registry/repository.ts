@@ -1,5 +1,5 @@
 /** SQL for the identifiers table. Reads by primary key; writes inside the caller's transaction. */
-import { canonicalValue, type HandleRecord, type HandleValue } from '../handle/values.js';
+import type { HandleRecord, HandleValue } from '../handle/values.js';
 import type { Db, Tx } from '../infra/postgres.js';
 
 export interface LockedRecord {
@@ -14,7 +14,7 @@ export async function lockRecord(tx: Tx, prefix: string, suffix: string): Promis
     [prefix, suffix],
   );
   const row = rows[0];
-  return row ? { version: Number(row.version), values: row.handle_values.map(canonicalValue) } : undefined;
+  return row ? { version: Number(row.version), values: row.handle_values } : undefined;
 }
 
 /** Inserts a new record at version 1; false when a concurrent writer created it first. */
@@ -48,7 +48,7 @@ export async function findRecord(db: Db, prefix: string, suffix: string): Promis
     values: [prefix, suffix],
   });
   const row = rows[0];
-  return row ? { handle: `${prefix}/${suffix}`, version: Number(row.version), values: row.handle_values.map(canonicalValue) } : undefined;
+  return row ? { handle: `${prefix}/${suffix}`, version: Number(row.version), values: row.handle_values } : undefined;
 }
 
 export async function listHandles(db: Db, prefix: string, limit: number, offset: number): Promise<{ total: number; handles: string[] }> {

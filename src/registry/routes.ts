@@ -1,5 +1,6 @@
 /** PUT and DELETE /api/handles/{handle}, and the listing GET /api/handles?prefix=. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import { errors, ResponseCode } from '../infra/errors.js';
 import { handleErrorResponses } from '../infra/http-schemas.js';
@@ -14,8 +15,17 @@ const ConditionalHeaders = Type.Object({
 });
 
 export function registryRoutes(registry: RegistryService, maxValues: number): FastifyPluginAsyncTypebox {
+  // Runs before the body is parsed or validated: who may write comes before what is written.
+  const mayWrite = async (request: FastifyRequest) => {
+    registry.authoriseWrite(request.actor, (request.params as { '*': string })['*']);
+  };
+  const needsKey = async (request: FastifyRequest) => {
+    if (request.actor.kind !== 'key') throw errors.authenticationNeeded();
+  };
+
   return async (app) => {
     app.put('/api/handles/*', {
+      onRequest: mayWrite,
       schema: {
         params: HandleParams,
         headers: ConditionalHeaders,
@@ -36,6 +46,7 @@ export function registryRoutes(registry: RegistryService, maxValues: number): Fa
     });
 
     app.delete('/api/handles/*', {
+      onRequest: mayWrite,
       schema: {
         params: HandleParams,
         headers: ConditionalHeaders,
@@ -49,10 +60,11 @@ export function registryRoutes(registry: RegistryService, maxValues: number): Fa
     });
 
     app.get('/api/handles', {
+      onRequest: needsKey,
       schema: {
         querystring: Type.Object({
           prefix: Type.String({ minLength: 1, maxLength: 128 }),
-          page: Type.Integer({ minimum: 0, default: 0, description: '0-based, as in Handle REST.' }),
+          page: Type.Integer({ minimum: 0, maximum: 1_000_000_000, default: 0, description: '0-based, as in Handle REST.' }),
           pageSize: Type.Integer({ minimum: 1, maximum: 10000, default: 100 }),
         }),
         response: {

@@ -43,6 +43,17 @@ export class RegistryService {
     private readonly nodePrefix: string,
   ) {}
 
+  /**
+   * May this actor write this handle? Checked first thing on a request (before its body is even
+   * validated, so anonymous callers learn nothing of the schema), and again by put/delete.
+   * Order: 401 without a key, 102 for a malformed handle, 403 for a prefix it does not own.
+   */
+  authoriseWrite(actor: Actor, handleInput: string): { handle: Handle; actor: KeyActor } {
+    if (actor.kind !== 'key') throw errors.authenticationNeeded();
+    const handle = parseHandleOrThrow(handleInput);
+    return { handle, actor: this.authorise(actor, handle) };
+  }
+
   private authorise(actor: Actor, handle: Handle): KeyActor {
     if (actor.kind !== 'key') throw errors.authenticationNeeded();
     if (actor.role === 'auditor') throw errors.forbidden('ROLE_NOT_ALLOWED', 'auditor keys are read-only');
@@ -65,8 +76,7 @@ export class RegistryService {
 
   /** Creates or replaces a record. Values are checked before any row is touched. */
   async put(actor: Actor, handleInput: string, input: readonly ValueInput[], conditions: WriteConditions = {}): Promise<PutResult> {
-    const handle = parseHandleOrThrow(handleInput);
-    const key = this.authorise(actor, handle);
+    const { handle, actor: key } = this.authoriseWrite(actor, handleInput);
     const now = new Date().toISOString();
     const toValues = (previous?: repo.LockedRecord) => {
       try {
@@ -105,8 +115,7 @@ export class RegistryService {
   }
 
   async delete(actor: Actor, handleInput: string, conditions: Pick<WriteConditions, 'ifMatch'> = {}): Promise<void> {
-    const handle = parseHandleOrThrow(handleInput);
-    const key = this.authorise(actor, handle);
+    const { handle, actor: key } = this.authoriseWrite(actor, handleInput);
     const now = new Date().toISOString();
     await withTransaction(this.pool, async (tx) => {
       const existing = await repo.lockRecord(tx, handle.prefix, handle.suffix);

@@ -21,7 +21,7 @@ export function registerAuthentication(app: FastifyInstance, tenancy: TenancySer
   });
 }
 
-/** preHandler for routes limited to some roles: 401 without a key, 403 with a key of another role. */
+/** onRequest hook for routes limited to some roles: 401 without a key, 403 with a key of another role. */
 export function requireRole(...roles: Role[]) {
   return async (request: FastifyRequest): Promise<void> => {
     const { actor } = request;

@@ -169,6 +169,10 @@ export async function findKeyIdentity(db: Db, hash: Buffer): Promise<KeyIdentity
   return row ? { id: row.id, role: row.role, enterpriseId: row.enterprise_id, prefixes: row.prefixes } : undefined;
 }
 
+export async function touchApiKey(db: Db, id: string): Promise<void> {
+  await db.query('UPDATE api_keys SET last_used_at = now() WHERE id = $1', [id]);
+}
+
 export async function countApiKeys(db: Db): Promise<number> {
   const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM api_keys');
   return Number(rows[0]!.n);

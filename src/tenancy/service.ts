@@ -13,7 +13,18 @@ export interface NewKey extends repo.ApiKeyRow {
   key: string;
 }
 
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// last_used_at is written at most this often per key, off the request path.
+const TOUCH_INTERVAL_MS = 60_000;
+
+function checkId(id: string, what: string): string {
+  if (!UUID.test(id)) throw errors.badRequest('INVALID_ID', `${what} ${JSON.stringify(id)} is not a UUID`);
+  return id;
+}
+
 export class TenancyService {
+  private readonly touched = new Map<string, number>();
+
   constructor(
     private readonly pool: pg.Pool,
     private readonly secret: Buffer,
@@ -35,7 +46,7 @@ export class TenancyService {
   }
 
   async getEnterprise(id: string): Promise<repo.EnterpriseRow> {
-    const enterprise = await repo.findEnterprise(this.pool, id);
+    const enterprise = await repo.findEnterprise(this.pool, checkId(id, 'enterprise id'));
     if (!enterprise) throw errors.notFound('ENTERPRISE_NOT_FOUND', `no enterprise ${id}`);
     return enterprise;
   }
@@ -72,7 +83,7 @@ export class TenancyService {
     input: { role: Role; enterpriseId?: string | null; label?: string; expiresAt?: string | null },
     db: Db = this.pool,
   ): Promise<NewKey> {
-    const enterpriseId = input.enterpriseId ?? null;
+    const enterpriseId = input.enterpriseId ? checkId(input.enterpriseId, 'enterpriseId') : null;
     if (input.role === 'enterprise' && !enterpriseId) throw errors.badRequest('ENTERPRISE_REQUIRED', 'an enterprise key needs enterpriseId');
     if (input.role !== 'enterprise' && enterpriseId) {
       throw errors.badRequest('ENTERPRISE_NOT_ALLOWED', `an ${input.role} key belongs to the node, not to an enterprise`);
@@ -99,11 +110,11 @@ export class TenancyService {
   }
 
   listKeys(enterpriseId?: string): Promise<repo.ApiKeyRow[]> {
-    return repo.listApiKeys(this.pool, enterpriseId);
+    return repo.listApiKeys(this.pool, enterpriseId === undefined ? undefined : checkId(enterpriseId, 'enterpriseId'));
   }
 
   async revokeKey(id: string): Promise<repo.ApiKeyRow> {
-    const row = await repo.revokeApiKey(this.pool, id);
+    const row = await repo.revokeApiKey(this.pool, checkId(id, 'key id'));
     if (!row) throw errors.notFound('KEY_NOT_FOUND', `no API key ${id}`);
     return row;
   }
@@ -117,7 +128,16 @@ export class TenancyService {
     if (!looksLikeApiKey(key)) throw errors.invalidKey();
     const identity = await repo.findKeyIdentity(this.pool, hashApiKey(this.secret, key));
     if (!identity) throw errors.invalidKey();
+    this.touch(identity.id);
     return { kind: 'key', keyId: identity.id, role: identity.role, enterpriseId: identity.enterpriseId, prefixes: identity.prefixes };
+  }
+
+  /** Records that a key was used, at most once a minute per key and never in the request's way. */
+  private touch(id: string): void {
+    const now = Date.now();
+    if (now - (this.touched.get(id) ?? 0) < TOUCH_INTERVAL_MS) return;
+    this.touched.set(id, now);
+    repo.touchApiKey(this.pool, id).catch(() => this.touched.delete(id));
   }
 
   countKeys(db: Db = this.pool): Promise<number> {

@@ -80,6 +80,10 @@ describe('snode CLI', () => {
     expect(revoked.code, revoked.stderr).toBe(0);
     expect((await call(node.url, 'PUT', '/api/handles/88.118.66/CLI-2', { key: key.key, body: { values: [url('x')] } })).status).toBe(401);
 
+    const notUuid = await runCli(['admin', 'enterprise', 'show', 'not-a-uuid'], env);
+    expect(notUuid.code).toBe(1);
+    expect(notUuid.stderr).toBe('snode: INVALID_ID: enterprise id "not-a-uuid" is not a UUID\n');
+
     const missing = await runCli(['admin', 'enterprise', 'show', '00000000-0000-4000-8000-000000000000'], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('ENTERPRISE_NOT_FOUND');

@@ -14,6 +14,8 @@ export interface NodeProcess {
   output(): string;
   /** Sends the signal to the node and resolves with its exit code. */
   stop(signal?: NodeJS.Signals): Promise<number | null>;
+  /** Resolves with the exit code once the node exits by itself (after a signal already sent). */
+  exited(): Promise<number | null>;
   /** Cleanup after a failed test: SIGKILL to the whole process group (npm, node, postgres). */
   kill(): void;
 }
@@ -84,6 +86,7 @@ export async function startProcess(
       child.kill(signal);
       return exited;
     },
+    exited: () => exited,
     kill: () => {
       try {
         process.kill(-child.pid!, 'SIGKILL');

@@ -91,6 +91,13 @@ describe('PUT /api/handles/{handle}', () => {
     expect(bad.status).toBe(400);
   });
 
+  it('answers 412 to a weak If-Match tag, which never matches a write', async () => {
+    await put('88.118.8/WEAK', [url('v1')]);
+    const weak = await put('88.118.8/WEAK', [url('v2')], { headers: { 'if-match': 'W/"1"' } });
+    expect(weak.status).toBe(412);
+    expect((await get('88.118.8/WEAK')).body.values[0].data.value).toBe('v1');
+  });
+
   it('lets exactly one of many concurrent create-only writes win', async () => {
     const results = await Promise.all(
       Array.from({ length: 10 }, (_, i) => put('88.118.8/RACE', [url(`w${i}`)], { headers: { 'if-none-match': '*' } })),
@@ -116,6 +123,10 @@ describe('PUT /api/handles/{handle}', () => {
       [[{ index: -4, type: 'X', data: { format: 'string', value: 'x' } }], /index/],
       [[], /values/],
       [[url('x'.repeat(32 * 1024 + 1))], /data is 32769 bytes; at most 32768/],
+      // JSON bodies are taken as sent: no silent type conversion.
+      [[{ index: '1', type: 'URL', data: { format: 'string', value: 'x' } }], /integer/],
+      [[{ index: 1, type: true, data: { format: 'string', value: 'x' } }], /string/],
+      [[{ ...url('x'), ttl: null }], /integer/],
     ];
     for (const [values, message] of cases) {
       const r = await put('88.118.8/BAD-VALUE', values);
@@ -136,6 +147,20 @@ describe('PUT /api/handles/{handle}', () => {
     expect(r.body.message).toMatch(/at most 200 values/);
   });
 
+  it('keeps vlist and site data as written, and their timestamps when unchanged', async () => {
+    const values = [
+      { index: 6, type: 'HS_SITE', data: { format: 'site', value: { version: 1, protocolVersion: '2.10', servers: [{ serverId: 1, address: '10.0.0.1' }] } } },
+      { index: 300, type: 'HS_VLIST', data: { format: 'vlist', value: [{ handle: '0.NA/88.118.8', index: 200 }] } },
+    ];
+    await put('88.118.8/STRUCT', values);
+    const first = (await get('88.118.8/STRUCT', '?type=HS_SITE&type=HS_VLIST')).body.values;
+    expect(JSON.stringify(first.map((v: { data: unknown }) => v.data))).toBe(JSON.stringify(values.map((v) => v.data)));
+    await new Promise((r) => setTimeout(r, 5));
+    await put('88.118.8/STRUCT', values);
+    const second = (await get('88.118.8/STRUCT', '?type=HS_SITE&type=HS_VLIST')).body.values;
+    expect(second.map((v: { timestamp: string }) => v.timestamp)).toEqual(first.map((v: { timestamp: string }) => v.timestamp));
+  });
+
   it('turns hex input into base64 on the way in', async () => {
     await put('88.118.8/HEX', [{ index: 5, type: 'BLOB', data: { format: 'hex', value: 'cafebabe' } }]);
     expect((await get('88.118.8/HEX', '?index=5')).body.values[0].data).toEqual({ format: 'base64', value: 'yv66vg==' });
@@ -147,6 +172,16 @@ describe('PUT /api/handles/{handle}', () => {
       expect(r.status, handle).toBe(400);
       expect(r.body.responseCode, handle).toBe(102);
     }
+  });
+
+  it('checks the caller before the body: anonymous writes get 401 whatever they send', async () => {
+    const r = await call(node.url, 'PUT', '/api/handles/88.118.8/ANON', { body: { values: [] } });
+    expect(r.status).toBe(401);
+    expect(r.body.responseCode).toBe(402);
+    const junk = await call(node.url, 'PUT', '/api/handles/88.118.8/ANON', { raw: '{not json', contentType: 'application/json' });
+    expect(junk.status).toBe(401);
+    const other = await call(node.url, 'PUT', '/api/handles/88.118.9/ANON', { key, body: { values: [] } });
+    expect(other.status).toBe(403);
   });
 
   it('refuses a body naming another handle than the URL', async () => {
@@ -197,5 +232,10 @@ describe('GET /api/handles?prefix= (listing)', () => {
     const all = await call(node.url, 'GET', '/api/handles?prefix=88.118.8&pageSize=1000', { key });
     expect(all.body.handles).toEqual(expect.arrayContaining(['88.118.8/L-1', '88.118.8/L-2', '88.118.8/L-3']));
     expect(all.body.handles).toHaveLength(all.body.totalCount);
+  });
+
+  it('refuses out-of-range paging with 400, not 500', async () => {
+    const r = await call(node.url, 'GET', '/api/handles?prefix=88.118.8&page=99999999999999999999', { key });
+    expect(r.status).toBe(400);
   });
 });

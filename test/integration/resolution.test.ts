@@ -43,7 +43,7 @@ const get = (handle: string, query = '', base = first.url) => call(base, 'GET', 
 /** Changes a record behind the node's back, so a stale cache shows. */
 const sneak = (suffix: string, value: string) =>
   sql.query(
-    `UPDATE identifiers SET handle_values = jsonb_set(handle_values, '{0,data,value}', to_jsonb($2::text)) WHERE prefix = '88.118.8' AND suffix = $1`,
+    `UPDATE identifiers SET handle_values = jsonb_set(handle_values::jsonb, '{0,data,value}', to_jsonb($2::text))::json WHERE prefix = '88.118.8' AND suffix = $1`,
     [suffix, value],
   );
 

@@ -41,9 +41,15 @@ describe('first start', () => {
     expect((await admin('GET', '/keys')).status).toBe(200);
   });
 
-  it('does not create another admin key when keys exist', async () => {
-    const { rows } = await sql.query("SELECT count(*)::int AS n FROM api_keys WHERE role = 'admin'");
-    expect(rows[0].n).toBe(1);
+  it('does not create another admin key when a node starts on a database that has keys', async () => {
+    const again = await startTestNode({ databaseUrl: db.url, redis: false });
+    try {
+      expect(again.adminKey).toBe(''); // its fresh DATA_DIR got no admin.key
+      const { rows } = await sql.query("SELECT count(*)::int AS n FROM api_keys WHERE role = 'admin'");
+      expect(rows[0].n).toBe(1);
+    } finally {
+      await again.close();
+    }
   });
 
   it('stores keys only as HMAC-SHA256 under the server secret', async () => {
@@ -104,6 +110,31 @@ describe('API keys', () => {
     const mine = listed.find((k: { id: string }) => k.id === created.body.id);
     expect(mine).toMatchObject({ role: 'enterprise', label: 'line 3', hint: created.body.key.slice(0, 10) });
     expect(JSON.stringify(listed)).not.toContain(created.body.key);
+  });
+
+  it('records when a key was last used', async () => {
+    const created = (await admin('POST', '/keys', { role: 'auditor' })).body;
+    expect(created.lastUsedAt).toBeNull();
+    await call(node.url, 'GET', '/api/handles?prefix=88.118.10', { key: created.key });
+    let lastUsedAt: string | null = null;
+    for (let i = 0; i < 50 && !lastUsedAt; i += 1) {
+      lastUsedAt = (await admin('GET', '/keys')).body.items.find((k: { id: string }) => k.id === created.id).lastUsedAt;
+      if (!lastUsedAt) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(Date.parse(lastUsedAt!)).toBeGreaterThan(Date.now() - 60_000);
+  });
+
+  it('refuses ids that are not UUIDs with 400', async () => {
+    expect((await admin('GET', '/enterprises/not-a-uuid')).status).toBe(400);
+    expect((await admin('DELETE', '/keys/42')).status).toBe(400);
+  });
+
+  it('refuses non-admins before reading the body, so the schema is not probed', async () => {
+    const anonymous = await call(node.url, 'POST', '/api/admin/enterprises', { body: { name: 'x' } });
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.text).not.toContain('uscc');
+    const enterprise = await call(node.url, 'POST', '/api/admin/enterprises', { key: a.key, body: { name: 'x' } });
+    expect(enterprise.status).toBe(403);
   });
 
   it('refuses inconsistent key requests', async () => {

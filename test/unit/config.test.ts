@@ -35,6 +35,21 @@ describe('configuration', () => {
     expect(() => loadConfig({ PORT: '70000' })).toThrow(/PORT/);
   });
 
+  it('never echoes a secret or the credentials of a URL', () => {
+    const message = (() => {
+      try {
+        loadConfig({ API_KEY_SECRET: 'my-real-production-secret-31ch', DATABASE_URL: 'postgresql+asyncpg://snode:S3cretPassw0rd@db/snode', PORT: 'x' });
+      } catch (err) {
+        return (err as Error).message;
+      }
+      return '';
+    })();
+    expect(message).toMatch(/API_KEY_SECRET/);
+    expect(message).toMatch(/DATABASE_URL: .*\*\*\*@db\/snode/);
+    expect(message).not.toContain('my-real-production-secret');
+    expect(message).not.toContain('S3cretPassw0rd');
+  });
+
   it('describes every variable', () => {
     const rows = describeConfig();
     expect(rows.map((r) => r.name)).toEqual(Object.keys(ConfigSchema.properties));

@@ -10,8 +10,13 @@ describe('write preconditions', () => {
     expect(parseIfMatch('"3", "4"')).toEqual([3, 4]);
   });
 
-  it('refuses malformed and weak tags', () => {
-    for (const bad of ['3', 'W/"3"', '"x"', '"0"', '']) expect(() => parseIfMatch(bad)).toThrow(AppError);
+  it('refuses malformed tags', () => {
+    for (const bad of ['3', '"x"', '"0"', '', 'W/3']) expect(() => parseIfMatch(bad)).toThrow(AppError);
+  });
+
+  it('accepts weak tags but never matches them (strong comparison)', () => {
+    expect(parseIfMatch('W/"3"')).toEqual([]);
+    expect(parseIfMatch('W/"3", "4"')).toEqual([4]);
   });
 
   it('treats overwrite=false and If-None-Match: * as create-only', () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidValueError, normaliseData } from '../../src/handle/formats.js';
-import { canonicalValue, isPublicRead, minTtl, normaliseValues, type HandleValue, type ValueInput } from '../../src/handle/values.js';
+import { isPublicRead, minTtl, normaliseValues, type HandleValue, type ValueInput } from '../../src/handle/values.js';
 
 const limits = { maxValues: 5, maxValueBytes: 100, defaultTtl: 86400 };
 const now = '2026-11-29T00:00:00.000Z';
@@ -112,9 +112,13 @@ describe('normaliseValues', () => {
     expect(minTtl([])).toBeUndefined();
   });
 
-  it('puts keys back in Handle order after a jsonb round trip', () => {
-    const scrambled = { ttl: 1, data: { value: { permissions: '011111110011', index: 200, handle: '0.NA/X' }, format: 'admin' }, type: 'HS_ADMIN', index: 100, timestamp: now } as unknown as HandleValue;
-    expect(Object.keys(canonicalValue(scrambled))).toEqual(['index', 'type', 'data', 'ttl', 'timestamp']);
-    expect(JSON.stringify(canonicalValue(scrambled).data)).toBe('{"format":"admin","value":{"handle":"0.NA/X","index":200,"permissions":"011111110011"}}');
+  it('treats data with the same content in another key order as unchanged', () => {
+    const site = { version: 1, servers: [{ id: 1, address: '10.0.0.1' }] };
+    const old = normaliseValues([{ index: 6, type: 'HS_SITE', data: { format: 'site', value: site } }], { ...opts, now: '2020-01-01T00:00:00.000Z' });
+    const reordered = { servers: [{ address: '10.0.0.1', id: 1 }], version: 1 };
+    const next = normaliseValues([{ index: 6, type: 'HS_SITE', data: { format: 'site', value: reordered } }], { ...opts, previous: old });
+    expect(next[0]!.timestamp).toBe('2020-01-01T00:00:00.000Z');
+    const changed = normaliseValues([{ index: 6, type: 'HS_SITE', data: { format: 'site', value: { ...site, version: 2 } } }], { ...opts, previous: old });
+    expect(changed[0]!.timestamp).toBe(now);
   });
 });
