@@ -84,14 +84,15 @@ describe.runIf(process.getuid?.() === 0)('ownership of DATA_DIR when started as 
     const home = await mkdtemp(path.join(os.tmpdir(), 'snode-nobody-'));
     await chown(home, 65534, 65534);
     const user = { uid: 65534, gid: 65534 };
-    const node = await startProcess({ DATA_DIR: path.join(home, 'data'), PORT: '0' }, [process.execPath, 'dist/main.js', 'serve'], user);
+    let node: NodeProcess | undefined;
     try {
+      node = await startProcess({ DATA_DIR: path.join(home, 'data'), PORT: '0' }, [process.execPath, 'dist/main.js', 'serve'], user);
       expect((await call(node.url, 'GET', '/readyz')).body).toMatchObject({ status: 'ready', postgres: 'up' });
       const adminKey = (await readFile(path.join(home, 'data', 'admin.key'), 'utf8')).trim();
       expect((await call(node.url, 'GET', '/api/admin/keys', { key: adminKey })).status).toBe(200);
       expect(await node.stop('SIGTERM')).toBe(0);
     } finally {
-      node.kill();
+      node?.kill();
       killEmbeddedPostgres(path.join(home, 'data'));
       await rm(home, { recursive: true, force: true });
     }

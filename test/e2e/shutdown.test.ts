@@ -9,10 +9,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { TEST_REDIS_URL } from '../helpers/env.js';
+import { clearRedisPrefix } from '../helpers/node.js';
 
 let db: TestDatabase;
 let dataDir: string;
 let proc: NodeProcess | undefined;
+const redisPrefix = `snode-shutdown-${process.pid}:`;
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -21,6 +23,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   proc?.kill();
+  await clearRedisPrefix(redisPrefix);
   await db?.drop();
   await rm(dataDir, { recursive: true, force: true });
 });
@@ -28,7 +31,7 @@ afterAll(async () => {
 describe('graceful shutdown', () => {
   it('finishes in-flight writes and exits 0', async () => {
     proc = await startProcess(
-      { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: `snode-shutdown-${process.pid}:`, DATA_DIR: dataDir, PORT: '0', API_KEY_SECRET: 'x'.repeat(32) },
+      { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: redisPrefix, DATA_DIR: dataDir, PORT: '0', API_KEY_SECRET: 'x'.repeat(32) },
       [process.execPath, 'dist/main.js', 'serve'],
     );
     const adminKey = (await readFile(path.join(dataDir, 'admin.key'), 'utf8')).trim();

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ChangeSink, IdentifierChange } from '../../src/registry/change-sink.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { call, onboard, url } from '../helpers/http.js';
-import { startTestNode, type TestNode } from '../helpers/node.js';
+import { clearRedisPrefix, startTestNode, type TestNode } from '../helpers/node.js';
 import { makeUscc } from '../helpers/uscc.js';
 
 let db: TestDatabase;
@@ -43,6 +43,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await sql?.end();
   await node?.close();
+  if (node) await clearRedisPrefix(node.config.REDIS_KEY_PREFIX);
   await db?.drop();
 });
 

@@ -21,7 +21,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await sql?.end();
   await node?.close();
-  await clearRedisPrefix(node.config.REDIS_KEY_PREFIX);
+  if (node) await clearRedisPrefix(node.config.REDIS_KEY_PREFIX);
   await db?.drop();
 });
 
