@@ -33,18 +33,6 @@ export interface AppDeps {
   sinks?: ChangeSink[];
 }
 
-export interface AppServices {
-  tenancy: TenancyService;
-  registry: RegistryService;
-  resolver: ResolverService;
-}
-
-declare module 'fastify' {
-  interface FastifyInstance {
-    services: AppServices;
-  }
-}
-
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** Honour a caller's X-Request-Id when it is sane, so one id follows a request across systems. */
@@ -73,7 +61,6 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const tenancy = new TenancyService(deps.pool, deps.secret, config.NODE_PREFIX);
   const registry = new RegistryService(deps.pool, deps.cache, deps.sinks ?? [], limits, config.NODE_PREFIX);
   const resolver = new ResolverService(registry, deps.cache, config.CACHE_MAX_TTL);
-  app.decorate('services', { tenancy, registry, resolver });
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);

@@ -1,7 +1,6 @@
 /** config -> infrastructure -> app -> listen; and the graceful way back down. */
 import closeWithGrace from 'close-with-grace';
 import type pg from 'pg';
-import type { Redis } from 'ioredis';
 import { buildApp, type App } from './app.js';
 import type { ChangeSink } from './registry/change-sink.js';
 import type { Config } from './config.js';
@@ -55,7 +54,6 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
 
 export interface Cache {
   cache: RecordCache;
-  redis: Redis | undefined;
   close(): Promise<void>;
 }
 
@@ -64,7 +62,7 @@ export async function openCache(config: Config, log: Logger): Promise<Cache> {
   if (!config.REDIS_URL) {
     log.info({ mode: 'in-process', maxBytes: config.CACHE_MEMORY_BYTES }, 'cache: in-process (no REDIS_URL)');
     const cache = new MemoryRecordCache(config.CACHE_MEMORY_BYTES);
-    return { cache, redis: undefined, close: () => cache.close() };
+    return { cache, close: () => cache.close() };
   }
   const redis = createRedis(config.REDIS_URL, log);
   await connectRedis(redis, log);
@@ -72,7 +70,6 @@ export async function openCache(config: Config, log: Logger): Promise<Cache> {
   const cache = new RedisRecordCache(redis, config.REDIS_KEY_PREFIX, log);
   return {
     cache,
-    redis,
     close: async () => {
       await cache.close();
       await redis.quit().catch(() => redis.disconnect());

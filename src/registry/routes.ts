@@ -3,10 +3,13 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import { errors, ResponseCode } from '../infra/errors.js';
+import { etag, parseHandleOrThrow } from '../infra/handle-http.js';
 import { handleErrorResponses } from '../infra/http-schemas.js';
+import { ROLES } from '../tenancy/api-keys.js';
+import { requireRole } from '../tenancy/auth.js';
 import { HandleOk, recordBodySchema } from './http-schemas.js';
-import { etag, writeConditions } from './preconditions.js';
-import { parseHandleOrThrow, type RegistryService } from './service.js';
+import { writeConditions } from './preconditions.js';
+import type { RegistryService } from './service.js';
 
 const HandleParams = Type.Object({ '*': Type.String({ maxLength: 1024 }) });
 const ConditionalHeaders = Type.Object({
@@ -18,9 +21,6 @@ export function registryRoutes(registry: RegistryService, maxValues: number): Fa
   // Runs before the body is parsed or validated: who may write comes before what is written.
   const mayWrite = async (request: FastifyRequest) => {
     registry.authoriseWrite(request.actor, (request.params as { '*': string })['*']);
-  };
-  const needsKey = async (request: FastifyRequest) => {
-    if (request.actor.kind !== 'key') throw errors.authenticationNeeded();
   };
 
   return async (app) => {
@@ -54,13 +54,12 @@ export function registryRoutes(registry: RegistryService, maxValues: number): Fa
       },
     }, async (request) => {
       const conditions = writeConditions(request.headers, undefined);
-      const handle = parseHandleOrThrow(request.params['*']).handle;
-      await registry.delete(request.actor, request.params['*'], conditions.ifMatch === undefined ? {} : { ifMatch: conditions.ifMatch });
+      const handle = await registry.delete(request.actor, request.params['*'], conditions.ifMatch === undefined ? {} : { ifMatch: conditions.ifMatch });
       return { responseCode: ResponseCode.SUCCESS, handle };
     });
 
     app.get('/api/handles', {
-      onRequest: needsKey,
+      onRequest: requireRole(...ROLES),
       schema: {
         querystring: Type.Object({
           prefix: Type.String({ minLength: 1, maxLength: 128 }),

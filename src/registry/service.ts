@@ -1,6 +1,7 @@
 /** Registration: create, replace and delete identifier records under the caller's prefixes. */
 import type pg from 'pg';
-import { InvalidHandleError, isPrefixUnder, normalisePrefix, parseHandle, type Handle } from '../handle/handle.js';
+import { InvalidHandleError, isPrefixUnder, normalisePrefix, type Handle } from '../handle/handle.js';
+import { parseHandleOrThrow } from '../infra/handle-http.js';
 import { InvalidValueError } from '../handle/formats.js';
 import { normaliseValues, type HandleRecord, type ValueInput, type ValueLimits } from '../handle/values.js';
 import { errors } from '../infra/errors.js';
@@ -24,15 +25,6 @@ export interface PutResult {
 }
 
 type KeyActor = Extract<Actor, { kind: 'key' }>;
-
-export function parseHandleOrThrow(input: string): Handle {
-  try {
-    return parseHandle(input);
-  } catch (err) {
-    if (err instanceof InvalidHandleError) throw errors.invalidHandle(`invalid handle: ${err.message}`);
-    throw err;
-  }
-}
 
 export class RegistryService {
   constructor(
@@ -114,7 +106,8 @@ export class RegistryService {
     return result;
   }
 
-  async delete(actor: Actor, handleInput: string, conditions: Pick<WriteConditions, 'ifMatch'> = {}): Promise<void> {
+  /** Deletes a record; returns its normalised handle. */
+  async delete(actor: Actor, handleInput: string, conditions: Pick<WriteConditions, 'ifMatch'> = {}): Promise<string> {
     const { handle, actor: key } = this.authoriseWrite(actor, handleInput);
     const now = new Date().toISOString();
     await withTransaction(this.pool, async (tx) => {
@@ -128,6 +121,7 @@ export class RegistryService {
       await this.emit(tx, [this.change('delete', handle, key, now, existing.version, null, existing)]);
     });
     await this.cache.invalidate([handle.handle]);
+    return handle.handle;
   }
 
   /** The stored record, read from Postgres (the resolver's source behind its caches). */

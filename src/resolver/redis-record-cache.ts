@@ -108,11 +108,6 @@ export class RedisRecordCache implements RecordCache {
     }
   }
 
-  /** Invalidations still waiting for Redis (for tests and health). */
-  get pendingInvalidations(): number {
-    return this.pending.size;
-  }
-
   async ping(): Promise<boolean> {
     try {
       return (await this.redis.ping()) === 'PONG';

@@ -3,10 +3,8 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { filterValues, visibleValues } from '../handle/filters.js';
 import { errors, ResponseCode } from '../infra/errors.js';
-import { handleErrorResponses } from '../infra/http-schemas.js';
-import { HandleValueSchema } from '../registry/http-schemas.js';
-import { etag } from '../registry/preconditions.js';
-import { parseHandleOrThrow } from '../registry/service.js';
+import { etag, parseHandleOrThrow } from '../infra/handle-http.js';
+import { handleErrorResponses, HandleValueSchema } from '../infra/http-schemas.js';
 import { ownsPrefix } from '../tenancy/actor.js';
 import type { ResolverService } from './service.js';
 

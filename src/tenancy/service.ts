@@ -3,7 +3,7 @@ import type pg from 'pg';
 import { InvalidHandleError, isChildPrefix, normalisePrefix } from '../handle/handle.js';
 import { usccProblem } from '../handle/uscc.js';
 import { errors } from '../infra/errors.js';
-import { sqlState, UNIQUE_VIOLATION, type Db } from '../infra/postgres.js';
+import { FOREIGN_KEY_VIOLATION, sqlState, UNIQUE_VIOLATION, type Db } from '../infra/postgres.js';
 import { ANONYMOUS, type Actor } from './actor.js';
 import { generateApiKey, hashApiKey, looksLikeApiKey, type Role } from './api-keys.js';
 import * as repo from './repository.js';
@@ -66,11 +66,11 @@ export class TenancyService {
     if (!isChildPrefix(prefix, this.nodePrefix)) {
       throw errors.badRequest('PREFIX_OUTSIDE_NODE', `an enterprise prefix is one segment below the node prefix ${this.nodePrefix} (like ${this.nodePrefix}.8); got ${prefix}`);
     }
-    await this.getEnterprise(enterpriseId);
     try {
-      return await repo.insertPrefix(this.pool, prefix, enterpriseId);
+      return await repo.insertPrefix(this.pool, prefix, checkId(enterpriseId, 'enterprise id'));
     } catch (err) {
       if (sqlState(err) === UNIQUE_VIOLATION) throw errors.conflict('PREFIX_TAKEN', `prefix ${prefix} is allocated already`);
+      if (sqlState(err) === FOREIGN_KEY_VIOLATION) throw errors.notFound('ENTERPRISE_NOT_FOUND', `no enterprise ${enterpriseId}`);
       throw err;
     }
   }
@@ -88,9 +88,6 @@ export class TenancyService {
     if (input.role !== 'enterprise' && enterpriseId) {
       throw errors.badRequest('ENTERPRISE_NOT_ALLOWED', `an ${input.role} key belongs to the node, not to an enterprise`);
     }
-    if (enterpriseId && !(await repo.findEnterprise(db, enterpriseId))) {
-      throw errors.notFound('ENTERPRISE_NOT_FOUND', `no enterprise ${enterpriseId}`);
-    }
     let expiresAt: Date | null = null;
     if (input.expiresAt) {
       expiresAt = new Date(input.expiresAt);
@@ -98,15 +95,20 @@ export class TenancyService {
       if (expiresAt.getTime() <= Date.now()) throw errors.badRequest('INVALID_EXPIRY', 'expiresAt is in the past');
     }
     const { key, hint } = generateApiKey();
-    const row = await repo.insertApiKey(db, {
-      hash: hashApiKey(this.secret, key),
-      hint,
-      role: input.role,
-      enterpriseId,
-      label: input.label?.trim() ?? '',
-      expiresAt,
-    });
-    return { ...row, key };
+    try {
+      const row = await repo.insertApiKey(db, {
+        hash: hashApiKey(this.secret, key),
+        hint,
+        role: input.role,
+        enterpriseId,
+        label: input.label?.trim() ?? '',
+        expiresAt,
+      });
+      return { ...row, key };
+    } catch (err) {
+      if (sqlState(err) === FOREIGN_KEY_VIOLATION) throw errors.notFound('ENTERPRISE_NOT_FOUND', `no enterprise ${enterpriseId}`);
+      throw err;
+    }
   }
 
   listKeys(enterpriseId?: string): Promise<repo.ApiKeyRow[]> {

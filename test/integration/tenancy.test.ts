@@ -141,6 +141,9 @@ describe('API keys', () => {
     expect((await admin('POST', '/keys', { role: 'enterprise' })).body.error.code).toBe('ENTERPRISE_REQUIRED');
     expect((await admin('POST', '/keys', { role: 'admin', enterpriseId: a.enterpriseId })).body.error.code).toBe('ENTERPRISE_NOT_ALLOWED');
     expect((await admin('POST', '/keys', { role: 'root' })).status).toBe(400);
+    const unknown = await admin('POST', '/keys', { role: 'enterprise', enterpriseId: '00000000-0000-4000-8000-000000000000' });
+    expect(unknown.status).toBe(404);
+    expect(unknown.body.error.code).toBe('ENTERPRISE_NOT_FOUND');
     expect((await admin('POST', '/keys', { role: 'auditor', expiresAt: '2001-01-01T00:00:00Z' })).body.error.code).toBe('INVALID_EXPIRY');
   });
 
