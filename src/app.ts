@@ -6,6 +6,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type pg from 'pg';
 import type { Config } from './config.js';
+import { closeKeepAliveOnShutdown } from './infra/graceful-close.js';
 import { healthRoutes } from './infra/health-routes.js';
 import { registerErrorHandling } from './infra/http-errors.js';
 import { validatorCompiler } from './infra/validation.js';
@@ -52,6 +53,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     routerOptions: { maxParamLength: 1024 },
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(validatorCompiler());
+  closeKeepAliveOnShutdown(app);
 
   const limits = {
     maxValues: config.MAX_VALUES_PER_RECORD,
