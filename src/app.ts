@@ -7,6 +7,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type pg from 'pg';
 import type { Config } from './config.js';
 import { closeKeepAliveOnShutdown } from './infra/graceful-close.js';
+import { benchRoutes } from './bench/routes.js';
 import { healthRoutes } from './infra/health-routes.js';
 import { registerErrorHandling } from './infra/http-errors.js';
 import { validatorCompiler } from './infra/validation.js';
@@ -14,7 +15,8 @@ import type { Logger } from './infra/logger.js';
 import type { ChangeSink } from './registry/change-sink.js';
 import { registryRoutes } from './registry/routes.js';
 import { RegistryService } from './registry/service.js';
-import type { RecordCache } from './resolver/record-cache.js';
+import type { ResolverCache } from './resolver/resolver-cache.js';
+import { proxyRoutes } from './resolver/proxy-routes.js';
 import { resolverRoutes } from './resolver/routes.js';
 import { ResolverService } from './resolver/service.js';
 import { registerAuthentication } from './tenancy/auth.js';
@@ -26,7 +28,7 @@ export type App = FastifyInstance<RawServerDefault, RawRequest, ServerResponse, 
 
 export interface AppDeps {
   pool: pg.Pool;
-  cache: RecordCache;
+  cache: ResolverCache;
   log: Logger;
   /** Server secret for API key hashes. */
   secret: Buffer;
@@ -62,7 +64,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   };
   const tenancy = new TenancyService(deps.pool, deps.secret, config.NODE_PREFIX);
   const registry = new RegistryService(deps.pool, deps.cache, deps.sinks ?? [], limits, config.NODE_PREFIX);
-  const resolver = new ResolverService(registry, deps.cache, config.CACHE_MAX_TTL);
+  const resolver = new ResolverService(registry, deps.cache, { maxTtlSeconds: config.CACHE_MAX_TTL, negativeTtlSeconds: config.NEGATIVE_CACHE_TTL });
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -79,5 +81,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   await app.register(adminRoutes(tenancy), { prefix: '/api/admin' });
   await app.register(registryRoutes(registry, config.MAX_VALUES_PER_RECORD));
   await app.register(resolverRoutes(resolver, config.NODE_PREFIX));
+  await app.register(proxyRoutes(resolver, config.NODE_PREFIX, config.NODE_ID));
+  if (config.BENCH_ROUTES) await app.register(benchRoutes(deps.pool, config.NODE_PREFIX));
   return app;
 }

@@ -39,7 +39,9 @@ export const ConfigSchema = Type.Object({
   BODY_LIMIT_BYTES: Type.Integer({ default: 262144, minimum: 1024, maximum: 104857600, description: 'Largest request body accepted (bytes); larger answers 413.' }),
   DEFAULT_VALUE_TTL: Type.Integer({ default: 86400, minimum: 0, maximum: 2147483647, description: 'TTL in seconds given to a value registered without one.' }),
   CACHE_MAX_TTL: Type.Integer({ default: 3600, minimum: 0, maximum: 2147483647, description: 'Longest a resolved record stays cached, in seconds, whatever its value TTLs say (0 disables caching).' }),
-  CACHE_MEMORY_BYTES: Type.Integer({ default: 67108864, minimum: 0, description: 'Size bound of the in-process record cache used without Redis, in bytes.' }),
+  CACHE_MEMORY_BYTES: Type.Integer({ default: 67108864, minimum: 0, description: 'Size bound of the in-process L1 cache of ready-to-send answers, in bytes (0 turns L1 off).' }),
+  NEGATIVE_CACHE_TTL: Type.Integer({ default: 5, minimum: 0, maximum: 3600, description: 'Seconds a "handle not found" answer stays cached (0: not cached); registering the handle clears it at once.' }),
+  BENCH_ROUTES: Type.Boolean({ default: false, description: 'true or 1: add the bench-only routes (/bench/ceiling, /bench/seed). Never on a production node.' }),
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100, maximum: 600000, description: 'How long a graceful shutdown waits for in-flight requests before it forces the exit.' }),
 });
 

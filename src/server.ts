@@ -10,9 +10,8 @@ import { runMigrations } from './infra/migrations.js';
 import { createPool } from './infra/postgres.js';
 import { connectRedis, createRedis } from './infra/redis.js';
 import { loadServerSecret } from './infra/secrets.js';
-import { MemoryRecordCache } from './resolver/memory-record-cache.js';
-import type { RecordCache } from './resolver/record-cache.js';
-import { RedisRecordCache } from './resolver/redis-record-cache.js';
+import { RedisCache } from './resolver/redis-cache.js';
+import { ResolverCache } from './resolver/resolver-cache.js';
 import { ensureFirstAdminKey } from './tenancy/bootstrap.js';
 import { TenancyService } from './tenancy/service.js';
 
@@ -53,21 +52,23 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
 }
 
 export interface Cache {
-  cache: RecordCache;
+  cache: ResolverCache;
   close(): Promise<void>;
 }
 
-/** REDIS_URL, or a byte-bounded cache in the process. */
+/** L1 in the process always (unless sized 0); L2 and cross-process invalidation with REDIS_URL. */
 export async function openCache(config: Config, log: Logger): Promise<Cache> {
+  const l1 = { l1Bytes: config.CACHE_MEMORY_BYTES };
   if (!config.REDIS_URL) {
-    log.info({ mode: 'in-process', maxBytes: config.CACHE_MEMORY_BYTES }, 'cache: in-process (no REDIS_URL)');
-    const cache = new MemoryRecordCache(config.CACHE_MEMORY_BYTES);
+    log.info({ mode: 'in-process', ...l1 }, 'cache: in-process (no REDIS_URL)');
+    const cache = new ResolverCache(config.CACHE_MEMORY_BYTES, undefined, log);
     return { cache, close: () => cache.close() };
   }
   const redis = createRedis(config.REDIS_URL, log);
   await connectRedis(redis, log);
-  log.info({ mode: 'redis', keyPrefix: config.REDIS_KEY_PREFIX }, 'cache: redis');
-  const cache = new RedisRecordCache(redis, config.REDIS_KEY_PREFIX, log);
+  log.info({ mode: 'redis', keyPrefix: config.REDIS_KEY_PREFIX, ...l1 }, 'cache: in-process L1 and redis L2');
+  const cache = new ResolverCache(config.CACHE_MEMORY_BYTES, new RedisCache(redis, config.REDIS_KEY_PREFIX, log), log);
+  await cache.start();
   return {
     cache,
     close: async () => {

@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import type pg from 'pg';
-import type { RecordCache } from '../resolver/record-cache.js';
+import type { ResolverCache } from '../resolver/resolver-cache.js';
 
 const CHECK_TIMEOUT_MS = 1000;
 
@@ -25,7 +25,7 @@ const Ready = Type.Object({
   cache: Type.Union([Type.Literal('up'), Type.Literal('down'), Type.Literal('in-process')]),
 });
 
-export function healthRoutes(pool: pg.Pool, cache: RecordCache, nodeId: string): FastifyPluginAsyncTypebox {
+export function healthRoutes(pool: pg.Pool, cache: ResolverCache, nodeId: string): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get('/healthz', { schema: { response: { 200: Type.Object({ status: Type.Literal('ok'), nodeId: Type.String() }) } } },
       async () => ({ status: 'ok' as const, nodeId }));

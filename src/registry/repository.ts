@@ -51,6 +51,24 @@ export async function findRecord(db: Db, prefix: string, suffix: string): Promis
   return row ? { handle: `${prefix}/${suffix}`, version: Number(row.version), values: row.handle_values } : undefined;
 }
 
+/** Many records by primary key in one statement; keyed by normalised handle. */
+export async function findRecords(db: Db, handles: ReadonlyArray<{ prefix: string; suffix: string }>): Promise<Map<string, HandleRecord>> {
+  const found = new Map<string, HandleRecord>();
+  if (handles.length === 0) return found;
+  const { rows } = await db.query<{ prefix: string; suffix: string; version: string; handle_values: HandleValue[] }>({
+    name: 'identifiers-find-many',
+    text: `SELECT i.prefix, i.suffix, i.version, i.handle_values
+           FROM unnest($1::text[], $2::text[]) AS k(prefix, suffix)
+           JOIN identifiers i ON i.prefix = k.prefix AND i.suffix = k.suffix`,
+    values: [handles.map((h) => h.prefix), handles.map((h) => h.suffix)],
+  });
+  for (const row of rows) {
+    const handle = `${row.prefix}/${row.suffix}`;
+    found.set(handle, { handle, version: Number(row.version), values: row.handle_values });
+  }
+  return found;
+}
+
 export async function listHandles(db: Db, prefix: string, limit: number, offset: number): Promise<{ total: number; handles: string[] }> {
   const [count, page] = await Promise.all([
     db.query<{ n: string }>('SELECT count(*) AS n FROM identifiers WHERE prefix = $1', [prefix]),

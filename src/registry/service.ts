@@ -6,7 +6,7 @@ import { InvalidValueError } from '../handle/formats.js';
 import { normaliseValues, type HandleRecord, type ValueInput, type ValueLimits } from '../handle/values.js';
 import { errors } from '../infra/errors.js';
 import { withTransaction } from '../infra/postgres.js';
-import type { RecordCache } from '../resolver/record-cache.js';
+import type { CacheInvalidation } from '../resolver/resolver-cache.js';
 import { canList, ownsPrefix, type Actor } from '../tenancy/actor.js';
 import type { ChangeSink, IdentifierChange } from './change-sink.js';
 import * as repo from './repository.js';
@@ -29,7 +29,7 @@ type KeyActor = Extract<Actor, { kind: 'key' }>;
 export class RegistryService {
   constructor(
     private readonly pool: pg.Pool,
-    private readonly cache: RecordCache,
+    private readonly cache: CacheInvalidation,
     private readonly sinks: readonly ChangeSink[],
     private readonly limits: ValueLimits,
     private readonly nodePrefix: string,
@@ -127,6 +127,11 @@ export class RegistryService {
   /** The stored record, read from Postgres (the resolver's source behind its caches). */
   find(prefix: string, suffix: string): Promise<HandleRecord | undefined> {
     return repo.findRecord(this.pool, prefix, suffix);
+  }
+
+  /** The stored records of many handles in one query; absent ones are missing from the map. */
+  findMany(handles: readonly Handle[]): Promise<Map<string, HandleRecord>> {
+    return repo.findRecords(this.pool, handles);
   }
 
   /** Handles under one prefix, page by page (0-based pages, as Handle REST does). */

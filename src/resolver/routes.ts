@@ -1,15 +1,35 @@
-/** GET /api/handles/{handle}: Handle REST resolution with type/index filters. */
+/** GET /api/handles/{handle} (Handle REST resolution) and POST /api/resolve (batches). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { filterValues, visibleValues } from '../handle/filters.js';
-import { errors, ResponseCode } from '../infra/errors.js';
-import { etag, parseHandleOrThrow } from '../infra/handle-http.js';
+import { InvalidHandleError, parseHandle, type Handle } from '../handle/handle.js';
+import { AppError, ResponseCode } from '../infra/errors.js';
+import { parseHandleOrThrow } from '../infra/handle-http.js';
 import { handleErrorResponses, HandleValueSchema } from '../infra/http-schemas.js';
 import { ownsPrefix } from '../tenancy/actor.js';
+import { isPublicView, viewBody, type View } from './answers.js';
+import type { CacheEntry } from './cache-entry.js';
+import { JSON_TYPE, wantsProtobuf } from './http-cache.js';
+import { sendEntry } from './reply-entry.js';
+import { decodeBatchRequest, encodeBatch, encodeResolution, PROTOBUF_TYPE } from './protobuf.js';
 import type { ResolverService } from './service.js';
 
 /** `?pretty` and `?pretty=true` are on; `?pretty=false` and `?pretty=0` are off. */
-const flag = (value: string | undefined): boolean => value !== undefined && value !== 'false' && value !== '0';
+export const flag = (value: string | undefined): boolean => value !== undefined && value !== 'false' && value !== '0';
+
+export const MAX_BATCH_HANDLES = 1000;
+
+const ResolutionSchema = Type.Object({
+  responseCode: Type.Integer({ description: '1 found, 200 found but no value matched, 100 not found, 102 invalid handle.' }),
+  handle: Type.String(),
+  values: Type.Optional(Type.Array(HandleValueSchema)),
+  message: Type.Optional(Type.String()),
+  code: Type.Optional(Type.String()),
+});
+
+/** The batch item for a string that is not a handle. */
+function invalidItem(input: string, err: InvalidHandleError): Record<string, unknown> {
+  return { responseCode: ResponseCode.INVALID_HANDLE, handle: input, message: `invalid handle: ${err.message}`, code: 'INVALID_HANDLE' };
+}
 
 export function resolverRoutes(resolver: ResolverService, nodePrefix: string): FastifyPluginAsyncTypebox {
   return async (app) => {
@@ -29,20 +49,71 @@ export function resolverRoutes(resolver: ResolverService, nodePrefix: string): F
       },
     }, async (request, reply) => {
       const handle = parseHandleOrThrow(request.params['*']);
-      const record = await resolver.resolve(handle, { bypassCache: request.query.auth === true });
-      if (!record) throw errors.handleNotFound(handle.handle);
-      const visible = visibleValues(record.values, ownsPrefix(request.actor, handle.prefix, nodePrefix));
-      const values = filterValues(visible, { types: request.query.type, indexes: request.query.index });
-      const body = {
-        responseCode: values.length > 0 ? ResponseCode.SUCCESS : ResponseCode.VALUES_NOT_FOUND,
-        handle: record.handle,
-        values,
+      const query = request.query;
+      const view: View = {
+        owner: request.actor.kind === 'key' && ownsPrefix(request.actor, handle.prefix, nodePrefix),
+        filter: query.type || query.index ? { types: query.type, indexes: query.index } : undefined,
       };
-      reply.header('etag', etag(record.version));
-      if (flag(request.query.pretty)) {
-        return reply.serializer((payload) => JSON.stringify(payload, null, 2)).send(body);
+      const entry = query.auth === true ? await resolver.fresh(handle) : (resolver.peek(handle.handle) ?? (await resolver.resolve(handle)));
+      return sendEntry(request, reply, entry, view, flag(query.pretty));
+    });
+
+    app.addContentTypeParser(PROTOBUF_TYPE, { parseAs: 'buffer' }, (_request, body, done) => {
+      try {
+        done(null, { handles: decodeBatchRequest(body as Buffer) });
+      } catch (err) {
+        done(new AppError('INVALID_PROTOBUF', `the body is not a ResolveBatchRequest: ${(err as Error).message}`, 400, ResponseCode.ERROR), undefined);
       }
-      return body;
+    });
+
+    app.post('/api/resolve', {
+      schema: {
+        body: Type.Object({
+          handles: Type.Array(Type.String({ maxLength: 1024 }), { minItems: 1, maxItems: MAX_BATCH_HANDLES, description: `Up to ${MAX_BATCH_HANDLES} handles.` }),
+        }, { additionalProperties: false }),
+        response: { 200: Type.Object({ results: Type.Array(ResolutionSchema) }) },
+      },
+    }, async (request, reply) => {
+      const inputs = request.body.handles;
+      const parsed: Array<Handle | InvalidHandleError> = inputs.map((input) => {
+        try {
+          return parseHandle(input);
+        } catch (err) {
+          if (err instanceof InvalidHandleError) return err;
+          throw err;
+        }
+      });
+      const valid = parsed.filter((p): p is Handle => !(p instanceof InvalidHandleError));
+      const entries = await resolver.resolveMany(valid);
+      const proto = wantsProtobuf(request);
+      const parts: Buffer[] = [];
+      let next = 0;
+      parsed.forEach((p, i) => {
+        if (p instanceof InvalidHandleError) {
+          const item = invalidItem(inputs[i]!, p);
+          parts.push(proto ? encodeResolution(item as never) : Buffer.from(JSON.stringify(item)));
+          return;
+        }
+        const entry = entries[next++]!;
+        const view: View = { owner: request.actor.kind === 'key' && ownsPrefix(request.actor, p.prefix, nodePrefix) };
+        if (isPublicView(entry, view)) {
+          parts.push(proto ? entry.proto : entry.json);
+        } else {
+          const body = viewBody(entry as Extract<CacheEntry, { found: true }>, view);
+          parts.push(proto ? encodeResolution(body) : Buffer.from(JSON.stringify(body)));
+        }
+      });
+      reply.header('cache-control', 'no-store');
+      if (proto) return reply.type(PROTOBUF_TYPE).send(encodeBatch(parts) as never); // ready bytes: the schema documents them
+      const comma = Buffer.from(',');
+      const joined: Buffer[] = [Buffer.from('{"results":[')];
+      parts.forEach((part, i) => {
+        if (i > 0) joined.push(comma);
+        joined.push(part);
+      });
+      joined.push(Buffer.from(']}'));
+      return reply.type(JSON_TYPE).send(Buffer.concat(joined) as never);
     });
   };
 }
+

@@ -47,9 +47,13 @@ describe('HTTP errors', () => {
   });
 
   it('answers unknown routes with 404 in the style of their area', async () => {
-    const generic = await call(node.url, 'GET', '/no/such/route');
+    // GET /{prefix}/{suffix} is the proxy view of a handle; a path that is no handle is no route.
+    const generic = await call(node.url, 'GET', '/no-such-route');
     expect(generic.status).toBe(404);
     expect(generic.body.error.code).toBe('ROUTE_NOT_FOUND');
+    const other = await call(node.url, 'POST', '/no/such/route');
+    expect(other.status).toBe(404);
+    expect(other.body.error.code).toBe('ROUTE_NOT_FOUND');
     const handleStyle = await call(node.url, 'PATCH', '/api/handles/88.118.8/X');
     expect(handleStyle.status).toBe(404);
     expect(handleStyle.body).toMatchObject({ responseCode: 2, code: 'ROUTE_NOT_FOUND' });

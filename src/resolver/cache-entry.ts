@@ -1,0 +1,137 @@
+/**
+ * What the caches hold for a handle: the ready-to-send answer bytes of its public view (JSON and
+ * protobuf), or a not-found answer. The same entry is framed into one Redis value, so an L2 hit
+ * costs a decode of a few length fields, never a JSON serialisation.
+ */
+import { isPublicRead, type HandleRecord, type HandleValue } from '../handle/values.js';
+import { ResponseCode } from '../infra/errors.js';
+import { encodeResolution } from './protobuf.js';
+
+interface EntryBase {
+  readonly handle: string;
+  /** Epoch milliseconds after which the entry is stale; 0: not cacheable (TTL 0 or bypass). */
+  readonly expiresAt: number;
+  /** Answer body of the public view. */
+  readonly json: Buffer;
+  readonly proto: Buffer;
+}
+
+export interface FoundEntry extends EntryBase {
+  readonly found: true;
+  readonly version: number;
+  /** Whether some values deny public read (owners then see more than `json` holds). */
+  readonly hasPrivate: boolean;
+  /** Every value, public or not; parsed on first use (filters, owners). */
+  values(): HandleValue[];
+}
+
+export interface MissingEntry extends EntryBase {
+  readonly found: false;
+}
+
+export type CacheEntry = FoundEntry | MissingEntry;
+
+const FRAME_VERSION = 1;
+const KIND_FOUND = 1;
+const KIND_MISSING = 2;
+const HEADER_BYTES = 1 + 1 + 1 + 8 + 8;
+
+class Found implements FoundEntry {
+  readonly found = true;
+  private parsed: HandleValue[] | undefined;
+
+  constructor(
+    readonly handle: string,
+    readonly version: number,
+    readonly expiresAt: number,
+    readonly json: Buffer,
+    readonly proto: Buffer,
+    readonly hasPrivate: boolean,
+    /** JSON of every value when some are private; otherwise the values are read from `json`. */
+    readonly allValues: Buffer | undefined,
+    values?: HandleValue[],
+  ) {
+    this.parsed = values;
+  }
+
+  values(): HandleValue[] {
+    if (!this.parsed) {
+      this.parsed = this.allValues
+        ? (JSON.parse(this.allValues.toString('utf8')) as HandleValue[])
+        : (JSON.parse(this.json.toString('utf8')) as { values: HandleValue[] }).values;
+    }
+    return this.parsed;
+  }
+}
+
+/** The public answer for a record: values that deny public read are left out. */
+export function foundEntry(record: HandleRecord, expiresAt: number): FoundEntry {
+  const hasPrivate = !record.values.every(isPublicRead);
+  const visible = hasPrivate ? record.values.filter(isPublicRead) : record.values;
+  const body = {
+    responseCode: visible.length > 0 ? ResponseCode.SUCCESS : ResponseCode.VALUES_NOT_FOUND,
+    handle: record.handle,
+    values: visible,
+  };
+  const json = Buffer.from(JSON.stringify(body));
+  const proto = encodeResolution(body);
+  const allValues = hasPrivate ? Buffer.from(JSON.stringify(record.values)) : undefined;
+  return new Found(record.handle, record.version, expiresAt, json, proto, hasPrivate, allValues, record.values);
+}
+
+/** The body of a not-found answer, as the error handler words it for /api/handles. */
+export function notFoundBody(handle: string): { responseCode: number; handle: string; message: string; code: string } {
+  return { responseCode: ResponseCode.HANDLE_NOT_FOUND, handle, message: `handle ${handle} not found`, code: 'HANDLE_NOT_FOUND' };
+}
+
+export function missingEntry(handle: string, expiresAt: number): MissingEntry {
+  const body = notFoundBody(handle);
+  return { found: false, handle, expiresAt, json: Buffer.from(JSON.stringify(body)), proto: encodeResolution(body) };
+}
+
+/** Heap bytes an entry holds, roughly: what the L1 bound counts. */
+export function entrySize(entry: CacheEntry): number {
+  const all = entry.found ? ((entry as Found).allValues?.length ?? 0) : 0;
+  return 160 + entry.handle.length * 2 + entry.json.length + entry.proto.length + all;
+}
+
+/** One Redis value: header, then length-prefixed JSON, protobuf and (when private) all values. */
+export function encodeFrame(entry: CacheEntry): Buffer {
+  const all = entry.found ? (entry as Found).allValues : undefined;
+  const parts = [entry.json, entry.proto, all ?? Buffer.alloc(0)];
+  const frame = Buffer.allocUnsafe(HEADER_BYTES + parts.reduce((n, p) => n + 4 + p.length, 0));
+  frame.writeUInt8(FRAME_VERSION, 0);
+  frame.writeUInt8(entry.found ? KIND_FOUND : KIND_MISSING, 1);
+  frame.writeUInt8(entry.found && entry.hasPrivate ? 1 : 0, 2);
+  frame.writeDoubleLE(entry.expiresAt, 3);
+  frame.writeDoubleLE(entry.found ? entry.version : 0, 11);
+  let at = HEADER_BYTES;
+  for (const part of parts) {
+    frame.writeUInt32LE(part.length, at);
+    part.copy(frame, at + 4);
+    at += 4 + part.length;
+  }
+  return frame;
+}
+
+/** The entry a frame holds; undefined for a frame this build cannot read (treated as a miss). */
+export function decodeFrame(handle: string, frame: Buffer): CacheEntry | undefined {
+  if (frame.length < HEADER_BYTES || frame.readUInt8(0) !== FRAME_VERSION) return undefined;
+  const kind = frame.readUInt8(1);
+  const hasPrivate = frame.readUInt8(2) === 1;
+  const expiresAt = frame.readDoubleLE(3);
+  const version = frame.readDoubleLE(11);
+  const parts: Buffer[] = [];
+  let at = HEADER_BYTES;
+  for (let i = 0; i < 3; i += 1) {
+    if (at + 4 > frame.length) return undefined;
+    const length = frame.readUInt32LE(at);
+    if (at + 4 + length > frame.length) return undefined;
+    parts.push(frame.subarray(at + 4, at + 4 + length));
+    at += 4 + length;
+  }
+  const [json, proto, all] = parts as [Buffer, Buffer, Buffer];
+  if (kind === KIND_MISSING) return { found: false, handle, expiresAt, json, proto };
+  if (kind !== KIND_FOUND) return undefined;
+  return new Found(handle, version, expiresAt, json, proto, hasPrivate, hasPrivate ? all : undefined);
+}

@@ -1,0 +1,44 @@
+/** HTTP caching of resolution answers: Cache-Control from the entry's lifetime, ETag, 304. */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { CacheEntry } from './cache-entry.js';
+
+export const JSON_TYPE = 'application/json; charset=utf-8';
+
+/** The representation's entity tag: the record version, distinct per encoding. */
+export function entityTag(version: number, proto: boolean): string {
+  return proto ? `"${version}-pb"` : `"${version}"`;
+}
+
+/**
+ * `public, max-age=<seconds left>` for the shared public view; `private` when the answer holds
+ * values only the caller may see; `no-cache` when the entry is not cacheable.
+ */
+export function cacheControl(entry: CacheEntry, privateView: boolean): string {
+  if (entry.expiresAt === 0) return 'no-cache';
+  const seconds = Math.max(0, Math.floor((entry.expiresAt - Date.now()) / 1000));
+  return `${privateView ? 'private' : 'public'}, max-age=${seconds}`;
+}
+
+/** If-None-Match (weak comparison, as RFC 9110 asks for it): does the client hold this tag? */
+export function notModified(request: FastifyRequest, tag: string): boolean {
+  const header = request.headers['if-none-match'];
+  if (header === undefined) return false;
+  if (header.trim() === '*') return true;
+  return header.split(',').some((t) => t.trim().replace(/^W\//, '') === tag);
+}
+
+/** Headers every resolution answer carries; answers 304 when the client's copy is current. */
+export function cacheHeaders(request: FastifyRequest, reply: FastifyReply, entry: CacheEntry, proto: boolean, privateView: boolean): boolean {
+  reply.header('cache-control', cacheControl(entry, privateView));
+  reply.header('vary', 'Accept, Authorization');
+  if (!entry.found) return false;
+  const tag = entityTag(entry.version, proto);
+  reply.header('etag', tag);
+  return notModified(request, tag);
+}
+
+/** Does the client ask for protobuf? */
+export function wantsProtobuf(request: FastifyRequest): boolean {
+  const accept = request.headers.accept;
+  return accept !== undefined && accept.includes('application/x-protobuf');
+}

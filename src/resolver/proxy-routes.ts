@@ -1,0 +1,84 @@
+/**
+ * The proxy view, GET /{handle}: a 302 to the record's first http(s) URL value with the query
+ * string passed on; with `?noredirect`, or without such a value, the record itself: an HTML page
+ * for browsers, JSON (or protobuf) for API clients.
+ */
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import Type from 'typebox';
+import { InvalidHandleError, parseHandle } from '../handle/handle.js';
+import { visibleValues } from '../handle/filters.js';
+import type { HandleValue } from '../handle/values.js';
+import { AppError, ResponseCode } from '../infra/errors.js';
+import { ownsPrefix } from '../tenancy/actor.js';
+import type { View } from './answers.js';
+import { cacheHeaders } from './http-cache.js';
+import { renderNotFoundPage, renderRecordPage } from './record-page.js';
+import { sendEntry } from './reply-entry.js';
+import type { ResolverService } from './service.js';
+
+const PAGE_SECURITY = {
+  'content-security-policy': "default-src 'none'; style-src 'unsafe-inline'; img-src data:",
+  'x-content-type-options': 'nosniff',
+  'referrer-policy': 'no-referrer',
+};
+
+/** The first URL value (lowest index) whose data is an absolute http(s) URL. */
+export function redirectTarget(values: readonly HandleValue[]): URL | undefined {
+  const urls = values.filter((v) => v.type.toUpperCase() === 'URL' && v.data.format === 'string').sort((a, b) => a.index - b.index);
+  for (const value of urls) {
+    try {
+      const url = new URL(String(value.data.value));
+      if (url.protocol === 'http:' || url.protocol === 'https:') return url;
+    } catch {
+      // not a URL: try the next one
+    }
+  }
+  return undefined;
+}
+
+/** The target with the request's query string appended to its own (fragment kept in place). */
+export function withQuery(target: URL, rawQuery: string): string {
+  if (!rawQuery) return target.href;
+  const url = new URL(target.href);
+  url.search = url.search ? `${url.search}&${rawQuery}` : `?${rawQuery}`;
+  return url.href;
+}
+
+export function proxyRoutes(resolver: ResolverService, nodePrefix: string, nodeId: string): FastifyPluginAsyncTypebox {
+  return async (app) => {
+    app.get('/*', {
+      schema: {
+        params: Type.Object({ '*': Type.String({ maxLength: 1024 }) }),
+        querystring: Type.Object({ noredirect: Type.Optional(Type.String({ maxLength: 16 })) }, { additionalProperties: true }),
+      },
+    }, async (request, reply) => {
+      let handle;
+      try {
+        handle = parseHandle(request.params['*']);
+      } catch (err) {
+        if (!(err instanceof InvalidHandleError)) throw err;
+        throw new AppError('ROUTE_NOT_FOUND', `no route or handle at ${request.url.split('?', 1)[0]}: ${err.message}`, 404, ResponseCode.ERROR);
+      }
+      const owner = request.actor.kind === 'key' && ownsPrefix(request.actor, handle.prefix, nodePrefix);
+      const view: View = { owner };
+      const entry = resolver.peek(handle.handle) ?? (await resolver.resolve(handle));
+      const values = entry.found ? visibleValues(entry.values(), owner) : [];
+      const question = request.url.indexOf('?');
+      const rawQuery = question >= 0 ? request.url.slice(question + 1) : '';
+      const target = request.query.noredirect === undefined ? redirectTarget(values) : undefined;
+      if (target) {
+        cacheHeaders(request, reply, entry, false, owner && entry.found && entry.hasPrivate);
+        reply.removeHeader('etag');
+        return reply.redirect(withQuery(target, rawQuery), 302);
+      }
+      const accept = request.headers.accept ?? '';
+      if (!accept.includes('text/html')) return sendEntry(request, reply, entry, view, false);
+      const privateView = owner && entry.found && entry.hasPrivate;
+      cacheHeaders(request, reply, entry, false, privateView);
+      reply.removeHeader('etag');
+      reply.headers(PAGE_SECURITY).type('text/html; charset=utf-8');
+      if (!entry.found) return reply.code(404).send(renderNotFoundPage(handle.handle, { nodeId }));
+      return reply.send(renderRecordPage({ handle: entry.handle, values }, { nodeId }));
+    });
+  };
+}

@@ -1,0 +1,203 @@
+/**
+ * L2: entry frames in Redis, shared by every process of the node, and the invalidation channel.
+ * Each handle has a frame key and a generation key. Invalidation deletes the frame, bumps the
+ * generation and publishes the handles in one script, so a process that hears the message can
+ * never read the old frame afterwards; a store is a compare-and-set on the generation, so a load
+ * that raced with a write cannot put the old record back. Redis trouble never fails a request:
+ * reads become misses, and invalidations that could not be delivered are retried.
+ */
+import { Redis } from 'ioredis';
+import type { Logger } from '../infra/logger.js';
+
+// Generations outlive any load that could race with them; after that a missing one reads as 0.
+const GENERATION_TTL_SECONDS = 3600;
+const RETRY_MS = 1000;
+const INVALIDATION_BATCH = 500;
+
+const SET_IF_GENERATION = `
+local gen = redis.call('GET', KEYS[2]) or '0'
+if gen == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+  return 1
+end
+return 0`;
+
+const INVALIDATE = `
+for i = 1, #KEYS, 2 do
+  redis.call('DEL', KEYS[i])
+  redis.call('INCR', KEYS[i + 1])
+  redis.call('EXPIRE', KEYS[i + 1], ARGV[1])
+end
+redis.call('PUBLISH', ARGV[2], ARGV[3])
+return #KEYS / 2`;
+
+type ScriptedRedis = Redis & {
+  snodeSetIfGeneration(frameKey: string, genKey: string, token: string, frame: Buffer, ttlMs: number): Promise<number>;
+  snodeInvalidate(...args: Array<string | number>): Promise<number>;
+};
+
+export interface SharedLookup {
+  /** The frame, on a hit. */
+  frame?: Buffer;
+  /** On a miss: the generation to store against; undefined when Redis did not answer. */
+  token?: string;
+}
+
+export interface InvalidationListener {
+  /** Another process (or this one) wrote these handles. */
+  handles(handles: string[]): void;
+  /** The channel was lost and is back: messages may have been missed. */
+  reset(): void;
+}
+
+export class RedisCache {
+  private readonly redis: ScriptedRedis;
+  private readonly channel: string;
+  private readonly pending = new Set<string>();
+  private retryTimer: NodeJS.Timeout | undefined;
+  private subscriber: Redis | undefined;
+
+  constructor(
+    redis: Redis,
+    private readonly keyPrefix: string,
+    private readonly log: Logger,
+  ) {
+    redis.defineCommand('snodeSetIfGeneration', { numberOfKeys: 2, lua: SET_IF_GENERATION });
+    redis.defineCommand('snodeInvalidate', { lua: INVALIDATE });
+    this.redis = redis as ScriptedRedis;
+    this.channel = `${keyPrefix}invalidate`;
+    redis.on('ready', () => void this.flushPending());
+  }
+
+  private frameKey(handle: string): string {
+    return `${this.keyPrefix}rec:${handle}`;
+  }
+
+  private generationKey(handle: string): string {
+    return `${this.keyPrefix}gen:${handle}`;
+  }
+
+  /** One MGET for every handle: frames for hits, generations for misses. */
+  async getMany(handles: readonly string[]): Promise<SharedLookup[]> {
+    if (handles.length === 0) return [];
+    try {
+      const keys = handles.flatMap((h) => [this.frameKey(h), this.generationKey(h)]);
+      const replies = await this.redis.mgetBuffer(...keys);
+      return handles.map((_, i) => {
+        const frame = replies[2 * i];
+        if (frame) return { frame };
+        const generation = replies[2 * i + 1];
+        return { token: generation ? generation.toString() : '0' };
+      });
+    } catch (err) {
+      this.log.debug({ err }, 'redis cache lookup failed; reading from postgres');
+      return handles.map(() => ({}));
+    }
+  }
+
+  /**
+   * Stores a frame for ttlMs unless the handle was invalidated since the lookup that gave `token`.
+   * Never rejects; the resolver does not wait for it.
+   */
+  async set(handle: string, frame: Buffer, ttlMs: number, token: string | undefined): Promise<void> {
+    if (token === undefined || ttlMs <= 0) return;
+    try {
+      await this.redis.snodeSetIfGeneration(this.frameKey(handle), this.generationKey(handle), token, frame, Math.ceil(ttlMs));
+    } catch (err) {
+      this.log.debug({ err }, 'redis cache store failed');
+    }
+  }
+
+  /** Drops the handles from Redis and tells every process; retried in the background on failure. */
+  async invalidate(handles: readonly string[]): Promise<void> {
+    if (handles.length === 0) return;
+    try {
+      for (let i = 0; i < handles.length; i += INVALIDATION_BATCH) await this.send(handles.slice(i, i + INVALIDATION_BATCH));
+    } catch (err) {
+      for (const h of handles) this.pending.add(h);
+      this.log.warn({ err: (err as Error).message, handles: handles.length }, 'redis invalidation failed; will retry');
+      this.scheduleRetry();
+    }
+  }
+
+  private async send(handles: readonly string[]): Promise<void> {
+    const keys = handles.flatMap((h) => [this.frameKey(h), this.generationKey(h)]);
+    await this.redis.snodeInvalidate(keys.length, ...keys, GENERATION_TTL_SECONDS, this.channel, JSON.stringify(handles));
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.flushPending();
+    }, RETRY_MS);
+    this.retryTimer.unref();
+  }
+
+  private async flushPending(): Promise<void> {
+    if (this.pending.size === 0) return;
+    const handles = [...this.pending];
+    this.pending.clear();
+    try {
+      for (let i = 0; i < handles.length; i += INVALIDATION_BATCH) await this.send(handles.slice(i, i + INVALIDATION_BATCH));
+      this.log.info({ handles: handles.length }, 'redis invalidations delivered after an outage');
+    } catch {
+      for (const h of handles) this.pending.add(h);
+      this.scheduleRetry();
+    }
+  }
+
+  /**
+   * Listens on the invalidation channel with a connection of its own. Whenever that connection
+   * (or the command connection) comes back after a loss, the listener is told to reset.
+   */
+  async listen(listener: InvalidationListener): Promise<void> {
+    const subscriber = this.redis.duplicate({ enableOfflineQueue: true, lazyConnect: true, commandTimeout: undefined });
+    this.subscriber = subscriber;
+    subscriber.on('message', (channel: string, message: string) => {
+      if (channel !== this.channel) return;
+      try {
+        listener.handles(JSON.parse(message) as string[]);
+      } catch (err) {
+        this.log.error({ err }, 'unreadable cache invalidation message; dropping the whole L1');
+        listener.reset();
+      }
+    });
+    let lost = false;
+    const onLoss = () => {
+      lost = true;
+    };
+    const onBack = () => {
+      if (!lost) return;
+      lost = false;
+      this.log.info('redis back: dropping the in-process cache, invalidations may have been missed');
+      listener.reset();
+    };
+    for (const connection of [subscriber, this.redis]) {
+      connection.on('close', onLoss);
+      connection.on('ready', onBack);
+    }
+    subscriber.on('error', () => undefined);
+    try {
+      await subscriber.connect();
+      await subscriber.subscribe(this.channel);
+    } catch (err) {
+      // ioredis keeps reconnecting and resubscribes; until then the L1 is reset on return.
+      lost = true;
+      this.log.warn({ err: (err as Error).message }, 'redis invalidation channel not reachable at start; will keep trying');
+    }
+  }
+
+  async ping(): Promise<boolean> {
+    try {
+      return (await this.redis.ping()) === 'PONG';
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.subscriber?.disconnect();
+  }
+}
