@@ -17,6 +17,11 @@ import { registryRoutes } from './registry/routes.js';
 import { RegistryService } from './registry/service.js';
 import type { ResolverCache } from './resolver/resolver-cache.js';
 import { proxyRoutes } from './resolver/proxy-routes.js';
+import { registrationCountingSink } from './stats/registration-sink.js';
+import { ResolutionCounts } from './stats/resolution-counter.js';
+import { statsRoutes } from './stats/routes.js';
+import { StatsService } from './stats/service.js';
+import { StatsWorker } from './stats/worker.js';
 import { resolverRoutes } from './resolver/routes.js';
 import { ResolverService } from './resolver/service.js';
 import { registerAuthentication } from './tenancy/auth.js';
@@ -25,6 +30,13 @@ import { TenancyService } from './tenancy/service.js';
 
 /** The application instance, typed with the TypeBox provider. */
 export type App = FastifyInstance<RawServerDefault, RawRequest, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Folds and flushes statistics; tests call tick() instead of waiting for the timer. */
+    statsWorker: StatsWorker;
+  }
+}
 
 export interface AppDeps {
   pool: pg.Pool;
@@ -63,8 +75,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     defaultTtl: config.DEFAULT_VALUE_TTL,
   };
   const tenancy = new TenancyService(deps.pool, deps.secret, config.NODE_PREFIX);
-  const registry = new RegistryService(deps.pool, deps.cache, deps.sinks ?? [], limits, config.NODE_PREFIX);
-  const resolver = new ResolverService(registry, deps.cache, { maxTtlSeconds: config.CACHE_MAX_TTL, negativeTtlSeconds: config.NEGATIVE_CACHE_TTL });
+  const sinks = [registrationCountingSink(config.STATS_TIME_ZONE), ...(deps.sinks ?? [])];
+  const registry = new RegistryService(deps.pool, deps.cache, sinks, limits, config.NODE_PREFIX);
+  const resolutionCounts = config.STATS_COUNT_RESOLUTIONS ? new ResolutionCounts(config.STATS_TIME_ZONE) : undefined;
+  const resolver = new ResolverService(registry, deps.cache, { maxTtlSeconds: config.CACHE_MAX_TTL, negativeTtlSeconds: config.NEGATIVE_CACHE_TTL }, resolutionCounts);
+  const statsWorker = new StatsWorker(deps.pool, resolutionCounts, config.STATS_FLUSH_MS, deps.log);
+  app.decorate('statsWorker', statsWorker);
+  statsWorker.start();
+  // Before the pool closes (the server closes the app first): the last counts go out.
+  app.addHook('onClose', async () => statsWorker.stop());
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -79,9 +98,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
 
   await app.register(healthRoutes(deps.pool, deps.cache, config.NODE_ID));
   await app.register(adminRoutes(tenancy), { prefix: '/api/admin' });
+  await app.register(statsRoutes(new StatsService(deps.pool, tenancy, config.STATS_TIME_ZONE)), { prefix: '/api/stats' });
   await app.register(registryRoutes(registry, config.MAX_VALUES_PER_RECORD));
   await app.register(resolverRoutes(resolver, config.NODE_PREFIX));
   await app.register(proxyRoutes(resolver, config.NODE_PREFIX, config.NODE_ID));
-  if (config.BENCH_ROUTES) await app.register(benchRoutes(deps.pool, config.NODE_PREFIX));
+  if (config.BENCH_ROUTES) await app.register(benchRoutes(deps.pool, config.NODE_PREFIX, config.STATS_TIME_ZONE));
   return app;
 }

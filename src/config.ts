@@ -1,6 +1,7 @@
 import Type, { type Static } from 'typebox';
 import Value from 'typebox/value';
 import { normalisePrefix } from './handle/handle.js';
+import { checkTimeZone } from './stats/periods.js';
 
 /**
  * Every environment variable the node reads, in one schema. README's table is generated from
@@ -41,6 +42,9 @@ export const ConfigSchema = Type.Object({
   CACHE_MAX_TTL: Type.Integer({ default: 3600, minimum: 0, maximum: 2147483647, description: 'Longest a resolved record stays cached, in seconds, whatever its value TTLs say (0 disables caching).' }),
   CACHE_MEMORY_BYTES: Type.Integer({ default: 67108864, minimum: 0, description: 'Size bound of the in-process L1 cache of ready-to-send answers, in bytes (0 turns L1 off).' }),
   NEGATIVE_CACHE_TTL: Type.Integer({ default: 5, minimum: 0, maximum: 3600, description: 'Seconds a "handle not found" answer stays cached (0: not cached); registering the handle clears it at once.' }),
+  STATS_TIME_ZONE: Type.String({ default: 'Asia/Shanghai', maxLength: 64, description: 'IANA time zone whose calendar days, months and quarters the statistics count in.' }),
+  STATS_FLUSH_MS: Type.Integer({ default: 5000, minimum: 100, maximum: 3600000, description: 'How often resolution counts are flushed to Postgres and registration deltas folded, in ms; a crash loses at most this much of resolution counts.' }),
+  STATS_COUNT_RESOLUTIONS: Type.Boolean({ default: true, description: 'false: do not count resolutions (registrations are always counted).' }),
   BENCH_ROUTES: Type.Boolean({ default: false, description: 'true or 1: add the bench-only routes (/bench/ceiling, /bench/seed). Never on a production node.' }),
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100, maximum: 600000, description: 'How long a graceful shutdown waits for in-flight requests before it forces the exit.' }),
 });
@@ -77,6 +81,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n  ${[...new Set(lines)].join('\n  ')}`);
   }
   const config = converted as Config;
+  try {
+    checkTimeZone(config.STATS_TIME_ZONE);
+  } catch (err) {
+    throw new ConfigError(`invalid configuration:\n  STATS_TIME_ZONE: ${(err as Error).message}`);
+  }
   try {
     config.NODE_PREFIX = normalisePrefix(config.NODE_PREFIX);
   } catch (err) {

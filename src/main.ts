@@ -13,6 +13,10 @@ import { loadServerSecret } from './infra/secrets.js';
 import { openDatabase, serve } from './server.js';
 import { ROLES, type Role } from './tenancy/api-keys.js';
 import { TenancyService } from './tenancy/service.js';
+import type { Actor } from './tenancy/actor.js';
+import { reportCsv } from './stats/csv.js';
+import { StatsService } from './stats/service.js';
+import type pg from 'pg';
 
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -24,19 +28,22 @@ function envHelp(names: string[]): string {
 
 const DB_ENV = ['DATABASE_URL', 'DATA_DIR', 'EMBEDDED_PG_PORT', 'API_KEY_SECRET', 'NODE_PREFIX', 'LOG_LEVEL'];
 
-/** Runs `fn` with a migrated database and the tenancy service, printing its result as JSON. */
-async function withTenancy(fn: (tenancy: TenancyService, config: Config) => Promise<unknown>): Promise<void> {
+/** Runs `fn` with a migrated database and the tenancy service, printing its result (JSON unless a string). */
+async function withTenancy(fn: (tenancy: TenancyService, config: Config, pool: pg.Pool) => Promise<unknown>): Promise<void> {
   const config = loadConfig();
   const log = createLogger(process.env.LOG_LEVEL ? config.LOG_LEVEL : 'warn', { nodeId: config.NODE_ID }, true);
   const secret = await loadServerSecret(config, log);
   const database = await openDatabase(config, log);
   try {
-    const result = await fn(new TenancyService(database.pool, secret, config.NODE_PREFIX), config);
-    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+    const result = await fn(new TenancyService(database.pool, secret, config.NODE_PREFIX), config, database.pool);
+    process.stdout.write(typeof result === 'string' ? result : `${JSON.stringify(result, null, 2)}\n`);
   } finally {
     await database.close();
   }
 }
+
+/** The command line acts with the database's authority: as an admin. */
+const CLI_ACTOR: Actor = { kind: 'key', keyId: 'cli', role: 'admin', enterpriseId: null, prefixes: [] };
 
 function buildProgram(): Command {
   const program = new Command('snode')
@@ -113,6 +120,20 @@ function buildProgram(): Command {
     .option('--enterprise <id>', 'only this enterprise')
     .action((o: { enterprise?: string }) => withTenancy((t) => t.listKeys(o.enterprise)));
   key.command('revoke <id>').description('revoke an API key').action((id: string) => withTenancy((t) => t.revokeKey(id)));
+
+  const stats = program.command('stats').description('registration and resolution statistics');
+  stats.addHelpText('after', envHelp([...DB_ENV, 'STATS_TIME_ZONE']));
+  stats
+    .command('report')
+    .description('the period report an auditor files: one row per enterprise and prefix')
+    .requiredOption('--period <period>', 'YYYY, YYYY-Qn (quarter), YYYY-MM (month) or YYYY-MM-DD')
+    .option('--csv', 'CSV (UTF-8 with BOM) instead of JSON')
+    .action((o: { period: string; csv?: boolean }) =>
+      withTenancy(async (tenancy, config, pool) => {
+        const report = await new StatsService(pool, tenancy, config.STATS_TIME_ZONE).report(CLI_ACTOR, o.period);
+        return o.csv ? reportCsv(report.rows) : report;
+      }),
+    );
 
   program.addHelpText('after', '\nExit codes: 0 success, 1 the operation failed, 2 bad usage or configuration.\nRun "snode config" for every environment variable.\n');
   return program;

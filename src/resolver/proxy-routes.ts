@@ -61,7 +61,7 @@ export function proxyRoutes(resolver: ResolverService, nodePrefix: string, nodeI
       }
       const owner = request.actor.kind === 'key' && ownsPrefix(request.actor, handle.prefix, nodePrefix);
       const view: View = { owner };
-      const entry = resolver.peek(handle.handle) ?? (await resolver.resolve(handle));
+      const entry = await resolver.lookup(handle);
       const values = entry.found ? visibleValues(entry.values(), owner) : [];
       const question = request.url.indexOf('?');
       const rawQuery = question >= 0 ? request.url.slice(question + 1) : '';

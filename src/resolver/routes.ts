@@ -54,7 +54,7 @@ export function resolverRoutes(resolver: ResolverService, nodePrefix: string): F
         owner: request.actor.kind === 'key' && ownsPrefix(request.actor, handle.prefix, nodePrefix),
         filter: query.type || query.index ? { types: query.type, indexes: query.index } : undefined,
       };
-      const entry = query.auth === true ? await resolver.fresh(handle) : (resolver.peek(handle.handle) ?? (await resolver.resolve(handle)));
+      const entry = query.auth === true ? await resolver.fresh(handle) : await resolver.lookup(handle);
       return sendEntry(request, reply, entry, view, flag(query.pretty));
     });
 

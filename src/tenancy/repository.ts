@@ -177,3 +177,31 @@ export async function countApiKeys(db: Db): Promise<number> {
   const { rows } = await db.query<{ n: string }>('SELECT count(*) AS n FROM api_keys');
   return Number(rows[0]!.n);
 }
+
+/** One allocated prefix with its enterprise: the directory statistics reports are keyed by. */
+export interface PrefixDirectoryRow {
+  prefix: string;
+  state: string;
+  enterpriseId: string;
+  enterprise: string;
+  uscc: string;
+}
+
+export async function prefixDirectory(db: Db): Promise<PrefixDirectoryRow[]> {
+  const { rows } = await db.query<{ prefix: string; state: string; enterprise_id: string; name: string; uscc: string }>(
+    `SELECT p.prefix, p.state, e.id AS enterprise_id, e.name, e.uscc
+     FROM prefixes p JOIN enterprises e ON e.id = p.enterprise_id ORDER BY e.name, p.prefix`,
+  );
+  return rows.map((r) => ({ prefix: r.prefix, state: r.state, enterpriseId: r.enterprise_id, enterprise: r.name, uscc: r.uscc }));
+}
+
+/** How many enterprises there are, and prefixes per state. */
+export async function tenancyCounts(db: Db): Promise<{ enterprises: number; prefixes: Record<string, number> }> {
+  const [enterprises, prefixes] = await Promise.all([
+    db.query<{ n: string }>('SELECT count(*) AS n FROM enterprises'),
+    db.query<{ state: string; n: string }>('SELECT state, count(*) AS n FROM prefixes GROUP BY state'),
+  ]);
+  const byState: Record<string, number> = { pending: 0, active: 0, disabled: 0, rejected: 0 };
+  for (const r of prefixes.rows) byState[r.state] = Number(r.n);
+  return { enterprises: Number(enterprises.rows[0]!.n), prefixes: byState };
+}

@@ -51,6 +51,15 @@ export class TenancyService {
     return enterprise;
   }
 
+  /** Every allocated prefix with its enterprise (statistics reports). */
+  prefixDirectory(): Promise<repo.PrefixDirectoryRow[]> {
+    return repo.prefixDirectory(this.pool);
+  }
+
+  counts(): Promise<{ enterprises: number; prefixes: Record<string, number> }> {
+    return repo.tenancyCounts(this.pool);
+  }
+
   listEnterprises(limit = 1000, offset = 0): Promise<repo.EnterpriseRow[]> {
     return repo.listEnterprises(this.pool, limit, offset);
   }

@@ -76,6 +76,20 @@ describe('snode CLI', () => {
     node = await startTestNode({ databaseUrl: db.url, redis: false, env: { API_KEY_SECRET: SECRET } });
     expect((await call(node.url, 'PUT', '/api/handles/88.118.66/CLI-1', { key: key.key, body: { values: [url('x')] } })).status).toBe(200);
 
+    // The period report from the command line: the same rows as GET /api/stats/report.
+    const today = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai' }).format(new Date());
+    const quarter = `${today.slice(0, 4)}-Q${Math.floor((Number(today.slice(5, 7)) - 1) / 3) + 1}`;
+    const report = await runCli(['stats', 'report', '--period', quarter], env);
+    expect(report.code, report.stderr).toBe(0);
+    expect(JSON.parse(report.stdout).rows).toEqual([
+      expect.objectContaining({ enterprise: '苏州示例零部件有限公司', prefix: '88.118.66', identifiers: 1, creates: 1 }),
+    ]);
+    const csv = await runCli(['stats', 'report', '--period', quarter, '--csv'], env);
+    expect(csv.code, csv.stderr).toBe(0);
+    expect(csv.stdout.charCodeAt(0)).toBe(0xfeff);
+    expect(csv.stdout).toContain('苏州示例零部件有限公司,');
+    expect((await runCli(['stats', 'report', '--period', 'soon'], env)).code).toBe(1);
+
     const revoked = await runCli(['admin', 'key', 'revoke', key.id], env);
     expect(revoked.code, revoked.stderr).toBe(0);
     expect((await call(node.url, 'PUT', '/api/handles/88.118.66/CLI-2', { key: key.key, body: { values: [url('x')] } })).status).toBe(401);

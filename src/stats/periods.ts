@@ -1,0 +1,133 @@
+/** Calendar arithmetic for statistics: days in a time zone, periods, buckets. Pure, no I/O. */
+
+/** A calendar day as `YYYY-MM-DD`. */
+export type Day = string;
+export type Granularity = 'day' | 'month' | 'quarter';
+
+export class PeriodError extends Error {
+  override readonly name = 'PeriodError';
+}
+
+const formatters = new Map<string, Intl.DateTimeFormat>();
+
+/** Throws PeriodError for a time zone the runtime does not know. */
+export function checkTimeZone(timeZone: string): void {
+  try {
+    new Intl.DateTimeFormat('en-CA', { timeZone });
+  } catch {
+    throw new PeriodError(`unknown time zone ${JSON.stringify(timeZone)}; use an IANA name such as Asia/Shanghai`);
+  }
+}
+
+/** The calendar day of an instant in a time zone. */
+export function dayIn(timeZone: string, at: Date = new Date()): Day {
+  let format = formatters.get(timeZone);
+  if (!format) {
+    format = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
+    formatters.set(timeZone, format);
+  }
+  return format.format(at);
+}
+
+const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
+
+function parts(day: Day): [number, number, number] {
+  const m = DAY.exec(day);
+  if (!m) throw new PeriodError(`${JSON.stringify(day)} is not a date (YYYY-MM-DD)`);
+  const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const check = new Date(Date.UTC(y, mo - 1, d));
+  if (check.getUTCFullYear() !== y || check.getUTCMonth() !== mo - 1 || check.getUTCDate() !== d) {
+    throw new PeriodError(`${day} is not a calendar date`);
+  }
+  return [y, mo, d];
+}
+
+function fromUtc(date: Date): Day {
+  return date.toISOString().slice(0, 10);
+}
+
+export function parseDay(day: string): Day {
+  parts(day);
+  return day;
+}
+
+export function addDays(day: Day, n: number): Day {
+  const [y, m, d] = parts(day);
+  return fromUtc(new Date(Date.UTC(y, m - 1, d + n)));
+}
+
+export function monthStart(day: Day): Day {
+  return `${day.slice(0, 7)}-01`;
+}
+
+export function addMonths(day: Day, n: number): Day {
+  const [y, m] = parts(day);
+  return fromUtc(new Date(Date.UTC(y, m - 1 + n, 1)));
+}
+
+export function quarterStart(day: Day): Day {
+  const [y, m] = parts(day);
+  return fromUtc(new Date(Date.UTC(y, Math.floor((m - 1) / 3) * 3, 1)));
+}
+
+/** The bucket a day falls in, and the bucket's label (`2026-11-29`, `2026-11`, `2026-Q4`). */
+export function bucketOf(day: Day, granularity: Granularity): { start: Day; label: string } {
+  if (granularity === 'day') return { start: day, label: day };
+  if (granularity === 'month') return { start: monthStart(day), label: day.slice(0, 7) };
+  const start = quarterStart(day);
+  return { start, label: `${start.slice(0, 4)}-Q${Math.floor((Number(start.slice(5, 7)) - 1) / 3) + 1}` };
+}
+
+/** Every bucket from the one holding `from` to the one holding `to`, in order. */
+export function bucketsBetween(from: Day, to: Day, granularity: Granularity): Array<{ start: Day; label: string }> {
+  const out: Array<{ start: Day; label: string }> = [];
+  let cursor = bucketOf(from, granularity).start;
+  const step = granularity === 'day' ? (d: Day) => addDays(d, 1) : granularity === 'month' ? (d: Day) => addMonths(d, 1) : (d: Day) => addMonths(d, 3);
+  while (cursor <= to) {
+    out.push(bucketOf(cursor, granularity));
+    cursor = step(cursor);
+  }
+  return out;
+}
+
+export interface Period {
+  /** As asked: `2026`, `2026-Q3`, `2026-11` or `2026-11-29`. */
+  label: string;
+  from: Day;
+  /** Inclusive. */
+  to: Day;
+}
+
+/** `2026`, `2026-Q3`, `2026-11` or `2026-11-29` as a day range. */
+export function parsePeriod(label: string): Period {
+  let m = /^(\d{4})$/.exec(label);
+  if (m) return { label, from: `${m[1]}-01-01`, to: `${m[1]}-12-31` };
+  m = /^(\d{4})-Q([1-4])$/i.exec(label);
+  if (m) {
+    const from = `${m[1]}-${String((Number(m[2]) - 1) * 3 + 1).padStart(2, '0')}-01`;
+    return { label: label.toUpperCase(), from, to: addDays(addMonths(from, 3), -1) };
+  }
+  m = /^(\d{4})-(\d{2})$/.exec(label);
+  if (m) {
+    const from = `${label}-01`;
+    parts(from);
+    return { label, from, to: addDays(addMonths(from, 1), -1) };
+  }
+  if (DAY.test(label)) return { label, from: parseDay(label), to: label };
+  throw new PeriodError(`period ${JSON.stringify(label)} is not YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD`);
+}
+
+/**
+ * A day range cut into whole months (read from monthly rollups) and the days around them (read
+ * from daily rollups): a year is 12 monthly rows, not 365 daily ones.
+ */
+export function splitRange(from: Day, to: Day): { months?: { from: Day; to: Day }; days: Array<{ from: Day; to: Day }> } {
+  if (from > to) return { days: [] };
+  const firstFull = from === monthStart(from) ? from : addMonths(from, 1);
+  const afterLastFull = monthStart(addDays(to, 1));
+  if (firstFull >= afterLastFull) return { days: [{ from, to }] };
+  const days: Array<{ from: Day; to: Day }> = [];
+  if (from < firstFull) days.push({ from, to: addDays(firstFull, -1) });
+  if (afterLastFull <= to) days.push({ from: afterLastFull, to });
+  return { months: { from: firstFull, to: addDays(afterLastFull, -1) }, days };
+}

@@ -1,0 +1,80 @@
+/**
+ * Resolutions counted in the process (a few map operations per resolve, no I/O) and flushed to
+ * Postgres every STATS_FLUSH_MS; a crash loses at most the counts since the last flush.
+ */
+import type pg from 'pg';
+import type { Logger } from '../infra/logger.js';
+import { dayIn, type Day } from './periods.js';
+import type { ResolutionCounter } from '../resolver/service.js';
+import { addResolutionCounts, type Counts, type DeltaRow } from './repository.js';
+
+export class ResolutionCounts implements ResolutionCounter {
+  /** day -> prefix -> [found, notFound, cached] */
+  private counts = new Map<Day, Map<string, Counts>>();
+  private day: Day;
+  private dayCheckedAt = 0;
+  private current: Map<string, Counts>;
+
+  constructor(private readonly timeZone: string) {
+    this.day = dayIn(timeZone);
+    this.current = new Map();
+    this.counts.set(this.day, this.current);
+  }
+
+  count(prefix: string, found: boolean, cached: boolean): void {
+    const now = Date.now();
+    // The day is looked up again at most once a second: Intl formatting is the costly part.
+    if (now - this.dayCheckedAt > 1000) {
+      this.dayCheckedAt = now;
+      const day = dayIn(this.timeZone, new Date(now));
+      if (day !== this.day) {
+        this.day = day;
+        this.current = this.counts.get(day) ?? new Map();
+        this.counts.set(day, this.current);
+      }
+    }
+    let c = this.current.get(prefix);
+    if (!c) {
+      c = [0, 0, 0];
+      this.current.set(prefix, c);
+    }
+    if (found) c[0] += 1;
+    else c[1] += 1;
+    if (cached) c[2] += 1;
+  }
+
+  /** Takes everything counted so far, leaving the counter empty. */
+  drain(): DeltaRow[] {
+    const taken = this.counts;
+    this.current = new Map();
+    this.counts = new Map([[this.day, this.current]]);
+    const rows: DeltaRow[] = [];
+    for (const [day, byPrefix] of taken) for (const [prefix, counts] of byPrefix) rows.push({ prefix, day, counts });
+    return rows;
+  }
+
+  /** Puts rows back after a failed flush, to go out with the next one. */
+  restore(rows: readonly DeltaRow[]): void {
+    for (const row of rows) {
+      let byPrefix = this.counts.get(row.day);
+      if (!byPrefix) {
+        byPrefix = new Map();
+        this.counts.set(row.day, byPrefix);
+      }
+      const c = byPrefix.get(row.prefix) ?? [0, 0, 0];
+      byPrefix.set(row.prefix, [c[0] + row.counts[0], c[1] + row.counts[1], c[2] + row.counts[2]]);
+      if (row.day === this.day) this.current = byPrefix;
+    }
+  }
+
+  async flush(pool: pg.Pool, log: Logger): Promise<void> {
+    const rows = this.drain();
+    if (rows.length === 0) return;
+    try {
+      await addResolutionCounts(pool, rows);
+    } catch (err) {
+      this.restore(rows);
+      log.warn({ err: (err as Error).message }, 'resolution counts not flushed; will retry');
+    }
+  }
+}
