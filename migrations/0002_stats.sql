@@ -12,10 +12,11 @@ CREATE TABLE stats_registration_deltas (
   deletes  integer NOT NULL DEFAULT 0
 );
 
--- Rollups: grain 'd' (bucket = the day) and 'm' (bucket = first day of the month), per prefix and
--- for the whole node (prefix '*', which no real prefix can be). Days are in STATS_TIME_ZONE.
+-- Rollups per prefix and for the whole node (prefix '*', which no real prefix can be), at grains
+-- 'd' (bucket = the day), 'm', 'q', 'y' (bucket = first day of the month, quarter, year) and 't'
+-- (all time, bucket 1970-01-01). Days are calendar days in STATS_TIME_ZONE.
 CREATE TABLE stats_registrations (
-  grain    char(1) NOT NULL CHECK (grain IN ('d', 'm')),
+  grain    char(1) NOT NULL CHECK (grain IN ('d', 'm', 'q', 'y', 't')),
   prefix   text COLLATE "C" NOT NULL,
   bucket   date NOT NULL,
   creates  bigint NOT NULL DEFAULT 0,
@@ -25,7 +26,7 @@ CREATE TABLE stats_registrations (
 );
 
 CREATE TABLE stats_resolutions (
-  grain      char(1) NOT NULL CHECK (grain IN ('d', 'm')),
+  grain      char(1) NOT NULL CHECK (grain IN ('d', 'm', 'q', 'y', 't')),
   prefix     text COLLATE "C" NOT NULL,
   bucket     date NOT NULL,
   found      bigint NOT NULL DEFAULT 0,
@@ -33,6 +34,11 @@ CREATE TABLE stats_resolutions (
   cached     bigint NOT NULL DEFAULT 0,
   PRIMARY KEY (grain, prefix, bucket)
 );
+
+-- Node-wide reads of a period across every prefix (reports, top lists) scan by bucket.
+CREATE INDEX stats_registrations_by_bucket ON stats_registrations (grain, bucket);
+CREATE INDEX stats_resolutions_by_bucket ON stats_resolutions (grain, bucket);
+CREATE INDEX stats_registration_deltas_by_day ON stats_registration_deltas (day);
 
 -- Identifiers stored before statistics existed count as created on their creation day (Asia/Shanghai,
 -- the default STATS_TIME_ZONE), so "identifiers stored" equals the table from the start.

@@ -17,6 +17,7 @@ import { registryRoutes } from './registry/routes.js';
 import { RegistryService } from './registry/service.js';
 import type { ResolverCache } from './resolver/resolver-cache.js';
 import { proxyRoutes } from './resolver/proxy-routes.js';
+import { dashboardRoutes } from './stats/dashboard-routes.js';
 import { registrationCountingSink } from './stats/registration-sink.js';
 import { ResolutionCounts } from './stats/resolution-counter.js';
 import { statsRoutes } from './stats/routes.js';
@@ -99,6 +100,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   await app.register(healthRoutes(deps.pool, deps.cache, config.NODE_ID));
   await app.register(adminRoutes(tenancy), { prefix: '/api/admin' });
   await app.register(statsRoutes(new StatsService(deps.pool, tenancy, config.STATS_TIME_ZONE)), { prefix: '/api/stats' });
+  await app.register(dashboardRoutes());
   await app.register(registryRoutes(registry, config.MAX_VALUES_PER_RECORD));
   await app.register(resolverRoutes(resolver, config.NODE_PREFIX));
   await app.register(proxyRoutes(resolver, config.NODE_PREFIX, config.NODE_ID));

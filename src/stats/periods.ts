@@ -117,17 +117,35 @@ export function parsePeriod(label: string): Period {
   throw new PeriodError(`period ${JSON.stringify(label)} is not YYYY, YYYY-Qn, YYYY-MM or YYYY-MM-DD`);
 }
 
+export type Grain = 'd' | 'm' | 'q' | 'y';
+
+/** The bucket start of a day at a grain: the day, or the first day of its month, quarter or year. */
+export function grainStart(day: Day, grain: Grain): Day {
+  if (grain === 'd') return day;
+  if (grain === 'm') return monthStart(day);
+  if (grain === 'q') return quarterStart(day);
+  return `${day.slice(0, 4)}-01-01`;
+}
+
+function grainEnd(start: Day, grain: Grain): Day {
+  if (grain === 'd') return start;
+  return addDays(addMonths(start, grain === 'm' ? 1 : grain === 'q' ? 3 : 12), -1);
+}
+
 /**
- * A day range cut into whole months (read from monthly rollups) and the days around them (read
- * from daily rollups): a year is 12 monthly rows, not 365 daily ones.
+ * A day range covered by the fewest rollup buckets: whole years, then quarters, months and days
+ * at the edges. Each run is a grain and the first and last bucket start it takes, so a year is
+ * one row per prefix and a quarter one row, not 365 or 92 daily ones.
  */
-export function splitRange(from: Day, to: Day): { months?: { from: Day; to: Day }; days: Array<{ from: Day; to: Day }> } {
-  if (from > to) return { days: [] };
-  const firstFull = from === monthStart(from) ? from : addMonths(from, 1);
-  const afterLastFull = monthStart(addDays(to, 1));
-  if (firstFull >= afterLastFull) return { days: [{ from, to }] };
-  const days: Array<{ from: Day; to: Day }> = [];
-  if (from < firstFull) days.push({ from, to: addDays(firstFull, -1) });
-  if (afterLastFull <= to) days.push({ from: afterLastFull, to });
-  return { months: { from: firstFull, to: addDays(afterLastFull, -1) }, days };
+export function coverRange(from: Day, to: Day): Array<{ grain: Grain; from: Day; to: Day }> {
+  const runs: Array<{ grain: Grain; from: Day; to: Day }> = [];
+  let cursor = from;
+  while (cursor <= to) {
+    const grain = (['y', 'q', 'm'] as const).find((g) => grainStart(cursor, g) === cursor && grainEnd(cursor, g) <= to) ?? 'd';
+    const last = runs[runs.length - 1];
+    if (last && last.grain === grain) last.to = cursor;
+    else runs.push({ grain, from: cursor, to: cursor });
+    cursor = addDays(grainEnd(cursor, grain), 1);
+  }
+  return runs;
 }

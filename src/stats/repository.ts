@@ -1,7 +1,7 @@
 /** SQL for statistics: appending deltas, folding them, flushing resolution counts, reading rollups. */
 import type pg from 'pg';
 import type { Db, Tx } from '../infra/postgres.js';
-import { splitRange, type Day, type Granularity } from './periods.js';
+import { coverRange, type Day, type Granularity } from './periods.js';
 
 export type Metric = 'registrations' | 'resolutions';
 export const NODE_WIDE = '*';
@@ -35,16 +35,32 @@ export async function appendRegistrationDeltas(tx: Tx, rows: readonly DeltaRow[]
   );
 }
 
-/** Adds per-(prefix, day) counts to the daily and monthly rollups, per prefix and node-wide. */
-function rollupUpsert(metric: Metric, source: string): string {
+/** The all-time bucket of grain 't'. */
+export const ALL_TIME: Day = '1970-01-01';
+
+const GRAIN_BUCKETS = [
+  ['d', 'day'],
+  ['m', `date_trunc('month', day)::date`],
+  ['q', `date_trunc('quarter', day)::date`],
+  ['y', `date_trunc('year', day)::date`],
+  ['t', `DATE '${ALL_TIME}'`],
+] as const;
+
+/**
+ * SQL that adds per-(prefix, day) counts from `source` (columns prefix, day and the metric's three)
+ * to every rollup grain, per prefix and node-wide. Upserts in key order, so concurrent flushes
+ * lock rows in the same order and cannot deadlock.
+ */
+export function rollupUpsert(metric: Metric, source: string): string {
   const [a, b, c] = COLUMNS[metric];
   const table = TABLE[metric];
+  const expanded = GRAIN_BUCKETS.flatMap(([grain, bucket]) => [
+    `SELECT '${grain}' AS grain, prefix, ${bucket} AS bucket, ${a}, ${b}, ${c} FROM ${source}`,
+    `SELECT '${grain}', '${NODE_WIDE}', ${bucket}, ${a}, ${b}, ${c} FROM ${source}`,
+  ]).join('\n      UNION ALL ');
   return `
     , expanded AS (
-      SELECT 'd' AS grain, prefix, day AS bucket, ${a}, ${b}, ${c} FROM ${source}
-      UNION ALL SELECT 'm', prefix, date_trunc('month', day)::date, ${a}, ${b}, ${c} FROM ${source}
-      UNION ALL SELECT 'd', '${NODE_WIDE}', day, ${a}, ${b}, ${c} FROM ${source}
-      UNION ALL SELECT 'm', '${NODE_WIDE}', date_trunc('month', day)::date, ${a}, ${b}, ${c} FROM ${source}
+      ${expanded}
     )
     INSERT INTO ${table} (grain, prefix, bucket, ${a}, ${b}, ${c})
     SELECT grain, prefix, bucket, sum(${a}), sum(${b}), sum(${c}) FROM expanded
@@ -93,58 +109,91 @@ export async function addResolutionCounts(db: Db, rows: readonly DeltaRow[]): Pr
   );
 }
 
-/** Which prefixes a query covers: the node as a whole, or some prefixes (each reported apart). */
-export type Scope = { kind: 'node' } | { kind: 'prefixes'; prefixes: readonly string[] };
-
 /**
- * Counts per prefix (or NODE_WIDE) over [from, to]: whole months from the monthly rollup, the days
- * around them from the daily one, plus registration deltas not folded yet (so counts are exact).
+ * Which prefixes a query covers: the node as a whole (one node-wide figure), some prefixes, or
+ * every prefix (each reported apart; read by bucket rather than prefix by prefix).
  */
-export async function sumRange(db: Db, metric: Metric, from: Day, to: Day, scope: Scope): Promise<Map<string, Counts>> {
+export type Scope = { kind: 'node' } | { kind: 'prefixes'; prefixes: readonly string[] } | { kind: 'every-prefix' };
+
+/** The WHERE clause of a scope; pushes its parameter when it has one. */
+function scopeFilter(scope: Scope, param: (v: unknown) => string): string {
+  if (scope.kind === 'node') return `prefix = '${NODE_WIDE}'`;
+  if (scope.kind === 'every-prefix') return `prefix <> '${NODE_WIDE}'`;
+  return `prefix = ANY(${param(scope.prefixes)}::text[])`;
+}
+
+/** Counts per prefix (or NODE_WIDE) from the rollups over the given (grain, bucket range) runs, plus unfolded deltas. */
+async function sumRuns(db: Db, metric: Metric, runs: ReadonlyArray<{ grain: string; from: Day; to: Day }>, deltaRange: { from: Day; to: Day } | undefined, scope: Scope): Promise<Map<string, Counts>> {
   const [a, b, c] = COLUMNS[metric];
-  const split = splitRange(from, to);
-  const params: unknown[] = [];
-  const param = (v: unknown) => {
-    params.push(v);
-    return `$${params.length}`;
-  };
-  const where = scope.kind === 'node' ? `prefix = '${NODE_WIDE}'` : `prefix = ANY(${param(scope.prefixes)}::text[])`;
-  const ranges: string[] = [];
-  if (split.months) ranges.push(`(grain = 'm' AND bucket BETWEEN ${param(split.months.from)}::date AND ${param(split.months.to)}::date)`);
-  for (const d of split.days) ranges.push(`(grain = 'd' AND bucket BETWEEN ${param(d.from)}::date AND ${param(d.to)}::date)`);
   const totals = new Map<string, Counts>();
   const add = (prefix: string, counts: Counts) => {
     const t = totals.get(prefix) ?? [0, 0, 0];
     totals.set(prefix, [t[0] + counts[0], t[1] + counts[1], t[2] + counts[2]]);
   };
-  if (ranges.length > 0) {
-    const { rows } = await db.query<{ prefix: string; a: string; b: string; c: string }>(
-      `SELECT prefix, sum(${a}) AS a, sum(${b}) AS b, sum(${c}) AS c FROM ${TABLE[metric]}
-       WHERE ${where} AND (${ranges.join(' OR ')}) GROUP BY prefix`,
-      params,
+  const queries: Array<Promise<void>> = [];
+  if (runs.length > 0) {
+    const params: unknown[] = [];
+    const param = (v: unknown) => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    const where = scopeFilter(scope, param);
+    const ranges = runs.map((r) => `(grain = '${r.grain}' AND bucket BETWEEN ${param(r.from)}::date AND ${param(r.to)}::date)`);
+    queries.push(
+      db
+        .query<{ prefix: string; a: string; b: string; c: string }>(
+          `SELECT prefix, sum(${a})::bigint AS a, sum(${b})::bigint AS b, sum(${c})::bigint AS c FROM ${TABLE[metric]}
+           WHERE ${where} AND (${ranges.join(' OR ')}) GROUP BY prefix`,
+          params,
+        )
+        .then(({ rows }) => {
+          for (const r of rows) add(r.prefix, [Number(r.a), Number(r.b), Number(r.c)]);
+        }),
     );
-    for (const r of rows) add(r.prefix, [Number(r.a), Number(r.b), Number(r.c)]);
   }
-  if (metric === 'registrations') {
-    const deltaParams: unknown[] = [from, to];
-    const filter = scope.kind === 'node' ? '' : 'AND prefix = ANY($3::text[])';
-    if (scope.kind === 'prefixes') deltaParams.push(scope.prefixes);
-    const { rows } = await db.query<{ prefix: string; a: string; b: string; c: string }>(
-      `SELECT prefix, sum(creates) AS a, sum(updates) AS b, sum(deletes) AS c FROM stats_registration_deltas
-       WHERE day BETWEEN $1::date AND $2::date ${filter} GROUP BY prefix`,
-      deltaParams,
+  if (metric === 'registrations' && deltaRange) {
+    const params: unknown[] = [deltaRange.from, deltaRange.to];
+    const param = (v: unknown) => {
+      params.push(v);
+      return `$${params.length}`;
+    };
+    const where = scope.kind === 'prefixes' ? `AND ${scopeFilter(scope, param)}` : '';
+    queries.push(
+      db
+        .query<{ prefix: string; a: string; b: string; c: string }>(
+          `SELECT prefix, sum(creates) AS a, sum(updates) AS b, sum(deletes) AS c FROM stats_registration_deltas
+           WHERE day BETWEEN $1::date AND $2::date ${where} GROUP BY prefix`,
+          params,
+        )
+        .then(({ rows }) => {
+          for (const r of rows) add(scope.kind === 'node' ? NODE_WIDE : r.prefix, [Number(r.a), Number(r.b), Number(r.c)]);
+        }),
     );
-    for (const r of rows) add(scope.kind === 'node' ? NODE_WIDE : r.prefix, [Number(r.a), Number(r.b), Number(r.c)]);
   }
+  await Promise.all(queries);
   return totals;
+}
+
+/**
+ * Counts per prefix (or NODE_WIDE) over [from, to], from the fewest rollup rows (coverRange), plus
+ * registration deltas not folded yet, so registration counts are exact at any moment.
+ */
+export function sumRange(db: Db, metric: Metric, from: Day, to: Day, scope: Scope): Promise<Map<string, Counts>> {
+  return sumRuns(db, metric, coverRange(from, to), from <= to ? { from, to } : undefined, scope);
+}
+
+/** All-time counts per prefix (or NODE_WIDE): one row each. */
+export function sumAllTime(db: Db, metric: Metric, scope: Scope): Promise<Map<string, Counts>> {
+  return sumRuns(db, metric, [{ grain: 't', from: ALL_TIME, to: ALL_TIME }], { from: '0001-01-01', to: '9999-12-31' }, scope);
 }
 
 /** Counts per bucket start over [from, to] (from/to aligned to the granularity by the caller). */
 export async function seriesByBucket(db: Db, metric: Metric, granularity: Granularity, from: Day, to: Day, scope: Scope): Promise<Map<Day, Counts>> {
   const [a, b, c] = COLUMNS[metric];
-  const grain = granularity === 'day' ? 'd' : 'm';
-  const bucketExpr = granularity === 'quarter' ? `date_trunc('quarter', bucket)::date` : 'bucket';
-  const prefixFilter = scope.kind === 'node' ? `prefix = '${NODE_WIDE}'` : 'prefix = ANY($3::text[])';
+  const grain = granularity === 'day' ? 'd' : granularity === 'month' ? 'm' : 'q';
+  const bucketExpr = 'bucket';
+  const prefixFilter =
+    scope.kind === 'node' ? `prefix = '${NODE_WIDE}'` : scope.kind === 'every-prefix' ? `prefix <> '${NODE_WIDE}'` : 'prefix = ANY($3::text[])';
   const params: unknown[] = [from, to];
   if (scope.kind === 'prefixes') params.push(scope.prefixes);
   const out = new Map<Day, Counts>();
@@ -161,7 +210,7 @@ export async function seriesByBucket(db: Db, metric: Metric, granularity: Granul
   for (const r of rows) add(r.bucket, [Number(r.a), Number(r.b), Number(r.c)]);
   if (metric === 'registrations') {
     const trunc = granularity === 'day' ? 'day' : `date_trunc('${granularity}', day)::date`;
-    const deltaFilter = scope.kind === 'node' ? '' : 'AND prefix = ANY($3::text[])';
+    const deltaFilter = scope.kind === 'prefixes' ? 'AND prefix = ANY($3::text[])' : '';
     const deltas = await db.query<{ bucket: string; a: string; b: string; c: string }>(
       `SELECT to_char(${trunc}, 'YYYY-MM-DD') AS bucket, sum(creates) AS a, sum(updates) AS b, sum(deletes) AS c
        FROM stats_registration_deltas WHERE day BETWEEN $1::date AND $2::date ${deltaFilter} GROUP BY 1`,

@@ -22,9 +22,8 @@ import {
   type Granularity,
   type Period,
 } from './periods.js';
-import { seriesByBucket, sumRange, type Counts, type Metric, type Scope } from './repository.js';
+import { seriesByBucket, sumAllTime, sumRange, type Counts, type Metric, type Scope } from './repository.js';
 
-const BEGINNING: Day = '1970-01-01';
 const MAX_BUCKETS = 4000;
 
 export interface RegistrationCounts {
@@ -116,11 +115,13 @@ export class StatsService {
     return { kind: 'node' };
   }
 
-  /** The directory rows a caller may see. */
-  private async directory(actor: Actor): Promise<PrefixDirectoryRow[]> {
+  /** The directory rows a caller may see, and the scope that reads their figures. */
+  private async directory(actor: Actor): Promise<{ rows: PrefixDirectoryRow[]; scope: Scope }> {
     const key = this.requireReader(actor);
     const all = await this.tenancy.prefixDirectory();
-    return key.role === 'enterprise' ? all.filter((d) => key.prefixes.includes(d.prefix)) : all;
+    if (key.role !== 'enterprise') return { rows: all, scope: { kind: 'every-prefix' } };
+    const rows = all.filter((d) => key.prefixes.includes(d.prefix));
+    return { rows, scope: { kind: 'prefixes', prefixes: rows.map((d) => d.prefix) } };
   }
 
   private async sum(metric: Metric, from: Day, to: Day, scope: Scope): Promise<Counts> {
@@ -132,7 +133,7 @@ export class StatsService {
     const today = this.today();
     const ranges = { today: today, month: monthStart(today), quarter: quarterStart(today) } as const;
     const [stored, tenancy, ...figures] = await Promise.all([
-      this.sum('registrations', BEGINNING, today, scope),
+      sumAllTime(this.pool, 'registrations', scope).then(total),
       this.tenancy.counts(),
       ...(['registrations', 'resolutions'] as const).flatMap((metric) =>
         Object.values(ranges).map((from) => this.sum(metric, from, today, scope)),
@@ -175,8 +176,8 @@ export class StatsService {
 
   async top(actor: Actor, metric: Metric, periodLabel: string | undefined, limit: number) {
     const p = period(periodLabel ?? bucketOf(this.today(), 'month').label);
-    const directory = await this.directory(actor);
-    const byPrefix = await sumRange(this.pool, metric, p.from, p.to, { kind: 'prefixes', prefixes: directory.map((d) => d.prefix) });
+    const { rows: directory, scope } = await this.directory(actor);
+    const byPrefix = await sumRange(this.pool, metric, p.from, p.to, scope);
     const byEnterprise = new Map<string, { enterpriseId: string; name: string; uscc: string; value: number }>();
     for (const d of directory) {
       const c = byPrefix.get(d.prefix) ?? [0, 0, 0];
@@ -191,15 +192,19 @@ export class StatsService {
 
   async report(actor: Actor, periodLabel: string) {
     const p = period(periodLabel);
-    const directory = await this.directory(actor);
-    const scope: Scope = { kind: 'prefixes', prefixes: directory.map((d) => d.prefix) };
-    const [stored, registrations, resolutions] = await Promise.all([
-      sumRange(this.pool, 'registrations', BEGINNING, p.to, scope),
+    const { rows: directory, scope } = await this.directory(actor);
+    const today = this.today();
+    // Stored at the period's end: all time, less what changed after it (little, for recent periods).
+    const [allTime, after, registrations, resolutions] = await Promise.all([
+      sumAllTime(this.pool, 'registrations', scope),
+      p.to < today ? sumRange(this.pool, 'registrations', addDays(p.to, 1), today, scope) : Promise.resolve(new Map<string, Counts>()),
       sumRange(this.pool, 'registrations', p.from, p.to, scope),
       sumRange(this.pool, 'resolutions', p.from, p.to, scope),
     ]);
     const rows = directory.map((d) => {
-      const s = stored.get(d.prefix) ?? [0, 0, 0];
+      const all = allTime.get(d.prefix) ?? [0, 0, 0];
+      const later = after.get(d.prefix) ?? [0, 0, 0];
+      const s: Counts = [all[0] - later[0], all[1] - later[1], all[2] - later[2]];
       const r = registrations.get(d.prefix) ?? [0, 0, 0];
       const q = resolutions.get(d.prefix) ?? [0, 0, 0];
       return {

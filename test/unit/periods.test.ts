@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bucketOf, bucketsBetween, dayIn, parsePeriod, splitRange } from '../../src/stats/periods.js';
+import { bucketOf, bucketsBetween, coverRange, dayIn, parsePeriod } from '../../src/stats/periods.js';
 
 describe('statistics periods', () => {
   it('takes the calendar day in the node time zone, not in UTC', () => {
@@ -26,13 +26,20 @@ describe('statistics periods', () => {
     expect(bucketsBetween('2026-11-30', '2027-01-01', 'month').map((b) => b.label)).toEqual(['2026-11', '2026-12', '2027-01']);
   });
 
-  it('splits a range into whole months and the days around them', () => {
-    expect(splitRange('2026-07-01', '2026-09-30')).toEqual({ months: { from: '2026-07-01', to: '2026-09-30' }, days: [] });
-    expect(splitRange('2026-06-20', '2026-09-03')).toEqual({
-      months: { from: '2026-07-01', to: '2026-08-31' },
-      days: [{ from: '2026-06-20', to: '2026-06-30' }, { from: '2026-09-01', to: '2026-09-03' }],
-    });
-    expect(splitRange('2026-11-03', '2026-11-20')).toEqual({ days: [{ from: '2026-11-03', to: '2026-11-20' }] });
-    expect(splitRange('2026-12-15', '2027-01-31')).toEqual({ months: { from: '2027-01-01', to: '2027-01-31' }, days: [{ from: '2026-12-15', to: '2026-12-31' }] });
+  it('covers a range with the fewest rollup buckets', () => {
+    expect(coverRange('2026-07-01', '2026-09-30')).toEqual([{ grain: 'q', from: '2026-07-01', to: '2026-07-01' }]);
+    expect(coverRange('2025-01-01', '2026-12-31')).toEqual([{ grain: 'y', from: '2025-01-01', to: '2026-01-01' }]);
+    expect(coverRange('2026-06-20', '2026-11-03')).toEqual([
+      { grain: 'd', from: '2026-06-20', to: '2026-06-30' },
+      { grain: 'q', from: '2026-07-01', to: '2026-07-01' },
+      { grain: 'm', from: '2026-10-01', to: '2026-10-01' },
+      { grain: 'd', from: '2026-11-01', to: '2026-11-03' },
+    ]);
+    expect(coverRange('2026-11-03', '2026-11-20')).toEqual([{ grain: 'd', from: '2026-11-03', to: '2026-11-20' }]);
+    expect(coverRange('2026-12-15', '2027-02-28')).toEqual([
+      { grain: 'd', from: '2026-12-15', to: '2026-12-31' },
+      { grain: 'm', from: '2027-01-01', to: '2027-02-01' },
+    ]);
+    expect(coverRange('2026-12-02', '2026-12-01')).toEqual([]);
   });
 });
