@@ -1,0 +1,196 @@
+/**
+ * The node each scenario talks to: either nodes the bench starts, one configuration at a time on
+ * one DATA_DIR (so the seeded data and the admin key survive restarts), or the --url node as is.
+ */
+import { randomBytes } from 'node:crypto';
+import { chmod, mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { obtainAdminKey, revokeAdminKey, type AdminKey } from './admin-key.js';
+import { NodeProcess } from './node-process.js';
+import { note } from './progress.js';
+import { deleteKeys, redisProblem } from './redis.js';
+import type { NodeConfigName } from './scenarios.js';
+
+export interface ActiveNode {
+  url: string;
+  /** For /proc sampling; undefined for a --url node. */
+  pid: number | undefined;
+  /** What the results table shows as the node configuration. */
+  label: string;
+  /** A caveat about running this configuration here. */
+  note?: string;
+  /** The node's last log lines (started nodes only): what went wrong when requests fail. */
+  logTail?: () => string;
+  alive?: () => boolean;
+}
+
+export interface NodeSource {
+  /** False when the scenarios that need Redis must be skipped; with the reason. */
+  redis: { ok: boolean; problem?: string };
+  acquire(config: NodeConfigName): Promise<ActiveNode>;
+  adminKey(): Promise<string | undefined>;
+  /** Stops whatever runs, removes what the bench created. Never throws. */
+  close(): Promise<void>;
+  /** SIGKILL everything started: the second Ctrl-C. */
+  killNow(): void;
+  profiles: string[];
+  describe(): Record<string, unknown>;
+}
+
+/** Every variable the bench sets or clears for its nodes; the rest of the environment passes through. */
+const CONTROLLED = ['HOST', 'PORT', 'BENCH_ROUTES', 'LOG_LEVEL', 'DATA_DIR', 'API_KEY_SECRET', 'DATABASE_URL', 'REDIS_URL', 'REDIS_KEY_PREFIX', 'CACHE_MEMORY_BYTES', 'NODE_PREFIX'];
+
+export interface StartedNodesOptions {
+  databaseUrl: string | undefined;
+  redisUrl: string;
+  /** Enterprise prefix the bench seeds; the node prefix is its parent. */
+  prefix: string;
+  profileDir: string | undefined;
+  key: string | undefined;
+}
+
+export class StartedNodes implements NodeSource {
+  redis: { ok: boolean; problem?: string } = { ok: true };
+  profiles: string[] = [];
+  readonly redisKeyPrefix = `snode-bench:${randomBytes(5).toString('hex')}:`;
+  private readonly secret = randomBytes(24).toString('hex');
+  private current: { config: NodeConfigName; node: NodeProcess } | undefined;
+  private dataDir = '';
+  private key: AdminKey | undefined;
+  private starts = 0;
+
+  private constructor(private readonly options: StartedNodesOptions) {}
+
+  static async create(options: StartedNodesOptions): Promise<StartedNodes> {
+    const nodes = new StartedNodes(options);
+    nodes.dataDir = await mkdtemp(path.join(os.tmpdir(), 'snode-bench-'));
+    // As root the embedded Postgres runs as the postgres user, which must be able to enter DATA_DIR.
+    await chmod(nodes.dataDir, 0o755);
+    const problem = await redisProblem(options.redisUrl);
+    if (problem) nodes.redis = { ok: false, problem: `Redis at ${options.redisUrl} is unreachable (${problem})` };
+    return nodes;
+  }
+
+  env(config: NodeConfigName): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    for (const name of CONTROLLED) delete env[name];
+    const parent = this.options.prefix.split('.').slice(0, -1).join('.');
+    Object.assign(env, {
+      HOST: '127.0.0.1',
+      PORT: '0',
+      BENCH_ROUTES: '1',
+      LOG_LEVEL: 'info',
+      DATA_DIR: this.dataDir,
+      API_KEY_SECRET: this.secret,
+      REDIS_KEY_PREFIX: this.redisKeyPrefix,
+      ...(parent ? { NODE_PREFIX: parent } : {}),
+      ...(this.options.databaseUrl ? { DATABASE_URL: this.options.databaseUrl } : {}),
+    });
+    if (config === 'default') env.REDIS_URL = this.redis.ok ? this.options.redisUrl : '';
+    if (config === 'l1-off') Object.assign(env, { REDIS_URL: this.options.redisUrl, CACHE_MEMORY_BYTES: '0' });
+    if (config === 'no-cache') Object.assign(env, { REDIS_URL: '', CACHE_MEMORY_BYTES: '0' });
+    return env;
+  }
+
+  async acquire(config: NodeConfigName): Promise<ActiveNode> {
+    const running = this.current;
+    const label = config === 'default' && !this.redis.ok ? 'default (no Redis)' : config;
+    const caveat = config === 'default' && !this.redis.ok ? 'Redis unreachable: in-process cache only' : undefined;
+    if (running && running.config === config && running.node.alive()) return this.active(running.node, label, caveat);
+    await this.stopCurrent();
+    const embedded = this.options.databaseUrl ? '' : ', embedded Postgres';
+    note(`starting a node: ${label}${embedded}${this.options.profileDir ? ', --cpu-prof' : ''}`);
+    const node = await NodeProcess.start({ env: this.env(config), dataDir: this.dataDir, ...(this.options.profileDir ? { profileDir: this.options.profileDir } : {}) });
+    this.starts += 1;
+    this.current = { config, node };
+    return this.active(node, label, caveat);
+  }
+
+  private active(node: NodeProcess, label: string, caveat: string | undefined): ActiveNode {
+    return { url: node.url, pid: node.pid, label, ...(caveat ? { note: caveat } : {}), logTail: () => node.logTail(), alive: () => node.alive() };
+  }
+
+  async adminKey(): Promise<string | undefined> {
+    if (this.options.key) return this.options.key;
+    this.key ??= await obtainAdminKey(this.dataDir, this.env('no-cache'));
+    return this.key.key;
+  }
+
+  private async stopCurrent(): Promise<void> {
+    const running = this.current;
+    if (!running) return;
+    this.current = undefined;
+    const byItself = !running.node.alive();
+    const how = await running.node.stop();
+    if (byItself || how !== 'code 0') note(`the ${running.config} node (pid ${running.node.pid}) ${byItself ? 'had exited by itself' : 'exited'} (${how}):\n${running.node.logTail()}`);
+    if (this.options.profileDir) {
+      const files = (await readdir(this.options.profileDir).catch(() => [] as string[])).filter((f) => f.endsWith('.cpuprofile') && f.includes(`.${running.node.pid}.`));
+      for (const file of files) {
+        const full = path.resolve(this.options.profileDir, file);
+        this.profiles.push(full);
+        note(`CPU profile of the ${running.config} node: ${full}`);
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.stopCurrent().catch((err: unknown) => note(`stopping the node failed: ${(err as Error).message}`));
+    if (this.key?.createdId) {
+      await revokeAdminKey(this.key.createdId, this.env('no-cache')).catch((err: unknown) => note(`revoking the bench's admin key ${this.key?.createdId} failed: ${(err as Error).message}`));
+    }
+    if (this.redis.ok) {
+      await deleteKeys(this.options.redisUrl, this.redisKeyPrefix)
+        .then((n) => note(`deleted ${n} Redis keys under ${this.redisKeyPrefix}`))
+        .catch((err: unknown) => note(`deleting Redis keys under ${this.redisKeyPrefix} failed: ${(err as Error).message}`));
+    }
+    await rm(this.dataDir, { recursive: true, force: true }).catch(() => undefined);
+  }
+
+  killNow(): void {
+    this.current?.node.kill();
+  }
+
+  describe(): Record<string, unknown> {
+    return {
+      dataDir: this.dataDir,
+      database: this.options.databaseUrl ? 'DATABASE_URL' : 'embedded Postgres in DATA_DIR',
+      redisKeyPrefix: this.redisKeyPrefix,
+      redis: this.redis,
+      nodeStarts: this.starts,
+    };
+  }
+}
+
+export class UrlNode implements NodeSource {
+  redis = { ok: true };
+  profiles: string[] = [];
+
+  constructor(
+    private readonly url: string,
+    private readonly key: string | undefined,
+  ) {}
+
+  acquire(config: NodeConfigName): Promise<ActiveNode> {
+    return Promise.resolve({
+      url: this.url,
+      pid: undefined,
+      label: 'url',
+      ...(config !== 'default' ? { note: `meant for the "${config}" node configuration; ran against --url as it is configured` } : {}),
+    });
+  }
+
+  adminKey(): Promise<string | undefined> {
+    return Promise.resolve(this.key);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  killNow(): void {}
+
+  describe(): Record<string, unknown> {
+    return { url: this.url };
+  }
+}

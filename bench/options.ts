@@ -1,0 +1,158 @@
+/** Command-line options of the bench runner: parsed, validated, with their defaults. */
+import { parseArgs } from 'node:util';
+import { scenario, SCENARIO_NAMES, type ScenarioName } from './scenarios.js';
+
+export interface BenchOptions {
+  /** Bench this running node instead of starting our own. */
+  url: string | undefined;
+  /** Admin key for POST /bench/seed (required with --url to seed; otherwise read from DATA_DIR/admin.key). */
+  key: string | undefined;
+  scenarios: ScenarioName[];
+  connections: number;
+  /** Measured seconds per scenario. */
+  duration: number;
+  /** Unmeasured seconds of load before each measurement (after the warm pass over the set). */
+  warmup: number;
+  /** Identifiers seeded: <prefix>/BENCH-0 .. BENCH-<seed-1>. */
+  seed: number;
+  /** Size of the hot set (resolve-l1, resolve-batch, resolve-proto, ceiling paths). */
+  hot: number;
+  /** Enterprise prefix the identifiers are seeded under; the started node's NODE_PREFIX is its parent. */
+  prefix: string;
+  databaseUrl: string | undefined;
+  redisUrl: string;
+  profileDir: string | undefined;
+  jsonOut: string | undefined;
+}
+
+export class UsageError extends Error {}
+
+// 20 connections, from runs on this 2-core machine (8 s each, pipelining 1):
+//   c=5:  ceiling ~25k req/s, p99 0.9 ms; but resolve-pg only 2.3k: requests wait on Postgres
+//         and the tiers with I/O are under-loaded;
+//   c=10: ceiling ~21k, p99 1.7 ms; resolve-redis ~11k, resolve-pg ~5.9k;
+//   c=20: ceiling ~27k, p99 2.5 ms; resolve-redis ~13k, resolve-pg ~6.0k;
+//   c=50: ceiling ~24-27k, p99 6-7 ms; resolve-pg ~6k with p99 22-28 ms.
+// The ceiling saturates from 5-10 connections (the node on one core, this load generator on the
+// other); the Redis and Postgres tiers need about 20 to keep the node busy while requests wait on
+// I/O; beyond that only the queue grows, and p99 with it.
+export const DEFAULT_CONNECTIONS = 20;
+
+export const USAGE = `Usage: npm run bench -- [options]
+
+Starts its own snode processes (BENCH_ROUTES=1) unless --url is given, seeds identifiers, runs the
+scenarios with autocannon and prints each one's throughput and latency as a ratio to "ceiling".
+
+Options:
+  --url URL               bench this running node (started with BENCH_ROUTES=1) instead
+  --key KEY               admin API key (with --url: needed to seed; otherwise read from DATA_DIR/admin.key)
+  --scenario A[,B...]     scenarios to run, in the standard order (default: all; see below)
+  --connections C         concurrent connections (default ${DEFAULT_CONNECTIONS})
+  --duration S            measured seconds per scenario (default 10)
+  --warmup S              unmeasured seconds of load before each measurement (default 2)
+  --seed N                identifiers to seed, e.g. 1000000 (default 100000)
+  --hot N                 hot-set size for resolve-l1/-batch/-proto/-miss (default 10000, at most --seed)
+  --prefix P              enterprise prefix to seed under (default 88.118.8)
+  --database-url URL      Postgres for the started nodes (default $DATABASE_URL, else embedded)
+  --redis-url URL         Redis for the started nodes (default $REDIS_URL, else redis://127.0.0.1:6379)
+  --profile DIR           start nodes with --cpu-prof --cpu-prof-dir DIR (a .cpuprofile per node)
+  --json-out FILE         write the JSON results here instead of bench/results/<timestamp>.json
+  -h, --help              this help
+
+Scenarios:
+${SCENARIO_NAMES.map((name) => `  ${name.padEnd(15)} [${scenario(name).config}] ${scenario(name).summary}`).join('\n')}
+`;
+
+function positiveNumber(name: string, raw: string | undefined, fallback: number, integer: boolean, min = 1): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
+    throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got "${raw}"`);
+  }
+  return value;
+}
+
+export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptions | 'help' {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      strict: true,
+      allowPositionals: false,
+      options: {
+        url: { type: 'string' },
+        key: { type: 'string' },
+        scenario: { type: 'string', multiple: true },
+        connections: { type: 'string' },
+        duration: { type: 'string' },
+        warmup: { type: 'string' },
+        seed: { type: 'string' },
+        hot: { type: 'string' },
+        prefix: { type: 'string' },
+        'database-url': { type: 'string' },
+        'redis-url': { type: 'string' },
+        profile: { type: 'string' },
+        'json-out': { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const v = parsed.values;
+  if (v.help) return 'help';
+
+  let scenarios: ScenarioName[] = [...SCENARIO_NAMES];
+  if (v.scenario) {
+    const wanted = v.scenario.flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+    const unknown = wanted.filter((s) => !(SCENARIO_NAMES as readonly string[]).includes(s));
+    if (unknown.length > 0) throw new UsageError(`unknown scenario ${unknown.join(', ')}; known: ${SCENARIO_NAMES.join(', ')}`);
+    // Always the standard order, whatever order they were named in: ceiling first.
+    scenarios = SCENARIO_NAMES.filter((s) => wanted.includes(s));
+  }
+
+  if (v.url !== undefined) {
+    try {
+      new URL(v.url);
+    } catch {
+      throw new UsageError(`--url is not a URL: ${v.url}`);
+    }
+    if (v.profile) throw new UsageError('--profile needs the bench to start the node itself (drop --url)');
+  }
+  const prefix = v.prefix ?? '88.118.8';
+  if (!/^[A-Za-z0-9]+(\.[A-Za-z0-9]+)*$/.test(prefix)) throw new UsageError(`--prefix must be dot-separated letters and digits, got "${prefix}"`);
+
+  const seed = positiveNumber('seed', v.seed, 100_000, true);
+  const hot = Math.min(positiveNumber('hot', v.hot, 10_000, true), seed);
+  return {
+    url: v.url?.replace(/\/+$/, ''),
+    key: v.key,
+    scenarios,
+    connections: positiveNumber('connections', v.connections, DEFAULT_CONNECTIONS, true),
+    duration: positiveNumber('duration', v.duration, 10, false, 0.5),
+    warmup: positiveNumber('warmup', v.warmup, 2, false, 0),
+    seed,
+    hot,
+    prefix,
+    databaseUrl: v['database-url'] ?? (env.DATABASE_URL || undefined),
+    redisUrl: v['redis-url'] ?? (env.REDIS_URL || 'redis://127.0.0.1:6379'),
+    profileDir: v.profile,
+    jsonOut: v['json-out'],
+  };
+}
+
+/** The options as recorded in the results file: no keys, no passwords. */
+export function redactedOptions(o: BenchOptions): Record<string, unknown> {
+  return { ...o, key: o.key ? '(given)' : undefined, databaseUrl: maskUrl(o.databaseUrl), redisUrl: maskUrl(o.redisUrl) };
+}
+
+export function maskUrl(raw: string | undefined): string | undefined {
+  if (!raw) return raw;
+  try {
+    const u = new URL(raw);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(unparsable URL)';
+  }
+}

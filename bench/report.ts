@@ -1,0 +1,167 @@
+/** Scenario results: ratios to the ceiling, the targets they are judged against, the table, the file. */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Percentiles } from './histogram.js';
+import type { ScenarioName } from './scenarios.js';
+
+export interface ScenarioResult {
+  name: ScenarioName;
+  /** Node configuration it ran on ("default", "l1-off", "no-cache", or "url" with --url). */
+  config: string;
+  status: 'ok' | 'skipped' | 'failed';
+  /** Why it was skipped or failed, or a caveat about how it ran. */
+  note?: string;
+  reqPerSec?: number;
+  identifiersPerSec?: number;
+  requests?: number;
+  durationS?: number;
+  latencyMs?: Percentiles;
+  statuses?: Record<string, number>;
+  expectedStatus?: number;
+  /** Connection errors + timeouts + answers other than the expected status. */
+  errors?: number;
+  errorDetail?: { connErrors: number; timeouts: number; unexpectedStatus: number; connErrorKinds: Record<string, number> };
+  /** The node's last log lines, when requests failed. */
+  nodeLog?: string[];
+  /** Highest resident memory of the node during warm-up and measurement. */
+  peakRssMiB?: number;
+  /** CPU used during the measurement, in % of one core. */
+  nodeCpuPct?: number;
+  benchCpuPct?: number;
+  /** The rest of the machine (Postgres, Redis, anything else running), same unit. */
+  otherCpuPct?: number;
+  /** The pass that loaded the set into the measured tier (its peak RSS is not the scenario's). */
+  warm?: { requests: number; seconds: number; via: string; peakRssMiB?: number };
+  ratio?: number;
+  p99Ratio?: number;
+  target?: { rule: string; pass: boolean | undefined; why?: string };
+}
+
+const RSS_LIMIT_MIB = 300;
+const RSS_MEANT_AT_SEED = 1_000_000;
+
+type Rule = { rule: string; judge(r: ScenarioResult, seeded: number): { pass: boolean | undefined; why?: string } };
+
+const fmtRatio = (x: number | undefined): string => (x === undefined ? 'n/a' : x.toFixed(2));
+
+const TARGETS: Partial<Record<ScenarioName, Rule>> = {
+  'resolve-l1': {
+    rule: 'req/s >= 0.85 x ceiling, p99 <= 2 x ceiling p99',
+    judge: (r) => {
+      if (r.ratio === undefined || r.p99Ratio === undefined) return { pass: undefined, why: 'no ceiling' };
+      const fails = [r.ratio < 0.85 ? `ratio ${fmtRatio(r.ratio)} < 0.85` : '', r.p99Ratio > 2 ? `p99 ratio ${fmtRatio(r.p99Ratio)} > 2` : ''].filter(Boolean);
+      return { pass: fails.length === 0, ...(fails.length ? { why: fails.join(', ') } : {}) };
+    },
+  },
+  'resolve-redis': {
+    rule: `req/s >= 0.5 x ceiling, node RSS < ${RSS_LIMIT_MIB} MiB (at --seed ${RSS_MEANT_AT_SEED})`,
+    judge: (r, seeded) => {
+      const fails = [
+        r.ratio !== undefined && r.ratio < 0.5 ? `ratio ${fmtRatio(r.ratio)} < 0.5` : '',
+        r.peakRssMiB !== undefined && r.peakRssMiB >= RSS_LIMIT_MIB ? `RSS ${r.peakRssMiB} MiB >= ${RSS_LIMIT_MIB}` : '',
+      ].filter(Boolean);
+      if (fails.length > 0) return { pass: false, why: fails.join(', ') };
+      if (r.ratio === undefined) return { pass: undefined, why: 'no ceiling' };
+      const caveats = [r.peakRssMiB === undefined ? 'RSS n/a' : '', seeded < RSS_MEANT_AT_SEED ? `RSS target meant at --seed ${RSS_MEANT_AT_SEED}` : ''].filter(Boolean);
+      return { pass: true, ...(caveats.length ? { why: caveats.join('; ') } : {}) };
+    },
+  },
+  'resolve-pg': {
+    rule: 'req/s >= 0.25 x ceiling',
+    judge: (r) => (r.ratio === undefined ? { pass: undefined, why: 'no ceiling' } : r.ratio >= 0.25 ? { pass: true } : { pass: false, why: `ratio ${fmtRatio(r.ratio)} < 0.25` }),
+  },
+  'resolve-batch': {
+    rule: 'identifiers/s >= 20 x ceiling req/s',
+    judge: (r) => (r.ratio === undefined ? { pass: undefined, why: 'no ceiling' } : r.ratio >= 20 ? { pass: true } : { pass: false, why: `ratio ${fmtRatio(r.ratio)} < 20` }),
+  },
+};
+
+/** Fills ratio, p99Ratio and target of every result from the ceiling measured in the same run. */
+export function judge(results: ScenarioResult[], seeded: number): void {
+  const ceiling = results.find((r) => r.name === 'ceiling' && r.status === 'ok');
+  for (const r of results) {
+    if (r.status !== 'ok') continue;
+    if (ceiling?.reqPerSec && r.reqPerSec !== undefined) {
+      // Batch: identifiers per second against the ceiling's requests per second.
+      r.ratio = round2((r.identifiersPerSec ?? r.reqPerSec) / ceiling.reqPerSec);
+      if (ceiling.latencyMs && ceiling.latencyMs.p99 > 0 && r.latencyMs) r.p99Ratio = round2(r.latencyMs.p99 / ceiling.latencyMs.p99);
+    }
+    const rule = TARGETS[r.name];
+    if (!rule) continue;
+    if ((r.errors ?? 0) > 0) {
+      r.target = { rule: rule.rule, pass: false, why: `${r.errors} errors` };
+      continue;
+    }
+    r.target = { rule: rule.rule, ...rule.judge(r, seeded) };
+  }
+}
+
+const round2 = (x: number): number => Math.round(x * 100) / 100;
+const int = (x: number | undefined): string => (x === undefined ? '' : Math.round(x).toLocaleString('en'));
+const ms = (x: number | undefined): string => (x === undefined ? '' : x.toFixed(2));
+
+export function table(results: ScenarioResult[], urlMode: boolean): string {
+  const header = ['scenario', 'node config', 'req/s', 'ids/s', 'p50 ms', 'p97.5 ms', 'p99 ms', 'errors', 'x ceiling', 'p99 x ceiling', 'peak RSS MiB', 'cpu % node/bench/other', 'target'];
+  const rows = results.map((r) => {
+    if (r.status !== 'ok') return [r.name, r.config, '', '', '', '', '', r.status === 'failed' ? 'FAILED' : '', '', '', '', '', `${r.status.toUpperCase()} (see below)`];
+    const target = r.target ? `${r.target.pass === undefined ? 'n/a' : r.target.pass ? 'PASS' : 'FAIL'}${r.target.why ? ` (${r.target.why})` : ''}` : '-';
+    return [
+      r.name,
+      r.config,
+      int(r.reqPerSec),
+      r.identifiersPerSec !== undefined && r.identifiersPerSec !== r.reqPerSec ? int(r.identifiersPerSec) : '',
+      ms(r.latencyMs?.p50),
+      ms(r.latencyMs?.p97_5),
+      ms(r.latencyMs?.p99),
+      String(r.errors ?? 0),
+      r.name === 'ceiling' ? '1.00' : fmtRatio(r.ratio),
+      r.name === 'ceiling' ? '1.00' : fmtRatio(r.p99Ratio),
+      urlMode ? 'n/a' : r.peakRssMiB === undefined ? 'n/a' : r.peakRssMiB.toFixed(1),
+      `${r.nodeCpuPct ?? 'n/a'}/${r.benchCpuPct ?? 'n/a'}/${r.otherCpuPct ?? 'n/a'}`,
+      target,
+    ];
+  });
+  const numeric = new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+  const widths = header.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c]!.length)));
+  const line = (cells: string[]) => `| ${cells.map((cell, c) => (numeric.has(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join(' | ')} |`;
+  const rule = `|${widths.map((w, c) => (numeric.has(c) ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`;
+  const notes = results.filter((r) => r.note).map((r) => `- ${r.name}${r.status === 'ok' ? '' : ` ${r.status}`}: ${r.note}`);
+  return [line(header), rule, ...rows.map(line), ...(notes.length ? ['', ...notes] : [])].join('\n');
+}
+
+export interface RunRecord {
+  startedAt: string;
+  finishedAt: string;
+  machine: Record<string, unknown>;
+  options: Record<string, unknown>;
+  mode: 'started nodes' | 'url';
+  seed?: unknown;
+  nodes?: unknown;
+  profiles: string[];
+  results: ScenarioResult[];
+}
+
+export function machineInfo(): Record<string, unknown> {
+  const cpus = os.cpus();
+  return {
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model,
+    memoryMiB: Math.round(os.totalmem() / 1024 / 1024),
+    loadAverage: os.loadavg().map(round2),
+    node: process.version,
+    platform: `${os.platform()} ${os.release()}`,
+    hostname: os.hostname(),
+  };
+}
+
+/** bench/results/ of the checkout (this file runs from dist/bench-runner/). */
+export const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+
+export function writeRecord(record: RunRecord, file: string | undefined): string {
+  const target = file ?? path.join(RESULTS_DIR, `${record.startedAt.replace(/:/g, '-')}.json`);
+  mkdirSync(path.dirname(target), { recursive: true });
+  writeFileSync(target, `${JSON.stringify(record, null, 2)}\n`);
+  return target;
+}

@@ -1,0 +1,241 @@
+/**
+ * What each scenario sends, to which node configuration, and what a right answer looks like.
+ * Every request asks for a different identifier of the scenario's set (a rotation, not one URL
+ * repeated), so no layer can serve the bench from a single hot entry.
+ */
+
+export const SCENARIO_NAMES = ['ceiling', 'resolve-l1', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto'] as const;
+export type ScenarioName = (typeof SCENARIO_NAMES)[number];
+
+/** default: L1 in-process cache + Redis; l1-off: Redis only; no-cache: every resolve reads Postgres. */
+export type NodeConfigName = 'default' | 'l1-off' | 'no-cache';
+
+export const BATCH_SIZE = 100;
+/**
+ * Handles per POST /api/resolve when warming a large set. Not the route's limit of 1000: 20
+ * connections of 1000-identifier batches left the node at ~500 MiB RSS (against ~250 MiB with
+ * 100), and that residue would count as resolve-redis' own memory. 100 warms 100k identifiers in
+ * ~13 s here, against ~10 s with 1000 and ~30 s one GET at a time.
+ */
+export const WARM_BATCH_SIZE = 100;
+export const PROTOBUF = 'application/x-protobuf';
+
+export interface SetInfo {
+  prefix: string;
+  /** Seeded identifiers: BENCH-0 .. BENCH-<seeded-1>. */
+  seeded: number;
+  /** Hot set: BENCH-0 .. BENCH-<hot-1>; also the size of the miss set NOPE-0 .. NOPE-<hot-1>. */
+  hot: number;
+}
+
+export interface RequestPlan {
+  method: 'GET' | 'POST';
+  headers: Record<string, string>;
+  /** Distinct requests before the rotation repeats. */
+  size: number;
+  /** Distinct identifiers those requests cover, when not one per request. */
+  identifiers?: number;
+  /** The i-th request (i grows without bound; implementations wrap). */
+  at(i: number): { path: string; body?: string };
+}
+
+export interface Probe {
+  status: number;
+  contentType: string;
+  body: Buffer;
+}
+
+/**
+ * resolve-redis walks at most this many identifiers. A 10-second measurement touches a few hundred
+ * thousand at most, and warming all of a 10,000,000 seed into Redis would take half an hour here.
+ */
+export const REDIS_SET_MAX = 1_000_000;
+const redisSet = (set: SetInfo): number => Math.min(set.seeded, REDIS_SET_MAX);
+
+export interface Scenario {
+  name: ScenarioName;
+  summary: string;
+  config: NodeConfigName;
+  /** Meaningless without Redis: skipped when Redis is unreachable. */
+  needsRedis: boolean;
+  /** Served by the node alone (no Postgres or Redis work): CPU used elsewhere is interference. */
+  selfContained: boolean;
+  /** The answer every request should get; anything else counts as an error. */
+  expectedStatus: number;
+  identifiersPerRequest: number;
+  plan(set: SetInfo): RequestPlan;
+  /**
+   * One pass that loads the scenario's set into the tier it measures; `batchResolve` says whether
+   * POST /api/resolve answers on this node (far quicker for large sets).
+   */
+  warm?(set: SetInfo, batchResolve: boolean): RequestPlan;
+  /** How this run departs from the scenario's description, if it does. */
+  caveat?(set: SetInfo): string | undefined;
+  /** Why the first request's answer is wrong, or undefined when it is right. */
+  check(probe: Probe, first: { path: string; body?: string }, set: SetInfo): string | undefined;
+}
+
+const bench = (set: SetInfo, n: number) => `${set.prefix}/BENCH-${n}`;
+
+/**
+ * Visits 0..size-1 each once per cycle in a scattered order: i * stride mod size, with the stride
+ * coprime to size. Sequential suffixes would sit next to each other in the Postgres index and in
+ * Redis' hash slots, flattering the cold tiers.
+ */
+export function scatter(size: number): (i: number) => number {
+  const gcd = (a: number, b: number): number => (b === 0 ? a : gcd(b, a % b));
+  let stride = 7_919; // prime, larger than any small set, small enough that i * stride stays exact
+  while (size > 1 && gcd(stride, size) !== 1) stride += 2;
+  return (i) => (i % size) * stride % size;
+}
+
+function handleGets(set: SetInfo, size: number, order: (i: number) => number, route: (n: number) => string, headers: Record<string, string> = {}): RequestPlan {
+  return { method: 'GET', headers, size, at: (i) => ({ path: route(order(i)) }) };
+}
+
+/** POST /api/resolve plans: request i asks for `perRequest` consecutive identifiers of the set. */
+function batches(set: SetInfo, size: number, perRequest: number, shifting: boolean): RequestPlan {
+  const windows = Math.ceil(size / perRequest);
+  return {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    size: windows,
+    identifiers: size,
+    at: (i) => {
+      // Shifting by one identifier each cycle keeps successive cycles' bodies distinct.
+      const start = (i % windows) * perRequest + (shifting ? Math.floor(i / windows) : 0);
+      const count = shifting ? perRequest : Math.min(perRequest, size - start);
+      const handles = Array.from({ length: count }, (_, k) => bench(set, (start + k) % size));
+      return { path: '/api/resolve', body: JSON.stringify({ handles }) };
+    },
+  };
+}
+
+/** One pass over `size` identifiers of the hot/seeded set, in scatter order or as batches. */
+function warmPass(set: SetInfo, size: number, batchResolve: boolean): RequestPlan {
+  return batchResolve ? batches(set, size, WARM_BATCH_SIZE, false) : handleGets(set, size, (i) => i % size, (n) => `/api/handles/${bench(set, n)}`);
+}
+
+function json(probe: Probe): unknown {
+  try {
+    return JSON.parse(probe.body.toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+function checkRecord(probe: Probe, path: string): string | undefined {
+  if (probe.status !== 200) return `answered ${probe.status} ${probe.body.toString('utf8').slice(0, 200)}`;
+  if (!probe.contentType.startsWith('application/json')) return `answered Content-Type ${probe.contentType || '(none)'}, expected JSON`;
+  const body = json(probe) as { responseCode?: unknown; handle?: unknown; values?: unknown } | undefined;
+  const handle = decodeURIComponent(path.replace(/^\/api\/handles\//, ''));
+  if (body?.responseCode !== 1 || body.handle !== handle || !Array.isArray(body.values) || body.values.length === 0) {
+    return `answered an unexpected body for ${handle}: ${probe.body.toString('utf8').slice(0, 200)}`;
+  }
+  return undefined;
+}
+
+const scenarios: Scenario[] = [
+  {
+    name: 'ceiling',
+    summary: 'GET /bench/ceiling/<handle>: a record-sized fixed body, no lookups (the framework alone)',
+    config: 'default',
+    needsRedis: false,
+    selfContained: true,
+    expectedStatus: 200,
+    identifiersPerRequest: 1,
+    plan: (set) => handleGets(set, set.hot, (i) => i % set.hot, (n) => `/bench/ceiling/${bench(set, n)}`),
+    check: (probe) => (probe.status === 200 ? undefined : `answered ${probe.status}: is the node started with BENCH_ROUTES=1?`),
+  },
+  {
+    name: 'resolve-l1',
+    summary: 'GET /api/handles/<handle> over the hot set, warmed into the in-process cache',
+    config: 'default',
+    needsRedis: false,
+    selfContained: true,
+    expectedStatus: 200,
+    identifiersPerRequest: 1,
+    plan: (set) => handleGets(set, set.hot, scatter(set.hot), (n) => `/api/handles/${bench(set, n)}`),
+    warm: (set) => warmPass(set, set.hot, false),
+    check: (probe, first) => checkRecord(probe, first.path),
+  },
+  {
+    name: 'resolve-redis',
+    summary: `GET /api/handles/<handle> over every seeded identifier (at most ${REDIS_SET_MAX}), in-process cache off, Redis warmed`,
+    config: 'l1-off',
+    needsRedis: true,
+    selfContained: false,
+    expectedStatus: 200,
+    identifiersPerRequest: 1,
+    plan: (set) => handleGets(set, redisSet(set), scatter(redisSet(set)), (n) => `/api/handles/${bench(set, n)}`),
+    warm: (set, batchResolve) => warmPass(set, redisSet(set), batchResolve),
+    caveat: (set) => (set.seeded > REDIS_SET_MAX ? `over BENCH-0..${REDIS_SET_MAX - 1} of the ${set.seeded.toLocaleString('en')} seeded` : undefined),
+    check: (probe, first) => checkRecord(probe, first.path),
+  },
+  {
+    name: 'resolve-pg',
+    summary: 'GET /api/handles/<handle> over every seeded identifier, no cache: each one reads Postgres',
+    config: 'no-cache',
+    needsRedis: false,
+    selfContained: false,
+    expectedStatus: 200,
+    identifiersPerRequest: 1,
+    plan: (set) => handleGets(set, set.seeded, scatter(set.seeded), (n) => `/api/handles/${bench(set, n)}`),
+    check: (probe, first) => checkRecord(probe, first.path),
+  },
+  {
+    name: 'resolve-miss',
+    summary: 'GET /api/handles/<prefix>/NOPE-<i>: as many identifiers as the hot set, none of which exists (404 expected)',
+    config: 'default',
+    needsRedis: false,
+    selfContained: false,
+    expectedStatus: 404,
+    identifiersPerRequest: 1,
+    plan: (set) => handleGets(set, set.hot, scatter(set.hot), (n) => `/api/handles/${set.prefix}/NOPE-${n}`),
+    warm: (set) => handleGets(set, set.hot, (i) => i % set.hot, (n) => `/api/handles/${set.prefix}/NOPE-${n}`),
+    check: (probe) => {
+      const body = json(probe) as { responseCode?: unknown } | undefined;
+      return probe.status === 404 && body?.responseCode === 100 ? undefined : `answered ${probe.status} ${probe.body.toString('utf8').slice(0, 200)}, expected 404 with responseCode 100`;
+    },
+  },
+  {
+    name: 'resolve-batch',
+    summary: `POST /api/resolve with ${BATCH_SIZE} identifiers of the hot set per request`,
+    config: 'default',
+    needsRedis: false,
+    selfContained: true,
+    expectedStatus: 200,
+    identifiersPerRequest: BATCH_SIZE,
+    plan: (set) => batches(set, set.hot, BATCH_SIZE, true),
+    warm: (set) => warmPass(set, set.hot, false),
+    check: (probe, first) => {
+      if (probe.status !== 200) return `answered ${probe.status} ${probe.body.toString('utf8').slice(0, 200)}`;
+      const asked = (JSON.parse(first.body ?? '{}') as { handles: string[] }).handles;
+      const body = json(probe) as { results?: Array<{ responseCode?: unknown; handle?: unknown }> } | undefined;
+      if (!Array.isArray(body?.results) || body.results.length !== asked.length) return `expected ${asked.length} results, got ${probe.body.toString('utf8').slice(0, 200)}`;
+      const wrong = body.results.findIndex((r, k) => r.handle !== asked[k] || r.responseCode !== 1);
+      return wrong < 0 ? undefined : `result ${wrong} is ${JSON.stringify(body.results[wrong]).slice(0, 200)}, expected ${asked[wrong]} with responseCode 1`;
+    },
+  },
+  {
+    name: 'resolve-proto',
+    summary: 'GET /api/handles/<handle> with Accept: application/x-protobuf over the hot set',
+    config: 'default',
+    needsRedis: false,
+    selfContained: true,
+    expectedStatus: 200,
+    identifiersPerRequest: 1,
+    plan: (set) => handleGets(set, set.hot, scatter(set.hot), (n) => `/api/handles/${bench(set, n)}`, { accept: PROTOBUF }),
+    warm: (set) => handleGets(set, set.hot, (i) => i % set.hot, (n) => `/api/handles/${bench(set, n)}`, { accept: PROTOBUF }),
+    check: (probe) => {
+      if (probe.status !== 200) return `answered ${probe.status} ${probe.body.toString('utf8').slice(0, 200)}`;
+      return probe.contentType.startsWith(PROTOBUF) ? undefined : `answered Content-Type ${probe.contentType || '(none)'}, expected ${PROTOBUF}`;
+    },
+  },
+];
+
+export function scenario(name: ScenarioName): Scenario {
+  const found = scenarios.find((s) => s.name === name);
+  if (!found) throw new Error(`no scenario ${name}`);
+  return found;
+}

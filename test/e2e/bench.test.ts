@@ -1,0 +1,99 @@
+/**
+ * Smoke run of the bench: every scenario for about two seconds on a small seed, against the
+ * machine's Postgres (a database of its own) and Redis (a key prefix of its own). It checks that
+ * each scenario produced requests and saw no errors, never how fast anything was.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
+import { TEST_REDIS_URL } from '../helpers/env.js';
+import { clearRedisPrefix } from '../helpers/node.js';
+import { ROOT } from '../helpers/process.js';
+
+const SCENARIOS = ['ceiling', 'resolve-l1', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto'];
+
+interface BenchRecord {
+  nodes: { dataDir: string; redisKeyPrefix: string };
+  seed: { count: number };
+  results: Array<{ name: string; status: string; note?: string; requests?: number; errors?: number; statuses?: Record<string, number> }>;
+}
+
+let db: TestDatabase;
+let outDir: string;
+let record: BenchRecord | undefined;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  outDir = await mkdtemp(path.join(os.tmpdir(), 'snode-bench-test-'));
+});
+
+afterAll(async () => {
+  // The runner removes its own keys and folder; this only matters when it was killed.
+  if (record) await clearRedisPrefix(record.nodes.redisKeyPrefix);
+  await db?.drop();
+  await rm(outDir, { recursive: true, force: true });
+});
+
+function runBench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const env = { ...process.env };
+  for (const name of ['DATABASE_URL', 'REDIS_URL', 'PORT', 'DATA_DIR', 'API_KEY_SECRET', 'NODE_PREFIX', 'CACHE_MEMORY_BYTES']) delete env[name];
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['dist/bench-runner/run.js', ...args], { cwd: ROOT, env });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+describe('bench smoke run', () => {
+  it('runs every scenario with requests and no errors, and cleans up after itself', async () => {
+    const out = path.join(outDir, 'results.json');
+    const run = await runBench([
+      '--database-url', db.url,
+      '--redis-url', TEST_REDIS_URL,
+      '--seed', '2000',
+      '--hot', '1000',
+      '--connections', '4',
+      '--duration', '2',
+      '--warmup', '0.5',
+      '--json-out', out,
+    ]);
+    const log = `exit ${run.code}\n${run.stdout}\n${run.stderr.slice(-6000)}`;
+    expect(existsSync(out), log).toBe(true);
+    record = JSON.parse(await readFile(out, 'utf8')) as BenchRecord;
+
+    expect(record.seed.count).toBe(2000);
+    expect(record.results.map((r) => r.name)).toEqual(SCENARIOS);
+    for (const r of record.results) {
+      expect({ name: r.name, status: r.status, note: r.note }, log).toMatchObject({ name: r.name, status: 'ok' });
+      expect(r.requests, `${r.name} produced no requests\n${log}`).toBeGreaterThan(0);
+      expect({ name: r.name, errors: r.errors, statuses: r.statuses }, log).toMatchObject({ name: r.name, errors: 0 });
+    }
+    // Every scenario in the printed table, and a clean exit.
+    for (const name of SCENARIOS) expect(run.stdout).toContain(`| ${name} `);
+    expect(run.code, log).toBe(0);
+
+    // Nothing left behind: the nodes' DATA_DIR and Redis keys are gone.
+    expect(existsSync(record.nodes.dataDir)).toBe(false);
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      const left: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${record.nodes.redisKeyPrefix}*`, 'COUNT', 1000);
+        left.push(...keys);
+        cursor = next;
+      } while (cursor !== '0');
+      expect(left).toEqual([]);
+    } finally {
+      redis.disconnect();
+    }
+  }, 300_000);
+});
