@@ -45,7 +45,7 @@ export const ConfigSchema = Type.Object({
   STATS_TIME_ZONE: Type.String({ default: 'Asia/Shanghai', maxLength: 64, description: 'IANA time zone whose calendar days, months and quarters the statistics count in.' }),
   STATS_FLUSH_MS: Type.Integer({ default: 5000, minimum: 100, maximum: 3600000, description: 'How often resolution counts are flushed to Postgres and registration deltas folded, in ms; a crash loses at most this much of resolution counts.' }),
   STATS_COUNT_RESOLUTIONS: Type.Boolean({ default: true, description: 'false: do not count resolutions (registrations are always counted).' }),
-  BENCH_ROUTES: Type.Boolean({ default: false, description: 'true or 1: add the bench-only routes (/bench/ceiling, /bench/seed). Never on a production node.' }),
+  BENCH_ROUTES: Type.Boolean({ default: false, description: 'true or 1: add the bench-only routes (/bench/ceiling, /bench/seed, /bench/seed-stats, /bench/count-identifiers). Never on a production node.' }),
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100, maximum: 600000, description: 'How long a graceful shutdown waits for in-flight requests before it forces the exit.' }),
 });
 

@@ -37,8 +37,28 @@ export function normalisePrefix(input: string): string {
   return input.toUpperCase();
 }
 
+// The common case in one pass each: an ASCII prefix of dotted segments, a printable-ASCII suffix.
+const SIMPLE_PREFIX = /^[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)*$/;
+const SIMPLE_SUFFIX = /^[\x20-\x7e]+$/;
+const LOWER = /[a-z]/;
+
 /** Parses `PREFIX/SUFFIX`; throws InvalidHandleError with a reason a client can act on. */
 export function parseHandle(input: string): Handle {
+  // Resolution parses every request's handle: a fast path for plain ASCII handles, with the same
+  // result as the full checks below (which also word the errors).
+  const slash = input.indexOf('/');
+  if (slash > 0 && input.length <= MAX_HANDLE_BYTES) {
+    const rawPrefix = input.slice(0, slash);
+    const suffix = input.slice(slash + 1);
+    if (SIMPLE_PREFIX.test(rawPrefix) && SIMPLE_SUFFIX.test(suffix)) {
+      const prefix = LOWER.test(rawPrefix) ? rawPrefix.toUpperCase() : rawPrefix;
+      return { prefix, suffix, handle: prefix === rawPrefix ? input : `${prefix}/${suffix}` };
+    }
+  }
+  return parseHandleFully(input);
+}
+
+function parseHandleFully(input: string): Handle {
   const slash = input.indexOf('/');
   if (slash < 0) throw new InvalidHandleError(input, 'a handle is PREFIX/SUFFIX: no "/" found');
   if (slash === 0) throw new InvalidHandleError(input, 'prefix is empty');

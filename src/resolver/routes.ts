@@ -1,5 +1,6 @@
 /** GET /api/handles/{handle} (Handle REST resolution) and POST /api/resolve (batches). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import { InvalidHandleError, parseHandle, type Handle } from '../handle/handle.js';
 import { AppError, ResponseCode } from '../infra/errors.js';
@@ -31,6 +32,54 @@ function invalidItem(input: string, err: InvalidHandleError): Record<string, unk
   return { responseCode: ResponseCode.INVALID_HANDLE, handle: input, message: `invalid handle: ${err.message}`, code: 'INVALID_HANDLE' };
 }
 
+/**
+ * The batch answer from the entries' ready bytes: `{"results":[` + parts + `]}` for JSON, and
+ * for protobuf each cached Resolution framed into a ResolveBatchResponse without re-encoding.
+ */
+function sendBatch(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  inputs: readonly string[],
+  parsed: ReadonlyArray<Handle | InvalidHandleError>,
+  entries: readonly CacheEntry[],
+  nodePrefix: string,
+): void {
+  const proto = wantsProtobuf(request);
+  const parts: Buffer[] = [];
+  let next = 0;
+  parsed.forEach((p, i) => {
+    if (p instanceof InvalidHandleError) {
+      const item = invalidItem(inputs[i]!, p);
+      parts.push(proto ? encodeResolution(item as never) : Buffer.from(JSON.stringify(item)));
+      return;
+    }
+    const entry = entries[next++]!;
+    const view: View = { owner: request.actor.kind === 'key' && ownsPrefix(request.actor, p.prefix, nodePrefix) };
+    if (isPublicView(entry, view)) {
+      parts.push(proto ? entry.proto : entry.json);
+    } else {
+      const body = viewBody(entry as Extract<CacheEntry, { found: true }>, view);
+      parts.push(proto ? encodeResolution(body) : Buffer.from(JSON.stringify(body)));
+    }
+  });
+  reply.header('cache-control', 'no-store');
+  if (proto) {
+    reply.type(PROTOBUF_TYPE).send(encodeBatch(parts));
+    return;
+  }
+  const joined: Buffer[] = [BATCH_OPEN];
+  parts.forEach((part, i) => {
+    if (i > 0) joined.push(COMMA);
+    joined.push(part);
+  });
+  joined.push(BATCH_CLOSE);
+  reply.type(JSON_TYPE).send(Buffer.concat(joined));
+}
+
+const BATCH_OPEN = Buffer.from('{"results":[');
+const COMMA = Buffer.from(',');
+const BATCH_CLOSE = Buffer.from(']}');
+
 export function resolverRoutes(resolver: ResolverService, nodePrefix: string): FastifyPluginAsyncTypebox {
   return async (app) => {
     app.get('/api/handles/*', {
@@ -47,15 +96,23 @@ export function resolverRoutes(resolver: ResolverService, nodePrefix: string): F
           ...handleErrorResponses,
         },
       },
-    }, async (request, reply) => {
+    }, (request, reply) => {
+      // Not async: an L1 hit is answered in this call, without a promise or a microtask.
       const handle = parseHandleOrThrow(request.params['*']);
       const query = request.query;
       const view: View = {
         owner: request.actor.kind === 'key' && ownsPrefix(request.actor, handle.prefix, nodePrefix),
         filter: query.type || query.index ? { types: query.type, indexes: query.index } : undefined,
       };
-      const entry = query.auth === true ? await resolver.fresh(handle) : await resolver.lookup(handle);
-      return sendEntry(request, reply, entry, view, flag(query.pretty));
+      const pretty = query.pretty !== undefined && flag(query.pretty);
+      const entry = query.auth === true ? resolver.fresh(handle) : resolver.lookup(handle);
+      if (entry instanceof Promise) {
+        return entry.then((loaded) => {
+          sendEntry(request, reply, loaded, view, pretty);
+        });
+      }
+      sendEntry(request, reply, entry, view, pretty);
+      return undefined;
     });
 
     app.addContentTypeParser(PROTOBUF_TYPE, { parseAs: 'buffer' }, (_request, body, done) => {
@@ -73,7 +130,7 @@ export function resolverRoutes(resolver: ResolverService, nodePrefix: string): F
         }, { additionalProperties: false }),
         response: { 200: Type.Object({ results: Type.Array(ResolutionSchema) }) },
       },
-    }, async (request, reply) => {
+    }, (request, reply) => {
       const inputs = request.body.handles;
       const parsed: Array<Handle | InvalidHandleError> = inputs.map((input) => {
         try {
@@ -84,35 +141,15 @@ export function resolverRoutes(resolver: ResolverService, nodePrefix: string): F
         }
       });
       const valid = parsed.filter((p): p is Handle => !(p instanceof InvalidHandleError));
-      const entries = await resolver.resolveMany(valid);
-      const proto = wantsProtobuf(request);
-      const parts: Buffer[] = [];
-      let next = 0;
-      parsed.forEach((p, i) => {
-        if (p instanceof InvalidHandleError) {
-          const item = invalidItem(inputs[i]!, p);
-          parts.push(proto ? encodeResolution(item as never) : Buffer.from(JSON.stringify(item)));
-          return;
-        }
-        const entry = entries[next++]!;
-        const view: View = { owner: request.actor.kind === 'key' && ownsPrefix(request.actor, p.prefix, nodePrefix) };
-        if (isPublicView(entry, view)) {
-          parts.push(proto ? entry.proto : entry.json);
-        } else {
-          const body = viewBody(entry as Extract<CacheEntry, { found: true }>, view);
-          parts.push(proto ? encodeResolution(body) : Buffer.from(JSON.stringify(body)));
-        }
-      });
-      reply.header('cache-control', 'no-store');
-      if (proto) return reply.type(PROTOBUF_TYPE).send(encodeBatch(parts) as never); // ready bytes: the schema documents them
-      const comma = Buffer.from(',');
-      const joined: Buffer[] = [Buffer.from('{"results":[')];
-      parts.forEach((part, i) => {
-        if (i > 0) joined.push(comma);
-        joined.push(part);
-      });
-      joined.push(Buffer.from(']}'));
-      return reply.type(JSON_TYPE).send(Buffer.concat(joined) as never);
+      const entries = resolver.resolveMany(valid);
+      if (entries instanceof Promise) {
+        return entries.then((loaded) => {
+          sendBatch(request, reply, inputs, parsed, loaded, nodePrefix);
+        });
+      }
+      sendBatch(request, reply, inputs, parsed, entries, nodePrefix);
+      return undefined;
+
     });
   };
 }

@@ -1,6 +1,7 @@
 /**
  * Resolution through the tiers: L1 (this process) -> L2 (Redis) -> Postgres. Concurrent misses for
- * a handle share one load; a batch makes one Redis round trip and at most one Postgres query.
+ * a handle share one load, and misses from concurrent requests are loaded together (one Redis
+ * round trip and at most one Postgres query per round).
  * An entry lives no longer than its record's smallest value TTL, capped; TTL 0 is never cached;
  * not-found is cached briefly.
  */
@@ -33,8 +34,20 @@ export interface ResolverLimits {
   negativeTtlSeconds: number;
 }
 
+/** A miss waiting for the next load round. */
+interface Queued {
+  handle: Handle;
+  resolve(loaded: Loaded): void;
+  reject(err: unknown): void;
+}
+
+// Misses queued in one event-loop turn are loaded together, in rounds of at most this many.
+const ROUND = 1000;
+
 export class ResolverService {
   private readonly inFlight = new Map<string, Promise<Loaded>>();
+  private queued: Queued[] = [];
+  private scheduled = false;
 
   constructor(
     private readonly source: RecordSource,
@@ -58,7 +71,10 @@ export class ResolverService {
       this.counter.count(handle.prefix, hit.found, true);
       return hit;
     }
-    return this.resolveMany([handle]).then((entries) => entries[0]!);
+    return this.miss(handle).then(({ entry, cached }) => {
+      this.counter.count(handle.prefix, entry.found, cached);
+      return entry;
+    });
   }
 
   async resolve(handle: Handle): Promise<CacheEntry> {
@@ -72,44 +88,66 @@ export class ResolverService {
     return record ? foundEntry(record, 0) : missingEntry(handle.handle, 0);
   }
 
-  /** Entries for many handles, in order, each counted; duplicates share one lookup. */
-  async resolveMany(handles: readonly Handle[]): Promise<CacheEntry[]> {
-    const pending = new Map<string, Promise<Loaded>>();
-    const toLoad: Handle[] = [];
-    for (const h of handles) {
-      if (pending.has(h.handle)) continue;
-      const cached = this.cache.l1.get(h.handle);
-      if (cached) {
-        pending.set(h.handle, Promise.resolve({ entry: cached, cached: true }));
+  /** Entries for many handles, in order, each counted; synchronous when L1 holds them all. */
+  resolveMany(handles: readonly Handle[]): CacheEntry[] | Promise<CacheEntry[]> {
+    const results: CacheEntry[] = new Array(handles.length);
+    let waits: Array<Promise<void>> | undefined;
+    for (let i = 0; i < handles.length; i += 1) {
+      const h = handles[i]!;
+      const hit = this.cache.l1.get(h.handle);
+      if (hit) {
+        results[i] = hit;
+        this.counter.count(h.prefix, hit.found, true);
         continue;
       }
-      const running = this.inFlight.get(h.handle);
-      if (running) {
-        pending.set(h.handle, running);
-        continue;
-      }
-      toLoad.push(h);
+      (waits ??= []).push(
+        this.miss(h).then(({ entry, cached }) => {
+          results[i] = entry;
+          this.counter.count(h.prefix, entry.found, cached);
+        }),
+      );
     }
-    if (toLoad.length > 0) {
-      const loads = this.load(toLoad);
-      toLoad.forEach((h, i) => {
-        const promise = loads.then((entries) => entries[i]!);
-        this.inFlight.set(h.handle, promise);
-        pending.set(h.handle, promise);
-      });
-      void loads
-        .finally(() => {
-          for (const h of toLoad) this.inFlight.delete(h.handle);
-        })
-        .catch(() => undefined);
+    return waits ? Promise.all(waits).then(() => results) : results;
+  }
+
+  /**
+   * Single flight and coalescing: a handle already loading shares that load; other misses wait
+   * for the next turn of the event loop, and every miss queued by then (from any request) is
+   * loaded together: one Redis MGET and at most one Postgres query per round.
+   */
+  private miss(handle: Handle): Promise<Loaded> {
+    const running = this.inFlight.get(handle.handle);
+    if (running) return running;
+    const promise = new Promise<Loaded>((resolve, reject) => this.queued.push({ handle, resolve, reject }));
+    this.inFlight.set(handle.handle, promise);
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => this.flushQueue());
     }
-    const loaded = new Map<string, Loaded>();
-    await Promise.all([...pending].map(async ([key, promise]) => loaded.set(key, await promise)));
-    return handles.map((h) => {
-      const { entry, cached } = loaded.get(h.handle)!;
-      this.counter.count(h.prefix, entry.found, cached);
-      return entry;
-    });
+    return promise;
+  }
+
+  private flushQueue(): void {
+    this.scheduled = false;
+    const queued = this.queued;
+    this.queued = [];
+    for (let i = 0; i < queued.length; i += ROUND) {
+      const round = queued.slice(i, i + ROUND);
+      this.load(round.map((q) => q.handle)).then(
+        (loaded) => {
+          round.forEach((q, j) => {
+            this.inFlight.delete(q.handle.handle);
+            q.resolve(loaded[j]!);
+          });
+        },
+        (err: unknown) => {
+          for (const q of round) {
+            this.inFlight.delete(q.handle.handle);
+            q.reject(err);
+          }
+        },
+      );
+    }
   }
 
   /** L2 then Postgres for handles not in L1; fills both tiers. */
