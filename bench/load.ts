@@ -15,6 +15,8 @@ export interface LoadSpec {
   offset?: number;
   onSecond?: (elapsedS: number, reqPerSec: number, responses: number) => void;
   signal?: AbortSignal;
+  /** Record latencies here too, to add up several runs (the slices of a pair). */
+  histogram?: LatencyHistogram;
 }
 
 export interface LoadResult {
@@ -105,6 +107,7 @@ export function runLoad(spec: LoadSpec): Promise<LoadResult> {
     instance.on('response', (_client, _status, _bytes, responseTime) => {
       responses += 1;
       histogram.record(responseTime);
+      spec.histogram?.record(responseTime);
     });
     const ticker = setInterval(() => {
       spec.onSecond?.(Math.round((Date.now() - started) / 1000), responses - lastCount, responses);

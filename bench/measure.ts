@@ -13,9 +13,9 @@ export interface MeasureOptions {
   signal: AbortSignal;
 }
 
-const fmt = (n: number): string => n.toLocaleString('en');
+export const fmt = (n: number): string => n.toLocaleString('en');
 
-async function send(baseUrl: string, plan: RequestPlan, i: number): Promise<Probe> {
+export async function send(baseUrl: string, plan: RequestPlan, i: number): Promise<Probe> {
   const request = plan.at(i);
   const response = await fetch(`${baseUrl}${request.path}`, { method: plan.method, headers: plan.headers, ...(request.body !== undefined ? { body: request.body } : {}) });
   return { status: response.status, contentType: response.headers.get('content-type') ?? '', body: Buffer.from(await response.arrayBuffer()) };
@@ -34,21 +34,21 @@ function supportsBatch(baseUrl: string, set: SetInfo): Promise<boolean> {
   return known;
 }
 
-const unexpected = (load: LoadResult, expected: number): number =>
+export const unexpected = (load: LoadResult, expected: number): number =>
   Object.entries(load.statuses).reduce((sum, [code, count]) => (Number(code) === expected ? sum : sum + count), 0);
 
 /** Connection errors usually mean the node is in trouble: keep what it logged last. */
-function withNodeLog(node: ActiveNode, result: ScenarioResult): ScenarioResult {
+export function withNodeLog(node: ActiveNode, result: ScenarioResult): ScenarioResult {
   const log = node.logTail?.();
   if (!log) return result;
   note(`[${result.name}] the node's last log lines:\n${log}`);
   return { ...result, nodeLog: log.split('\n') };
 }
 
-type Warmed = NonNullable<ScenarioResult['warm']>;
+export type Warmed = NonNullable<ScenarioResult['warm']>;
 
 /** One pass over the scenario's set; a string says why it failed. */
-async function warmSet(scenario: Scenario, node: ActiveNode, set: SetInfo, options: MeasureOptions): Promise<Omit<Warmed, 'peakRssMiB'> | string> {
+export async function warmSet(scenario: Scenario, node: ActiveNode, set: SetInfo, options: MeasureOptions): Promise<Omit<Warmed, 'peakRssMiB'> | string> {
   const plan = scenario.warm!(set, await supportsBatch(node.url, set));
   const via = plan.method === 'POST' ? 'POST /api/resolve' : `GET${plan.headers.accept ? ` (${plan.headers.accept})` : ''}`;
   const ids = plan.identifiers ?? plan.size;

@@ -18,6 +18,11 @@ export interface StartSpec {
   startTimeoutMs?: number;
   /** DATA_DIR: to find an embedded Postgres left behind by a hard kill. */
   dataDir: string;
+  /**
+   * Another node in DATA_DIR runs the embedded Postgres and this one attaches to it: a hard kill
+   * of this node must leave that Postgres alone.
+   */
+  beside?: boolean;
 }
 
 export class NodeProcess {
@@ -27,9 +32,10 @@ export class NodeProcess {
   private readonly tail: string[];
   /** "code 0", "signal SIGKILL": how the process ended. */
   private readonly exited: Promise<string>;
-  private readonly dataDir: string;
+  /** Undefined when the embedded Postgres in DATA_DIR belongs to another node. */
+  private readonly dataDir: string | undefined;
 
-  private constructor(child: ChildProcess, url: string, tail: string[], exited: Promise<string>, dataDir: string) {
+  private constructor(child: ChildProcess, url: string, tail: string[], exited: Promise<string>, dataDir: string | undefined) {
     this.child = child;
     this.url = url;
     this.pid = child.pid!;
@@ -88,9 +94,9 @@ export class NodeProcess {
           timer = setTimeout(() => reject(new BenchError(`the node did not log "snode listening" within ${timeoutMs} ms:\n${tail.join('\n')}`)), timeoutMs);
         }),
       ]);
-      return new NodeProcess(child, listening, tail, exited, spec.dataDir);
+      return new NodeProcess(child, listening, tail, exited, spec.beside ? undefined : spec.dataDir);
     } catch (err) {
-      killGroup(child.pid, spec.dataDir);
+      killGroup(child.pid, spec.beside ? undefined : spec.dataDir);
       throw err;
     } finally {
       clearTimeout(timer);
@@ -119,13 +125,13 @@ export class NodeProcess {
     return code;
   }
 
-  /** SIGKILL to the node's process group, and to an embedded Postgres (it runs in its own session). */
+  /** SIGKILL to the node's process group, and to an embedded Postgres it runs (in its own session). */
   kill(): void {
     killGroup(this.pid, this.dataDir);
   }
 }
 
-function killGroup(pid: number | undefined, dataDir: string): void {
+function killGroup(pid: number | undefined, dataDir: string | undefined): void {
   if (pid) {
     try {
       process.kill(-pid, 'SIGKILL');
@@ -133,6 +139,7 @@ function killGroup(pid: number | undefined, dataDir: string): void {
       // already gone
     }
   }
+  if (dataDir === undefined) return;
   try {
     const pgPid = Number(readFileSync(path.join(dataDir, 'pg', 'postmaster.pid'), 'utf8').split('\n')[0]);
     if (pgPid > 0) process.kill(pgPid, 'SIGKILL');

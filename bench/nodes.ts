@@ -29,6 +29,11 @@ export interface NodeSource {
   /** False when the scenarios that need Redis must be skipped; with the reason. */
   redis: { ok: boolean; problem?: string };
   acquire(config: NodeConfigName): Promise<ActiveNode>;
+  /**
+   * Two fresh nodes running side by side on the same data, `first` then `second` (the pair
+   * scenario); undefined when this source cannot start nodes (--url).
+   */
+  acquirePair?(first: NodeConfigName, second: NodeConfigName): Promise<[ActiveNode, ActiveNode]>;
   adminKey(): Promise<string | undefined>;
   /** Stops whatever runs, removes what the bench created. Never throws. */
   close(): Promise<void>;
@@ -39,7 +44,12 @@ export interface NodeSource {
 }
 
 /** Every variable the bench sets or clears for its nodes; the rest of the environment passes through. */
-const CONTROLLED = ['HOST', 'PORT', 'BENCH_ROUTES', 'LOG_LEVEL', 'DATA_DIR', 'API_KEY_SECRET', 'DATABASE_URL', 'REDIS_URL', 'REDIS_KEY_PREFIX', 'CACHE_MEMORY_BYTES', 'NODE_PREFIX'];
+const CONTROLLED = ['HOST', 'PORT', 'BENCH_ROUTES', 'LOG_LEVEL', 'DATA_DIR', 'API_KEY_SECRET', 'DATABASE_URL', 'REDIS_URL', 'REDIS_KEY_PREFIX', 'CACHE_MEMORY_BYTES', 'NODE_PREFIX', 'STATS_COUNT_RESOLUTIONS'];
+
+interface Running {
+  config: NodeConfigName;
+  node: NodeProcess;
+}
 
 export interface StartedNodesOptions {
   databaseUrl: string | undefined;
@@ -55,7 +65,12 @@ export class StartedNodes implements NodeSource {
   profiles: string[] = [];
   readonly redisKeyPrefix = `snode-bench:${randomBytes(5).toString('hex')}:`;
   private readonly secret = randomBytes(24).toString('hex');
-  private current: { config: NodeConfigName; node: NodeProcess } | undefined;
+  private current: Running | undefined;
+  /**
+   * The second node of a pair, running beside `current` on the same DATA_DIR (with an embedded
+   * Postgres it attaches to the cluster `current` started). Stopped before any other acquire.
+   */
+  private companion: Running | undefined;
   private dataDir = '';
   private key: AdminKey | undefined;
   private starts = 0;
@@ -87,24 +102,64 @@ export class StartedNodes implements NodeSource {
       ...(parent ? { NODE_PREFIX: parent } : {}),
       ...(this.options.databaseUrl ? { DATABASE_URL: this.options.databaseUrl } : {}),
     });
-    if (config === 'default') env.REDIS_URL = this.redis.ok ? this.options.redisUrl : '';
+    if (config === 'default' || config === 'no-count') env.REDIS_URL = this.redis.ok ? this.options.redisUrl : '';
+    if (config === 'no-count') env.STATS_COUNT_RESOLUTIONS = 'false';
     if (config === 'l1-off') Object.assign(env, { REDIS_URL: this.options.redisUrl, CACHE_MEMORY_BYTES: '0' });
     if (config === 'no-cache') Object.assign(env, { REDIS_URL: '', CACHE_MEMORY_BYTES: '0' });
     return env;
   }
 
+  private labelOf(config: NodeConfigName): { label: string; caveat: string | undefined } {
+    const withRedis = config === 'default' || config === 'no-count';
+    if (!withRedis || this.redis.ok) return { label: config, caveat: undefined };
+    return { label: `${config} (no Redis)`, caveat: 'Redis unreachable: in-process cache only' };
+  }
+
+  private async start(config: NodeConfigName, beside?: NodeConfigName): Promise<NodeProcess> {
+    const embedded = this.options.databaseUrl ? '' : beside ? ', on the embedded Postgres of the first' : ', embedded Postgres';
+    note(`starting a node: ${this.labelOf(config).label}${beside ? ` (beside ${this.labelOf(beside).label})` : ''}${embedded}${this.options.profileDir ? ', --cpu-prof' : ''}`);
+    const node = await NodeProcess.start({ env: this.env(config), dataDir: this.dataDir, beside: beside !== undefined, ...(this.options.profileDir ? { profileDir: this.options.profileDir } : {}) });
+    this.starts += 1;
+    return node;
+  }
+
   async acquire(config: NodeConfigName): Promise<ActiveNode> {
+    await this.stopCompanion();
     const running = this.current;
-    const label = config === 'default' && !this.redis.ok ? 'default (no Redis)' : config;
-    const caveat = config === 'default' && !this.redis.ok ? 'Redis unreachable: in-process cache only' : undefined;
+    const { label, caveat } = this.labelOf(config);
     if (running && running.config === config && running.node.alive()) return this.active(running.node, label, caveat);
     await this.stopCurrent();
-    const embedded = this.options.databaseUrl ? '' : ', embedded Postgres';
-    note(`starting a node: ${label}${embedded}${this.options.profileDir ? ', --cpu-prof' : ''}`);
-    const node = await NodeProcess.start({ env: this.env(config), dataDir: this.dataDir, ...(this.options.profileDir ? { profileDir: this.options.profileDir } : {}) });
-    this.starts += 1;
+    const node = await this.start(config);
     this.current = { config, node };
     return this.active(node, label, caveat);
+  }
+
+  async acquirePair(first: NodeConfigName, second: NodeConfigName): Promise<[ActiveNode, ActiveNode]> {
+    // Both fresh: a node that already served a scenario would start with a warmer JIT and an
+    // older heap than its counterpart.
+    await this.stopCompanion();
+    await this.stopCurrent();
+    let a: NodeProcess;
+    let b: NodeProcess;
+    if (this.options.databaseUrl) {
+      // Side by side from the start (migrations and the first admin key are under advisory locks).
+      const [pa, pb] = await Promise.allSettled([this.start(first), this.start(second, first)]);
+      if (pa.status === 'rejected' || pb.status === 'rejected') {
+        for (const p of [pa, pb]) if (p.status === 'fulfilled') await p.value.stop().catch(() => p.value.kill());
+        throw pa.status === 'rejected' ? pa.reason : (pb as PromiseRejectedResult).reason;
+      }
+      [a, b] = [pa.value, pb.value];
+    } else {
+      // The second attaches to the embedded Postgres the first starts.
+      a = await this.start(first);
+      this.current = { config: first, node: a };
+      b = await this.start(second, first);
+    }
+    this.current = { config: first, node: a };
+    this.companion = { config: second, node: b };
+    const la = this.labelOf(first);
+    const lb = this.labelOf(second);
+    return [this.active(a, la.label, la.caveat), this.active(b, lb.label, lb.caveat)];
   }
 
   private active(node: NodeProcess, label: string, caveat: string | undefined): ActiveNode {
@@ -119,8 +174,17 @@ export class StartedNodes implements NodeSource {
 
   private async stopCurrent(): Promise<void> {
     const running = this.current;
-    if (!running) return;
     this.current = undefined;
+    if (running) await this.stopNode(running);
+  }
+
+  private async stopCompanion(): Promise<void> {
+    const running = this.companion;
+    this.companion = undefined;
+    if (running) await this.stopNode(running);
+  }
+
+  private async stopNode(running: Running): Promise<void> {
     const byItself = !running.node.alive();
     const how = await running.node.stop();
     if (byItself || how !== 'code 0') note(`the ${running.config} node (pid ${running.node.pid}) ${byItself ? 'had exited by itself' : 'exited'} (${how}):\n${running.node.logTail()}`);
@@ -135,6 +199,8 @@ export class StartedNodes implements NodeSource {
   }
 
   async close(): Promise<void> {
+    // The companion first: with an embedded Postgres, `current` owns the cluster.
+    await this.stopCompanion().catch((err: unknown) => note(`stopping the node failed: ${(err as Error).message}`));
     await this.stopCurrent().catch((err: unknown) => note(`stopping the node failed: ${(err as Error).message}`));
     if (this.key?.createdId) {
       await revokeAdminKey(this.key.createdId, this.env('no-cache')).catch((err: unknown) => note(`revoking the bench's admin key ${this.key?.createdId} failed: ${(err as Error).message}`));
@@ -148,6 +214,7 @@ export class StartedNodes implements NodeSource {
   }
 
   killNow(): void {
+    this.companion?.node.kill();
     this.current?.node.kill();
   }
 

@@ -23,6 +23,14 @@ export interface BenchOptions {
   redisUrl: string;
   profileDir: string | undefined;
   jsonOut: string | undefined;
+  /** resolve-l1-nocount: measured slices per node, and seconds per slice. */
+  slices: number;
+  slice: number;
+  /** stats: what POST /bench/seed-stats creates, and measured seconds per route. */
+  statsEnterprises: number;
+  statsIdentifiersPerPrefix: number;
+  statsDays: number;
+  statsDuration: number;
 }
 
 export class UsageError extends Error {}
@@ -37,6 +45,13 @@ export class UsageError extends Error {}
 // other); the Redis and Postgres tiers need about 20 to keep the node busy while requests wait on
 // I/O; beyond that only the queue grows, and p99 with it.
 export const DEFAULT_CONNECTIONS = 20;
+
+// resolve-l1-nocount: 5 slices of 2 s on each node, 20 s measured in all, ~30 s with the starts,
+// warm passes and warm-ups.
+export const DEFAULT_SLICES = 5;
+export const DEFAULT_SLICE = 2;
+// stats: 1,000,000 identifiers across 1,000 prefixes and a year of daily figures.
+export const DEFAULT_STATS = { enterprises: 1000, identifiersPerPrefix: 1000, days: 365, duration: 3 };
 
 export const USAGE = `Usage: npm run bench -- [options]
 
@@ -57,10 +72,21 @@ Options:
   --redis-url URL         Redis for the started nodes (default $REDIS_URL, else redis://127.0.0.1:6379)
   --profile DIR           start nodes with --cpu-prof --cpu-prof-dir DIR (a .cpuprofile per node)
   --json-out FILE         write the JSON results here instead of bench/results/<timestamp>.json
+  --slices N              resolve-l1-nocount: measured slices on each of its two nodes (default ${DEFAULT_SLICES})
+  --slice S               resolve-l1-nocount: seconds per slice (default ${DEFAULT_SLICE})
+  --stats-enterprises N   stats: enterprises seeded, one prefix each (default ${DEFAULT_STATS.enterprises})
+  --stats-identifiers-per-prefix N
+                          stats: identifiers seeded under each of those prefixes (default ${DEFAULT_STATS.identifiersPerPrefix})
+  --stats-days N          stats: days of daily statistics history before today (default ${DEFAULT_STATS.days})
+  --stats-duration S      stats: measured seconds per route (default ${DEFAULT_STATS.duration})
   -h, --help              this help
 
 Scenarios:
-${SCENARIO_NAMES.map((name) => `  ${name.padEnd(15)} [${scenario(name).config}] ${scenario(name).summary}`).join('\n')}
+${SCENARIO_NAMES.map((name) => {
+  const s = scenario(name);
+  const config = s.kind === 'pair' && s.baseline ? `${s.config} vs ${s.baseline}` : s.config;
+  return `  ${name.padEnd(18)} [${config}] ${s.summary}`;
+}).join('\n')}
 `;
 
 function positiveNumber(name: string, raw: string | undefined, fallback: number, integer: boolean, min = 1): number {
@@ -69,6 +95,11 @@ function positiveNumber(name: string, raw: string | undefined, fallback: number,
   if (!Number.isFinite(value) || value < min || (integer && !Number.isInteger(value))) {
     throw new UsageError(`--${name} must be ${integer ? 'an integer' : 'a number'} >= ${min}, got "${raw}"`);
   }
+  return value;
+}
+
+function atMost(name: string, value: number, max: number): number {
+  if (value > max) throw new UsageError(`--${name} must be at most ${max}, got ${value}`);
   return value;
 }
 
@@ -93,6 +124,12 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
         'redis-url': { type: 'string' },
         profile: { type: 'string' },
         'json-out': { type: 'string' },
+        slices: { type: 'string' },
+        slice: { type: 'string' },
+        'stats-enterprises': { type: 'string' },
+        'stats-identifiers-per-prefix': { type: 'string' },
+        'stats-days': { type: 'string' },
+        'stats-duration': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -138,6 +175,13 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     redisUrl: v['redis-url'] ?? (env.REDIS_URL || 'redis://127.0.0.1:6379'),
     profileDir: v.profile,
     jsonOut: v['json-out'],
+    slices: positiveNumber('slices', v.slices, DEFAULT_SLICES, true),
+    slice: positiveNumber('slice', v.slice, DEFAULT_SLICE, false, 0.5),
+    // The limits of POST /bench/seed-stats.
+    statsEnterprises: atMost('stats-enterprises', positiveNumber('stats-enterprises', v['stats-enterprises'], DEFAULT_STATS.enterprises, true), 100_000),
+    statsIdentifiersPerPrefix: atMost('stats-identifiers-per-prefix', positiveNumber('stats-identifiers-per-prefix', v['stats-identifiers-per-prefix'], DEFAULT_STATS.identifiersPerPrefix, true, 0), 1_000_000),
+    statsDays: atMost('stats-days', positiveNumber('stats-days', v['stats-days'], DEFAULT_STATS.days, true, 0), 3660),
+    statsDuration: positiveNumber('stats-duration', v['stats-duration'], DEFAULT_STATS.duration, false, 0.5),
   };
 }
 

@@ -4,7 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Percentiles } from './histogram.js';
+import type { PairDetail } from './pair.js';
 import type { ScenarioName } from './scenarios.js';
+import type { StatsDetail } from './stats.js';
 
 export interface ScenarioResult {
   name: ScenarioName;
@@ -34,12 +36,20 @@ export interface ScenarioResult {
   otherCpuPct?: number;
   /** The pass that loaded the set into the measured tier (its peak RSS is not the scenario's). */
   warm?: { requests: number; seconds: number; via: string; peakRssMiB?: number };
+  /** Wall-clock seconds the scenario took, node starts and seeding included. */
+  elapsedS?: number;
+  /** resolve-l1-nocount: both nodes' slices (the row's own figures are the measured node's). */
+  pair?: PairDetail;
+  /** stats: the seed, the yardstick runs and each route's timing. */
+  stats?: StatsDetail;
   ratio?: number;
   p99Ratio?: number;
   target?: { rule: string; pass: boolean | undefined; why?: string };
 }
 
 const RSS_LIMIT_MIB = 300;
+/** resolve-l1-nocount: counting resolutions may cost at most 3% of resolve-l1's throughput. */
+const COUNTING_MIN = 0.97;
 const RSS_MEANT_AT_SEED = 1_000_000;
 
 type Rule = { rule: string; judge(r: ScenarioResult, seeded: number): { pass: boolean | undefined; why?: string } };
@@ -71,6 +81,26 @@ const TARGETS: Partial<Record<ScenarioName, Rule>> = {
   'resolve-pg': {
     rule: 'req/s >= 0.25 x ceiling',
     judge: (r) => (r.ratio === undefined ? { pass: undefined, why: 'no ceiling' } : r.ratio >= 0.25 ? { pass: true } : { pass: false, why: `ratio ${fmtRatio(r.ratio)} < 0.25` }),
+  },
+  'resolve-l1-nocount': {
+    rule: `resolve-l1 req/s (counting on) >= ${COUNTING_MIN} x req/s with counting off, over interleaved slices`,
+    judge: (r) => {
+      if (!r.pair) return { pass: undefined, why: 'not measured' };
+      const on = fmtRatio(r.pair.ratio);
+      return r.pair.ratio >= COUNTING_MIN ? { pass: true, why: `count on ${on} x off` } : { pass: false, why: `count on ${on} x off < ${COUNTING_MIN}` };
+    },
+  },
+  stats: {
+    rule: 'every stats route: mean latency of count(*) of identifiers / mean latency of the route >= 20',
+    judge: (r) => {
+      const routes = r.stats?.routes ?? [];
+      const rated = routes.filter((t) => t.ratio !== undefined);
+      if (rated.length === 0) return { pass: undefined, why: 'not measured' };
+      const worst = rated.reduce((a, b) => (b.ratio! < a.ratio! ? b : a));
+      const slow = rated.filter((t) => !t.pass);
+      if (slow.length === 0) return { pass: true, why: `slowest x${fmtRatio(worst.ratio)}` };
+      return { pass: false, why: `${slow.length} of ${routes.length} < x${r.stats!.target}, slowest x${fmtRatio(worst.ratio)}` };
+    },
   },
   'resolve-batch': {
     rule: 'identifiers/s >= 20 x ceiling req/s',
@@ -123,12 +153,55 @@ export function table(results: ScenarioResult[], urlMode: boolean): string {
       target,
     ];
   });
-  const numeric = new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11]);
+  const notes = results.filter((r) => r.note).map((r) => `- ${r.name}${r.status === 'ok' ? '' : ` ${r.status}`}: ${r.note}`);
+  const extra = results.flatMap((r) => [r.pair ? pairTable(r.pair) : '', r.stats ? statsTable(r.stats) : '']).filter(Boolean);
+  return [markdown(header, rows, new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11])), ...(notes.length ? ['', ...notes] : []), ...extra.flatMap((t) => ['', t])].join('\n');
+}
+
+/** A Markdown table, numeric columns right-aligned. */
+function markdown(header: string[], rows: string[][], numeric: Set<number>): string {
   const widths = header.map((h, c) => Math.max(h.length, ...rows.map((row) => row[c]!.length)));
   const line = (cells: string[]) => `| ${cells.map((cell, c) => (numeric.has(c) ? cell.padStart(widths[c]!) : cell.padEnd(widths[c]!))).join(' | ')} |`;
   const rule = `|${widths.map((w, c) => (numeric.has(c) ? `${'-'.repeat(w + 1)}:` : '-'.repeat(w + 2))).join('|')}|`;
-  const notes = results.filter((r) => r.note).map((r) => `- ${r.name}${r.status === 'ok' ? '' : ` ${r.status}`}: ${r.note}`);
-  return [line(header), rule, ...rows.map(line), ...(notes.length ? ['', ...notes] : [])].join('\n');
+  return [line(header), rule, ...rows.map(line)].join('\n');
+}
+
+/** resolve-l1-nocount: each slice's req/s on both nodes, and the sums compared. */
+function pairTable(p: PairDetail): string {
+  const header = ['resolve-l1-nocount', ...Array.from({ length: p.slices }, (_, k) => `slice ${k + 1}`), 'all slices', 'p99 ms', 'errors', 'cpu % node/bench/other'];
+  const side = (s: PairDetail['baseline'], what: string) => [
+    `${s.config} (${what}) req/s`,
+    ...s.sliceReqPerSec.map(int),
+    int(s.reqPerSec),
+    ms(s.latencyMs.p99),
+    String(s.errors),
+    `${s.nodeCpuPct ?? 'n/a'}/${s.benchCpuPct}/${s.otherCpuPct ?? 'n/a'}`,
+  ];
+  const ratio = ['count on / count off', ...p.baseline.sliceReqPerSec.map((b, k) => fmtRatio(p.measured.sliceReqPerSec[k] ? b / p.measured.sliceReqPerSec[k]! : undefined)), p.ratio.toFixed(3), '', '', ''];
+  const numeric = new Set(Array.from({ length: p.slices + 4 }, (_, k) => k + 1));
+  const order = `order: ${p.order.map(([a, b]) => `${a}, ${b}`).join('; ')} (${p.sliceSeconds} s slices)`;
+  return `${markdown(header, [side(p.baseline, 'count on'), side(p.measured, 'count off'), ratio], numeric)}\n${order}`;
+}
+
+/** stats: each route's latency against the count(*) yardstick. */
+function statsTable(st: StatsDetail): string {
+  const header = ['stats route', 'mean ms', 'p50 ms', 'p99 ms', 'req/s', 'errors', 'x count(*)', `target >= ${st.target}`];
+  const row = (t: StatsDetail['routes'][number], yard: boolean) => [
+    yard ? `${t.name} (${t.path})` : t.path,
+    ms(t.meanMs),
+    ms(t.latencyMs.p50),
+    ms(t.latencyMs.p99),
+    int(t.reqPerSec),
+    String(t.errors),
+    yard ? '' : fmtRatio(t.ratio),
+    yard ? '' : t.pass === undefined ? 'n/a' : t.pass ? 'PASS' : 'FAIL',
+  ];
+  // In the order they ran: the yardstick before the routes, between groups of them, after.
+  const byName = new Map([...st.yardstick.map((t) => [t.name, row(t, true)] as const), ...st.routes.map((t) => [t.name, row(t, false)] as const)]);
+  const rows = st.order.map((name) => byName.get(name)!).filter(Boolean);
+  rows.push([`count-identifiers, mean of ${st.yardstick.length} runs`, ms(st.yardstickMeanMs), '', '', '', '', '1.00', '']);
+  const seed = `seed: ${JSON.stringify(st.seed.body)} in ${st.seed.seconds} s; today ${st.today}; ${st.connections} connections, ${st.durationS} s per route`;
+  return `${markdown(header, rows, new Set([1, 2, 3, 4, 5, 6]))}\n${seed}`;
 }
 
 export interface RunRecord {

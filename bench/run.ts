@@ -7,12 +7,14 @@
  */
 import { BenchError } from './errors.js';
 import { measure } from './measure.js';
+import { measurePair } from './pair.js';
 import { StartedNodes, UrlNode, type NodeSource } from './nodes.js';
 import { parseOptions, redactedOptions, UsageError, USAGE, type BenchOptions } from './options.js';
 import { note } from './progress.js';
 import { judge, machineInfo, table, writeRecord, type RunRecord, type ScenarioResult } from './report.js';
 import { scenario, type SetInfo } from './scenarios.js';
 import { seed } from './seed.js';
+import { measureStats } from './stats.js';
 
 async function runAll(options: BenchOptions, nodes: NodeSource, signal: AbortSignal, record: RunRecord): Promise<ScenarioResult[]> {
   const results: ScenarioResult[] = [];
@@ -26,15 +28,41 @@ async function runAll(options: BenchOptions, nodes: NodeSource, signal: AbortSig
       note(`[${name}] skipped: needs Redis: ${nodes.redis.problem}`);
       continue;
     }
+    const began = Date.now();
     try {
-      const node = await nodes.acquire(s.config);
-      if (!seeded) {
-        record.seed = await seed(node.url, await nodes.adminKey(), set.prefix, set.seeded);
+      const seedOn = async (url: string) => {
+        if (seeded) return;
+        record.seed = await seed(url, await nodes.adminKey(), set.prefix, set.seeded);
         seeded = true;
+      };
+      let result: ScenarioResult;
+      if (s.kind === 'pair') {
+        if (!nodes.acquirePair || !s.baseline) {
+          results.push({ name, config: s.config, status: 'skipped', note: `needs two nodes the bench starts itself (${s.baseline} and ${s.config} side by side): not with --url` });
+          note(`[${name}] skipped: needs two nodes the bench starts itself, not --url`);
+          continue;
+        }
+        const [baseline, node] = await nodes.acquirePair(s.baseline, s.config);
+        await seedOn(baseline.url);
+        result = await measurePair(s, baseline, node, set, { connections: options.connections, duration: options.duration, warmup: options.warmup, signal, slices: options.slices, slice: options.slice });
+      } else if (s.kind === 'stats') {
+        const node = await nodes.acquire(s.config);
+        await seedOn(node.url);
+        result = await measureStats(s, node, await nodes.adminKey(), {
+          enterprises: options.statsEnterprises,
+          identifiersPerPrefix: options.statsIdentifiersPerPrefix,
+          days: options.statsDays,
+          duration: options.statsDuration,
+          warmup: options.warmup,
+          signal,
+        });
+      } else {
+        const node = await nodes.acquire(s.config);
+        await seedOn(node.url);
+        result = await measure(s, node, set, { connections: options.connections, duration: options.duration, warmup: options.warmup, signal });
       }
-      const result = await measure(s, node, set, { connections: options.connections, duration: options.duration, warmup: options.warmup, signal });
       if (result.status === 'failed') note(`[${name}] FAILED: ${result.note}`);
-      results.push(result);
+      results.push({ ...result, elapsedS: Math.round((Date.now() - began) / 100) / 10 });
     } catch (err) {
       if (signal.aborted) break;
       // Without seeded data no scenario means anything.

@@ -4,11 +4,16 @@
  * repeated), so no layer can serve the bench from a single hot entry.
  */
 
-export const SCENARIO_NAMES = ['ceiling', 'resolve-l1', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto'] as const;
+// stats comes last: its seed adds a million identifiers under other prefixes, which would change
+// what resolve-pg reads (a larger index) were it to run before.
+export const SCENARIO_NAMES = ['ceiling', 'resolve-l1', 'resolve-l1-nocount', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto', 'stats'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
-/** default: L1 in-process cache + Redis; l1-off: Redis only; no-cache: every resolve reads Postgres. */
-export type NodeConfigName = 'default' | 'l1-off' | 'no-cache';
+/**
+ * default: L1 in-process cache + Redis; l1-off: Redis only; no-cache: every resolve reads Postgres;
+ * no-count: default with STATS_COUNT_RESOLUTIONS=false (resolutions are not counted).
+ */
+export type NodeConfigName = 'default' | 'l1-off' | 'no-cache' | 'no-count';
 
 export const BATCH_SIZE = 100;
 /**
@@ -52,12 +57,28 @@ export interface Probe {
 export const REDIS_SET_MAX = 1_000_000;
 const redisSet = (set: SetInfo): number => Math.min(set.seeded, REDIS_SET_MAX);
 
-export interface Scenario {
+interface ScenarioBase {
   name: ScenarioName;
   summary: string;
   config: NodeConfigName;
   /** Meaningless without Redis: skipped when Redis is unreachable. */
   needsRedis: boolean;
+}
+
+/** Seeds statistics history, then times each stats route against count(*) of identifiers (bench/stats.ts). */
+export interface StatsScenario extends ScenarioBase {
+  kind: 'stats';
+}
+
+/**
+ * One request plan under load. `load`: warm, warm up, measure on the scenario's node
+ * (bench/measure.ts). `pair`: the same plan on two nodes side by side, `baseline` and `config`,
+ * measured in interleaved slices (bench/pair.ts).
+ */
+export interface Scenario extends ScenarioBase {
+  kind: 'load' | 'pair';
+  /** pair: the configuration `config` is compared with. */
+  baseline?: NodeConfigName;
   /** Served by the node alone (no Postgres or Redis work): CPU used elsewhere is interference. */
   selfContained: boolean;
   /** The answer every request should get; anything else counts as an error. */
@@ -135,9 +156,16 @@ function checkRecord(probe: Probe, path: string): string | undefined {
   return undefined;
 }
 
-const scenarios: Scenario[] = [
+const resolveL1 = {
+  plan: (set: SetInfo) => handleGets(set, set.hot, scatter(set.hot), (n) => `/api/handles/${bench(set, n)}`),
+  warm: (set: SetInfo) => warmPass(set, set.hot, false),
+  check: (probe: Probe, first: { path: string }) => checkRecord(probe, first.path),
+};
+
+const scenarios: Array<Scenario | StatsScenario> = [
   {
     name: 'ceiling',
+    kind: 'load',
     summary: 'GET /bench/ceiling/<handle>: a record-sized fixed body, no lookups (the framework alone)',
     config: 'default',
     needsRedis: false,
@@ -149,18 +177,30 @@ const scenarios: Scenario[] = [
   },
   {
     name: 'resolve-l1',
+    kind: 'load',
     summary: 'GET /api/handles/<handle> over the hot set, warmed into the in-process cache',
     config: 'default',
     needsRedis: false,
     selfContained: true,
     expectedStatus: 200,
     identifiersPerRequest: 1,
-    plan: (set) => handleGets(set, set.hot, scatter(set.hot), (n) => `/api/handles/${bench(set, n)}`),
-    warm: (set) => warmPass(set, set.hot, false),
-    check: (probe, first) => checkRecord(probe, first.path),
+    ...resolveL1,
+  },
+  {
+    name: 'resolve-l1-nocount',
+    kind: 'pair',
+    summary: 'resolve-l1 on a no-count node and a default node side by side, in interleaved slices (what counting resolutions costs)',
+    config: 'no-count',
+    baseline: 'default',
+    needsRedis: false,
+    selfContained: true,
+    expectedStatus: 200,
+    identifiersPerRequest: 1,
+    ...resolveL1,
   },
   {
     name: 'resolve-redis',
+    kind: 'load',
     summary: `GET /api/handles/<handle> over every seeded identifier (at most ${REDIS_SET_MAX}), in-process cache off, Redis warmed`,
     config: 'l1-off',
     needsRedis: true,
@@ -174,6 +214,7 @@ const scenarios: Scenario[] = [
   },
   {
     name: 'resolve-pg',
+    kind: 'load',
     summary: 'GET /api/handles/<handle> over every seeded identifier, no cache: each one reads Postgres',
     config: 'no-cache',
     needsRedis: false,
@@ -185,6 +226,7 @@ const scenarios: Scenario[] = [
   },
   {
     name: 'resolve-miss',
+    kind: 'load',
     summary: 'GET /api/handles/<prefix>/NOPE-<i>: as many identifiers as the hot set, none of which exists (404 expected)',
     config: 'default',
     needsRedis: false,
@@ -200,6 +242,7 @@ const scenarios: Scenario[] = [
   },
   {
     name: 'resolve-batch',
+    kind: 'load',
     summary: `POST /api/resolve with ${BATCH_SIZE} identifiers of the hot set per request`,
     config: 'default',
     needsRedis: false,
@@ -219,6 +262,7 @@ const scenarios: Scenario[] = [
   },
   {
     name: 'resolve-proto',
+    kind: 'load',
     summary: 'GET /api/handles/<handle> with Accept: application/x-protobuf over the hot set',
     config: 'default',
     needsRedis: false,
@@ -232,9 +276,16 @@ const scenarios: Scenario[] = [
       return probe.contentType.startsWith(PROTOBUF) ? undefined : `answered Content-Type ${probe.contentType || '(none)'}, expected ${PROTOBUF}`;
     },
   },
+  {
+    name: 'stats',
+    kind: 'stats',
+    summary: 'POST /bench/seed-stats (enterprises, identifiers, daily history), then each /api/stats route against GET /bench/count-identifiers',
+    config: 'default',
+    needsRedis: false,
+  },
 ];
 
-export function scenario(name: ScenarioName): Scenario {
+export function scenario(name: ScenarioName): Scenario | StatsScenario {
   const found = scenarios.find((s) => s.name === name);
   if (!found) throw new Error(`no scenario ${name}`);
   return found;

@@ -1,7 +1,9 @@
 /**
- * Smoke run of the bench: every scenario for about two seconds on a small seed, against the
- * machine's Postgres (a database of its own) and Redis (a key prefix of its own). It checks that
- * each scenario produced requests and saw no errors, never how fast anything was.
+ * Smoke run of the bench: every scenario for about two seconds on a small seed (resolve-l1-nocount
+ * in two 1 s slices per node, stats on 20 enterprises x 50 identifiers and 30 days of history,
+ * 1 s per route), against the machine's Postgres (a database of its own) and Redis (a key prefix
+ * of its own). It checks that each scenario produced requests and saw no errors, and that the two
+ * comparisons have their measurements, never how fast anything was.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -15,12 +17,38 @@ import { TEST_REDIS_URL } from '../helpers/env.js';
 import { clearRedisPrefix } from '../helpers/node.js';
 import { ROOT } from '../helpers/process.js';
 
-const SCENARIOS = ['ceiling', 'resolve-l1', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto'];
+const SCENARIOS = ['ceiling', 'resolve-l1', 'resolve-l1-nocount', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto', 'stats'];
+
+interface Side {
+  config: string;
+  reqPerSec: number;
+  requests: number;
+  sliceReqPerSec: number[];
+  errors: number;
+}
+interface Timing {
+  name: string;
+  path: string;
+  meanMs: number;
+  requests: number;
+  errors: number;
+  ratio?: number;
+}
 
 interface BenchRecord {
-  nodes: { dataDir: string; redisKeyPrefix: string };
+  nodes: { dataDir: string; redisKeyPrefix: string; nodeStarts: number };
   seed: { count: number };
-  results: Array<{ name: string; status: string; note?: string; requests?: number; errors?: number; statuses?: Record<string, number> }>;
+  results: Array<{
+    name: string;
+    status: string;
+    note?: string;
+    requests?: number;
+    errors?: number;
+    statuses?: Record<string, number>;
+    target?: { pass: boolean | undefined };
+    pair?: { slices: number; baseline: Side; measured: Side; ratio: number };
+    stats?: { seed: { body: unknown; response: { identifiers: number } }; today: string; yardstick: Timing[]; yardstickMeanMs: number; routes: Timing[] };
+  }>;
 }
 
 let db: TestDatabase;
@@ -63,6 +91,12 @@ describe('bench smoke run', () => {
       '--connections', '4',
       '--duration', '2',
       '--warmup', '0.5',
+      '--slices', '2',
+      '--slice', '1',
+      '--stats-enterprises', '20',
+      '--stats-identifiers-per-prefix', '50',
+      '--stats-days', '30',
+      '--stats-duration', '1',
       '--json-out', out,
     ]);
     const log = `exit ${run.code}\n${run.stdout}\n${run.stderr.slice(-6000)}`;
@@ -76,8 +110,49 @@ describe('bench smoke run', () => {
       expect(r.requests, `${r.name} produced no requests\n${log}`).toBeGreaterThan(0);
       expect({ name: r.name, errors: r.errors, statuses: r.statuses }, log).toMatchObject({ name: r.name, errors: 0 });
     }
-    // Every scenario in the printed table, and a clean exit.
+    // resolve-l1-nocount: both nodes measured in every slice, and compared.
+    const pair = record.results.find((r) => r.name === 'resolve-l1-nocount')!.pair;
+    expect(pair, log).toBeDefined();
+    expect(pair!.slices).toBe(2);
+    expect([pair!.baseline.config, pair!.measured.config]).toEqual(['default', 'no-count']);
+    for (const side of [pair!.baseline, pair!.measured]) {
+      expect(side.sliceReqPerSec, log).toHaveLength(2);
+      for (const rate of side.sliceReqPerSec) expect(rate, `${side.config}: a slice without requests\n${log}`).toBeGreaterThan(0);
+      expect(side.requests).toBeGreaterThan(0);
+      expect(side.errors).toBe(0);
+    }
+    expect(pair!.ratio).toBeGreaterThan(0);
+    expect(record.results.find((r) => r.name === 'resolve-l1-nocount')!.target?.pass).not.toBeUndefined();
+
+    // stats: the seed as asked, the yardstick before, between and after, and every route timed.
+    const stats = record.results.find((r) => r.name === 'stats')!.stats;
+    expect(stats, log).toBeDefined();
+    expect(stats!.seed.body).toEqual({ enterprises: 20, identifiersPerPrefix: 50, days: 30 });
+    expect(stats!.seed.response.identifiers).toBe(1000);
+    expect(stats!.today).toMatch(/^\d{4}-\d{2}-\d{2}$/);
+    expect(stats!.yardstick).toHaveLength(3);
+    expect(stats!.yardstickMeanMs).toBeGreaterThan(0);
+    expect(stats!.routes.map((t) => t.path.replace(/\?.*/, ''))).toEqual([
+      '/api/stats/overview',
+      '/api/stats/registrations',
+      '/api/stats/resolutions',
+      '/api/stats/registrations',
+      '/api/stats/top',
+      '/api/stats/top',
+      '/api/stats/report',
+      '/api/stats/report',
+    ]);
+    for (const t of [...stats!.yardstick, ...stats!.routes]) {
+      expect({ path: t.path, errors: t.errors }, log).toEqual({ path: t.path, errors: 0 });
+      expect(t.requests, `${t.path} produced no requests\n${log}`).toBeGreaterThan(0);
+      expect(t.meanMs).toBeGreaterThan(0);
+    }
+    for (const t of stats!.routes) expect(t.ratio, t.path).toBeGreaterThan(0);
+
+    // Every scenario in the printed table, the two extra tables, and a clean exit.
     for (const name of SCENARIOS) expect(run.stdout).toContain(`| ${name} `);
+    expect(run.stdout).toContain('| count on / count off');
+    expect(run.stdout).toContain('| /api/stats/overview ');
     expect(run.code, log).toBe(0);
 
     // Nothing left behind: the nodes' DATA_DIR and Redis keys are gone.
