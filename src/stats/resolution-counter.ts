@@ -12,27 +12,27 @@ export class ResolutionCounts implements ResolutionCounter {
   /** day -> prefix -> [found, notFound, cached] */
   private counts = new Map<Day, Map<string, Counts>>();
   private day: Day;
-  private dayCheckedAt = 0;
   private current: Map<string, Counts>;
+  private readonly clock: NodeJS.Timeout;
 
   constructor(private readonly timeZone: string) {
     this.day = dayIn(timeZone);
     this.current = new Map();
     this.counts.set(this.day, this.current);
+    // The day moves on a timer, not per resolve: counting is two map operations and an add.
+    this.clock = setInterval(() => this.turnDay(), 1000);
+    this.clock.unref();
+  }
+
+  private turnDay(): void {
+    const day = dayIn(this.timeZone);
+    if (day === this.day) return;
+    this.day = day;
+    this.current = this.counts.get(day) ?? new Map();
+    this.counts.set(day, this.current);
   }
 
   count(prefix: string, found: boolean, cached: boolean): void {
-    const now = Date.now();
-    // The day is looked up again at most once a second: Intl formatting is the costly part.
-    if (now - this.dayCheckedAt > 1000) {
-      this.dayCheckedAt = now;
-      const day = dayIn(this.timeZone, new Date(now));
-      if (day !== this.day) {
-        this.day = day;
-        this.current = this.counts.get(day) ?? new Map();
-        this.counts.set(day, this.current);
-      }
-    }
     let c = this.current.get(prefix);
     if (!c) {
       c = [0, 0, 0];
@@ -41,6 +41,10 @@ export class ResolutionCounts implements ResolutionCounter {
     if (found) c[0] += 1;
     else c[1] += 1;
     if (cached) c[2] += 1;
+  }
+
+  stop(): void {
+    clearInterval(this.clock);
   }
 
   /** Takes everything counted so far, leaving the counter empty. */

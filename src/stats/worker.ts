@@ -42,6 +42,7 @@ export class StatsWorker {
   /** Stops the timer and flushes what is left. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    this.resolutions?.stop();
     await this.running;
     await this.round();
   }
