@@ -1,5 +1,6 @@
 /** HTTP caching of resolution answers: Cache-Control from the entry's lifetime, ETag, 304. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { coarseNow } from '../infra/coarse-clock.js';
 import type { CacheEntry } from './cache-entry.js';
 
 export const JSON_TYPE = 'application/json; charset=utf-8';
@@ -15,7 +16,7 @@ export function entityTag(version: number, proto: boolean): string {
  */
 export function cacheControl(entry: CacheEntry, privateView: boolean): string {
   if (entry.expiresAt === 0) return 'no-cache';
-  const seconds = Math.max(0, Math.floor((entry.expiresAt - Date.now()) / 1000));
+  const seconds = Math.max(0, Math.floor((entry.expiresAt - coarseNow()) / 1000));
   return `${privateView ? 'private' : 'public'}, max-age=${seconds}`;
 }
 

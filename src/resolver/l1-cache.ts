@@ -4,6 +4,7 @@
  * older than the write that caused the invalidation.
  */
 import { LRUCache } from 'lru-cache';
+import { coarseNow } from '../infra/coarse-clock.js';
 import { entrySize, type CacheEntry } from './cache-entry.js';
 
 const REMEMBERED_INVALIDATIONS = 100_000;
@@ -38,7 +39,7 @@ export class L1Cache {
   get(handle: string): CacheEntry | undefined {
     const entry = this.entries?.get(handle);
     if (entry === undefined) return undefined;
-    if (entry.expiresAt <= Date.now()) {
+    if (entry.expiresAt <= coarseNow()) {
       this.entries!.delete(handle);
       return undefined;
     }
