@@ -4,14 +4,23 @@ import type { ActiveNode } from './nodes.js';
 import { MemorySampler, startCpuMeter } from './proc-stats.js';
 import { note, progress } from './progress.js';
 import type { ScenarioResult } from './report.js';
-import type { Probe, RequestPlan, Scenario, SetInfo } from './scenarios.js';
+import { scenario as scenarioNamed, type Probe, type RequestPlan, type Scenario, type SetInfo } from './scenarios.js';
+import { runSlices, sliceSide, summarize, warmUpSide } from './slices.js';
 
 export interface MeasureOptions {
   connections: number;
   duration: number;
   warmup: number;
   signal: AbortSignal;
+  /**
+   * Seconds per slice wanted when the scenario is measured interleaved with the ceiling (every
+   * scenario judged against it): `duration` is cut into max(2, round(duration / slice)) slices.
+   */
+  slice?: number;
 }
+
+/** Seconds of ceiling warm-up at most before the interleaved slices. */
+const CEILING_WARMUP_MAX = 1;
 
 export const fmt = (n: number): string => n.toLocaleString('en');
 
@@ -78,6 +87,14 @@ export async function measure(scenario: Scenario, node: ActiveNode, set: SetInfo
   const first = plan.at(0);
   const wrong = scenario.check(await send(node.url, plan, 0), first, set);
   if (wrong) return failed(`${plan.method} ${first.path} ${wrong}`);
+  // Every scenario but the ceiling is measured in slices interleaved with the ceiling on its own
+  // node: the machine's speed drifts too much for a ceiling measured minutes before.
+  const ceiling = scenario.name === 'ceiling' ? undefined : (scenarioNamed('ceiling') as Scenario);
+  const ceilingPlan = ceiling?.plan(set);
+  if (ceiling && ceilingPlan) {
+    const wrongCeiling = ceiling.check(await send(node.url, ceilingPlan, 0), ceilingPlan.at(0), set);
+    if (wrongCeiling) return failed(`ceiling: GET ${ceilingPlan.at(0).path} ${wrongCeiling}`);
+  }
 
   // Memory is sampled apart during the warm pass: loading the set is not the scenario's load.
   let sampler = node.pid !== undefined ? new MemorySampler(node.pid).start() : undefined;
@@ -104,18 +121,41 @@ export async function measure(scenario: Scenario, node: ActiveNode, set: SetInfo
       offset = up.next;
     }
 
-    const cpu = startCpuMeter(node.pid);
-    const load = await runLoad({
-      baseUrl: node.url,
-      plan,
-      connections: options.connections,
-      duration: options.duration,
-      offset,
-      signal: options.signal,
-      onSecond: (s, rate) => progress(`[${scenario.name} @ ${node.label}] ${s}/${options.duration} s, ${fmt(rate)} req/s`),
-    });
-    progress.done();
-    const cpuUse = cpu();
+    let load: Pick<LoadResult, 'reqPerSec' | 'requests' | 'durationS' | 'latency' | 'statuses' | 'connErrors' | 'timeouts' | 'errorKinds'>;
+    let cpuUse: { nodeCpuPct?: number; benchCpuPct: number; otherCpuPct?: number };
+    let interleavedCeiling: ScenarioResult['interleavedCeiling'];
+    let ceilingUnexpected = 0;
+    if (ceiling && ceilingPlan) {
+      const slices = Math.max(2, Math.round(options.duration / (options.slice ?? 2)));
+      const slice = Math.round((options.duration / slices) * 1000) / 1000;
+      const own = sliceSide(scenario.name, node, plan, scenario.expectedStatus);
+      own.offset = offset;
+      const ceil = sliceSide('ceiling', node, ceilingPlan, ceiling.expectedStatus);
+      await warmUpSide(scenario.name, ceil, Math.min(options.warmup, CEILING_WARMUP_MAX), options);
+      const order = await runSlices(scenario.name, [own, ceil], { ...options, slices, slice });
+      const s = summarize(own);
+      const c = summarize(ceil);
+      load = { reqPerSec: s.reqPerSec, requests: s.requests, durationS: s.seconds, latency: s.latencyMs, statuses: s.statuses, connErrors: s.connErrors + c.connErrors, timeouts: s.timeouts + c.timeouts, errorKinds: { ...c.connErrorKinds, ...s.connErrorKinds } };
+      // Ceiling answers other than 200 are errors too: the ratio needs both.
+      ceilingUnexpected = c.unexpectedStatus;
+      cpuUse = { ...(s.nodeCpuPct !== undefined ? { nodeCpuPct: s.nodeCpuPct } : {}), benchCpuPct: s.benchCpuPct, ...(s.otherCpuPct !== undefined ? { otherCpuPct: s.otherCpuPct } : {}) };
+      interleavedCeiling = { reqPerSec: c.reqPerSec, requests: c.requests, seconds: c.seconds, latencyMs: c.latencyMs, sliceReqPerSec: c.sliceReqPerSec, scenarioSliceReqPerSec: s.sliceReqPerSec, slices, sliceSeconds: slice, order, errors: c.errors };
+      notes.push(`${fmt(s.reqPerSec)} req/s vs ceiling ${fmt(c.reqPerSec)} req/s on the same node over ${slices} interleaved slices of ${slice} s each`);
+    } else {
+      const cpu = startCpuMeter(node.pid);
+      const single = await runLoad({
+        baseUrl: node.url,
+        plan,
+        connections: options.connections,
+        duration: options.duration,
+        offset,
+        signal: options.signal,
+        onSecond: (s, rate) => progress(`[${scenario.name} @ ${node.label}] ${s}/${options.duration} s, ${fmt(rate)} req/s`),
+      });
+      progress.done();
+      cpuUse = cpu();
+      load = single;
+    }
     const memory = sampler?.stop();
 
     // 30% of a core elsewhere while the node alone should be working: the run was disturbed.
@@ -127,7 +167,7 @@ export async function measure(scenario: Scenario, node: ActiveNode, set: SetInfo
     if (!alive) notes.push('the node died during the measurement');
     // Named only when clearly higher: RSS rarely falls back after a pass, so the two are often close.
     if (warm?.peakRssMiB !== undefined && warm.peakRssMiB > (memory?.peakRssMiB ?? 0) + 20) notes.push(`node RSS peaked at ${warm.peakRssMiB} MiB during the warm pass (${warm.via})`);
-    const wrongStatus = unexpected(load, scenario.expectedStatus);
+    const wrongStatus = Object.entries(load.statuses).reduce((sum, [code, count]) => (Number(code) === scenario.expectedStatus ? sum : sum + count), ceilingUnexpected);
     const joined = notes.filter(Boolean).join('; ');
     const result: ScenarioResult = {
       ...base,
@@ -143,6 +183,7 @@ export async function measure(scenario: Scenario, node: ActiveNode, set: SetInfo
       ...(memory?.peakRssMiB !== undefined ? { peakRssMiB: memory.peakRssMiB } : {}),
       ...cpuUse,
       ...(warm ? { warm } : {}),
+      ...(interleavedCeiling ? { interleavedCeiling } : {}),
     };
     return load.connErrors > 0 || !alive ? withNodeLog(node, result) : result;
   } finally {

@@ -9,14 +9,13 @@
  * that is steady over the run favours neither node. Only the node in its slice is loaded; the
  * other one idles (its timers use next to nothing, and that counts as "other" CPU).
  */
-import { LatencyHistogram, type Percentiles } from './histogram.js';
-import { runLoad } from './load.js';
-import { fmt, send, unexpected, warmSet, withNodeLog, type MeasureOptions } from './measure.js';
+import { send, withNodeLog, warmSet, fmt, type MeasureOptions } from './measure.js';
 import type { ActiveNode } from './nodes.js';
-import { MemorySampler, startCpuMeter } from './proc-stats.js';
-import { note, progress } from './progress.js';
+import { MemorySampler } from './proc-stats.js';
+import { note } from './progress.js';
 import type { ScenarioResult } from './report.js';
 import type { Scenario, SetInfo } from './scenarios.js';
+import { runSlices, sliceSide, summarize, warmUpSide, type SliceSide, type SlicedSide } from './slices.js';
 
 /** Seconds of warm-up per node at most (--warmup is for one long measurement). */
 const PAIR_WARMUP_MAX = 1;
@@ -29,25 +28,7 @@ export interface PairOptions extends MeasureOptions {
 }
 
 /** One node of the pair, summed over its slices. */
-export interface PairSide {
-  config: string;
-  /** Responses over all slices / seconds over all slices. */
-  reqPerSec: number;
-  requests: number;
-  seconds: number;
-  /** Each slice's req/s, in slice order. */
-  sliceReqPerSec: number[];
-  latencyMs: Percentiles;
-  errors: number;
-  statuses: Record<string, number>;
-  connErrors: number;
-  timeouts: number;
-  connErrorKinds: Record<string, number>;
-  /** Means over the slices, in % of one core. */
-  nodeCpuPct?: number;
-  benchCpuPct: number;
-  otherCpuPct?: number;
-  peakRssMiB?: number;
+export interface PairSide extends SlicedSide {
   warm: { requests: number; seconds: number; via: string };
 }
 
@@ -62,32 +43,6 @@ export interface PairDetail {
   ratio: number;
 }
 
-interface Side {
-  node: ActiveNode;
-  histogram: LatencyHistogram;
-  offset: number;
-  requests: number;
-  seconds: number;
-  slices: number[];
-  statuses: Record<string, number>;
-  unexpected: number;
-  connErrors: number;
-  timeouts: number;
-  connErrorKinds: Record<string, number>;
-  cpu: Array<{ nodeCpuPct?: number; benchCpuPct: number; otherCpuPct?: number }>;
-  sampler: MemorySampler | undefined;
-  warm?: { requests: number; seconds: number; via: string };
-}
-
-const mean = (xs: Array<number | undefined>): number | undefined => {
-  const known = xs.filter((x): x is number => x !== undefined);
-  return known.length ? Math.round(known.reduce((a, b) => a + b, 0) / known.length) : undefined;
-};
-
-const add = (into: Record<string, number>, from: Record<string, number>): void => {
-  for (const [k, v] of Object.entries(from)) into[k] = (into[k] ?? 0) + v;
-};
-
 export async function measurePair(scenario: Scenario, baselineNode: ActiveNode, node: ActiveNode, set: SetInfo, options: PairOptions): Promise<ScenarioResult> {
   const notes: Array<string | undefined> = [node.note, scenario.caveat?.(set)];
   const base: ScenarioResult = { name: scenario.name, config: node.label, status: 'ok', expectedStatus: scenario.expectedStatus };
@@ -99,105 +54,30 @@ export async function measurePair(scenario: Scenario, baselineNode: ActiveNode, 
     if (wrong) return failed(`${n.label}: ${plan.method} ${first.path} ${wrong}`);
   }
 
-  const sides: Side[] = [baselineNode, node].map((n) => ({
-    node: n,
-    histogram: new LatencyHistogram(),
-    offset: 0,
-    requests: 0,
-    seconds: 0,
-    slices: [],
-    statuses: {},
-    unexpected: 0,
-    connErrors: 0,
-    timeouts: 0,
-    connErrorKinds: {},
-    cpu: [],
-    sampler: undefined,
-  }));
-  const [baseline, measured] = sides as [Side, Side];
+  const plans = [baselineNode, node].map((n) => ({ side: sliceSide(n.label, n, plan, scenario.expectedStatus), warm: undefined as PairSide['warm'] | undefined }));
+  const sides = plans.map((p) => p.side) as [SliceSide, SliceSide];
   try {
     // One warm pass each, one after the other: the second finds Redis warm and takes half as long
     // (both at once took longer than the two in turn). Then a short warm-up each: the interleaved
     // slices that follow keep both warm.
-    for (const side of sides) {
+    for (const p of plans) {
       if (!scenario.warm) break;
-      const warmed = await warmSet(scenario, side.node, set, options);
-      if (typeof warmed === 'string') return withNodeLog(side.node, failed(`${side.node.label}: ${warmed}`));
-      side.warm = warmed;
+      const warmed = await warmSet(scenario, p.side.node, set, options);
+      if (typeof warmed === 'string') return withNodeLog(p.side.node, failed(`${p.side.node.label}: ${warmed}`));
+      p.warm = warmed;
     }
     const warmup = Math.min(options.warmup, PAIR_WARMUP_MAX);
     for (const side of sides) {
       // From here on, each node's peak covers its warm-up and its slices, as in the other scenarios.
       if (side.node.pid !== undefined) side.sampler = new MemorySampler(side.node.pid).start();
-      if (warmup > 0) {
-        const up = await runLoad({
-          baseUrl: side.node.url,
-          plan,
-          connections: options.connections,
-          duration: warmup,
-          signal: options.signal,
-          onSecond: (s, rate) => progress(`[${scenario.name}] warm-up of ${side.node.label} ${s}/${warmup} s, ${fmt(rate)} req/s`),
-        });
-        side.offset = up.next;
-      }
+      await warmUpSide(scenario.name, side, warmup, options);
     }
 
-    const order: Array<[string, string]> = [];
-    for (let k = 0; k < options.slices; k++) {
-      const turn = k % 2 === 0 ? [baseline, measured] : [measured, baseline];
-      order.push([turn[0]!.node.label, turn[1]!.node.label]);
-      for (const side of turn) {
-        const cpu = startCpuMeter(side.node.pid);
-        const load = await runLoad({
-          baseUrl: side.node.url,
-          plan,
-          connections: options.connections,
-          duration: options.slice,
-          offset: side.offset,
-          signal: options.signal,
-          histogram: side.histogram,
-          onSecond: (s, rate) => progress(`[${scenario.name} @ ${side.node.label}] slice ${k + 1}/${options.slices} ${s}/${options.slice} s, ${fmt(rate)} req/s`),
-        });
-        side.cpu.push(cpu());
-        side.offset = load.next;
-        side.requests += load.requests;
-        side.seconds += load.durationS;
-        side.slices.push(load.durationS > 0 ? Math.round(load.requests / load.durationS) : 0);
-        add(side.statuses, load.statuses);
-        side.unexpected += unexpected(load, scenario.expectedStatus);
-        side.connErrors += load.connErrors;
-        side.timeouts += load.timeouts;
-        add(side.connErrorKinds, load.errorKinds);
-      }
-    }
-    progress.done();
+    const order = await runSlices(scenario.name, sides, options);
 
-    const summary = (side: Side): PairSide => {
-      const memory = side.sampler?.stop();
-      side.sampler = undefined;
-      const nodeCpuPct = mean(side.cpu.map((c) => c.nodeCpuPct));
-      const otherCpuPct = mean(side.cpu.map((c) => c.otherCpuPct));
-      return {
-        config: side.node.label,
-        reqPerSec: side.seconds > 0 ? Math.round(side.requests / side.seconds) : 0,
-        requests: side.requests,
-        seconds: Math.round(side.seconds * 100) / 100,
-        sliceReqPerSec: side.slices,
-        latencyMs: side.histogram.percentiles(),
-        errors: side.connErrors + side.unexpected,
-        statuses: side.statuses,
-        connErrors: side.connErrors,
-        timeouts: side.timeouts,
-        connErrorKinds: side.connErrorKinds,
-        ...(nodeCpuPct !== undefined ? { nodeCpuPct } : {}),
-        benchCpuPct: mean(side.cpu.map((c) => c.benchCpuPct)) ?? 0,
-        ...(otherCpuPct !== undefined ? { otherCpuPct } : {}),
-        ...(memory?.peakRssMiB !== undefined ? { peakRssMiB: memory.peakRssMiB } : {}),
-        warm: side.warm ?? { requests: 0, seconds: 0, via: 'none' },
-      };
-    };
-    const b = summary(baseline);
-    const m = summary(measured);
+    const summary = (k: number): PairSide => ({ ...summarize(plans[k]!.side), warm: plans[k]!.warm ?? { requests: 0, seconds: 0, via: 'none' } });
+    const b = summary(0);
+    const m = summary(1);
     const ratio = m.reqPerSec > 0 ? Math.round((b.reqPerSec / m.reqPerSec) * 1000) / 1000 : 0;
     const pair: PairDetail = { slices: options.slices, sliceSeconds: options.slice, order, baseline: b, measured: m, ratio };
 
@@ -224,14 +104,14 @@ export async function measurePair(scenario: Scenario, baselineNode: ActiveNode, 
       errorDetail: {
         connErrors: b.connErrors + m.connErrors,
         timeouts: b.timeouts + m.timeouts,
-        unexpectedStatus: baseline.unexpected + measured.unexpected,
+        unexpectedStatus: b.unexpectedStatus + m.unexpectedStatus,
         connErrorKinds: { ...b.connErrorKinds, ...m.connErrorKinds },
       },
       ...(m.peakRssMiB !== undefined ? { peakRssMiB: m.peakRssMiB } : {}),
       ...(m.nodeCpuPct !== undefined ? { nodeCpuPct: m.nodeCpuPct } : {}),
       benchCpuPct: m.benchCpuPct,
       ...(m.otherCpuPct !== undefined ? { otherCpuPct: m.otherCpuPct } : {}),
-      ...(measured.warm ? { warm: measured.warm } : {}),
+      ...(plans[1]!.warm ? { warm: plans[1]!.warm } : {}),
       pair,
     };
     const troubled = sides.find((s) => s.connErrors > 0 || s.node.alive?.() === false);

@@ -59,7 +59,7 @@ async function runAll(options: BenchOptions, nodes: NodeSource, signal: AbortSig
       } else {
         const node = await nodes.acquire(s.config);
         await seedOn(node.url);
-        result = await measure(s, node, set, { connections: options.connections, duration: options.duration, warmup: options.warmup, signal });
+        result = await measure(s, node, set, { connections: options.connections, duration: options.duration, warmup: options.warmup, signal, slice: options.slice });
       }
       if (result.status === 'failed') note(`[${name}] FAILED: ${result.note}`);
       results.push({ ...result, elapsedS: Math.round((Date.now() - began) / 100) / 10 });

@@ -47,6 +47,8 @@ interface BenchRecord {
     statuses?: Record<string, number>;
     target?: { pass: boolean | undefined };
     pair?: { slices: number; baseline: Side; measured: Side; ratio: number };
+    ratio?: number;
+    interleavedCeiling?: { reqPerSec: number; requests: number; slices: number; sliceReqPerSec: number[]; scenarioSliceReqPerSec: number[]; errors: number };
     stats?: { seed: { body: unknown; response: { identifiers: number } }; today: string; yardstick: Timing[]; yardstickMeanMs: number; routes: Timing[] };
   }>;
 }
@@ -123,6 +125,21 @@ describe('bench smoke run', () => {
     }
     expect(pair!.ratio).toBeGreaterThan(0);
     expect(record.results.find((r) => r.name === 'resolve-l1-nocount')!.target?.pass).not.toBeUndefined();
+
+    // Every scenario judged against the ceiling: a ceiling measured on its node in interleaved
+    // slices (2 s in 2 slices of 1 s each), and the ratio taken against it.
+    for (const name of ['resolve-l1', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto']) {
+      const r = record.results.find((x) => x.name === name)!;
+      const c = r.interleavedCeiling;
+      expect(c, `${name}: no interleaved ceiling\n${log}`).toBeDefined();
+      expect(c!.slices).toBe(2);
+      expect(c!.reqPerSec, `${name}: interleaved ceiling without requests\n${log}`).toBeGreaterThan(0);
+      expect(c!.errors).toBe(0);
+      for (const rate of [...c!.sliceReqPerSec, ...c!.scenarioSliceReqPerSec]) expect(rate, `${name}: a slice without requests\n${log}`).toBeGreaterThan(0);
+      expect(r.ratio, name).toBeGreaterThan(0);
+    }
+    expect(record.results.find((r) => r.name === 'ceiling')!.interleavedCeiling).toBeUndefined();
+    expect(run.stdout).toContain('ceiling req/s (interleaved)');
 
     // stats: the seed as asked, the yardstick before, between and after, and every route timed.
     const stats = record.results.find((r) => r.name === 'stats')!.stats;
