@@ -61,13 +61,13 @@ export async function openCache(config: Config, log: Logger): Promise<Cache> {
   const l1 = { l1Bytes: config.CACHE_MEMORY_BYTES };
   if (!config.REDIS_URL) {
     log.info({ mode: 'in-process', ...l1 }, 'cache: in-process (no REDIS_URL)');
-    const cache = new ResolverCache(config.CACHE_MEMORY_BYTES, undefined, log);
+    const cache = new ResolverCache(config.CACHE_MEMORY_BYTES, undefined);
     return { cache, close: () => cache.close() };
   }
   const redis = createRedis(config.REDIS_URL, log);
   await connectRedis(redis, log);
   log.info({ mode: 'redis', keyPrefix: config.REDIS_KEY_PREFIX, ...l1 }, 'cache: in-process L1 and redis L2');
-  const cache = new ResolverCache(config.CACHE_MEMORY_BYTES, new RedisCache(redis, config.REDIS_KEY_PREFIX, log), log);
+  const cache = new ResolverCache(config.CACHE_MEMORY_BYTES, new RedisCache(redis, config.REDIS_KEY_PREFIX, log));
   await cache.start();
   return {
     cache,

@@ -1,14 +1,16 @@
 /**
  * Routes that exist only with BENCH_ROUTES=1: the ceiling the bench compares against, seeds that
- * load many identifiers (and statistics history) in a few statements, and count(*) as a yardstick. Seeded rows bypass the change sinks (they are
- * load-test data: not synced, not audited) but are counted as created, so statistics match the data.
+ * load many identifiers (and statistics history) in a few statements, and count(*) as a
+ * yardstick. Seeded rows bypass the change sinks (they are load-test data: not synced, not
+ * audited) but are counted as created, so statistics match the data.
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type pg from 'pg';
 import Type from 'typebox';
 import { parseHandleOrThrow } from '../infra/handle-http.js';
 import { usccCheckCharacter } from '../handle/uscc.js';
-import { rollupUpsert } from '../stats/repository.js';
+import { dayIn } from '../stats/periods.js';
+import { appendRegistrationDeltas, rollupUpsert } from '../stats/repository.js';
 import { requireRole } from '../tenancy/auth.js';
 import { BENCH_SUFFIX, benchValuesJson, ceilingBody } from './records.js';
 
@@ -51,12 +53,7 @@ export function benchRoutes(pool: pg.Pool, nodePrefix: string, timeZone: string)
         inserted += result.rowCount ?? 0;
       }
       // Seeded rows count as created today, so statistics still equal the data.
-      if (inserted > 0) {
-        await pool.query(
-          `INSERT INTO stats_registration_deltas (prefix, day, creates) VALUES ($1, (now() AT TIME ZONE $2)::date, $3)`,
-          [prefix, timeZone, inserted],
-        );
-      }
+      if (inserted > 0) await appendRegistrationDeltas(pool, [{ prefix, day: dayIn(timeZone), counts: [inserted, 0, 0] }]);
       return { prefix, first: `${prefix}/${BENCH_SUFFIX}${start}`, count, inserted };
     });
 

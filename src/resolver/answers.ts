@@ -6,6 +6,7 @@ import { filterValues, visibleValues, type ValueFilter } from '../handle/filters
 import type { HandleValue } from '../handle/values.js';
 import { ResponseCode } from '../infra/errors.js';
 import type { CacheEntry, FoundEntry } from './cache-entry.js';
+import type { ResolutionBody } from './protobuf.js';
 
 export interface View {
   /** The caller owns the handle's prefix: values that deny public read are shown. */
@@ -20,14 +21,8 @@ export function isPublicView(entry: CacheEntry, view: View): boolean {
   return !filtered && !(view.owner && entry.hasPrivate);
 }
 
-export interface ResolutionBody {
-  responseCode: number;
-  handle: string;
-  values: HandleValue[];
-}
-
 /** The answer body for a view that is not the public one. */
-export function viewBody(entry: FoundEntry, view: View): ResolutionBody {
+export function viewBody(entry: FoundEntry, view: View): ResolutionBody & { values: HandleValue[] } {
   const visible = visibleValues(entry.values(), view.owner);
   const values = filterValues(visible, view.filter ?? {});
   return { responseCode: values.length > 0 ? ResponseCode.SUCCESS : ResponseCode.VALUES_NOT_FOUND, handle: entry.handle, values };

@@ -2,7 +2,6 @@
  * The cache tiers behind one face: L1 in the process, L2 in Redis when there is one. Writers call
  * invalidate() after commit; the resolver reads and fills both tiers.
  */
-import type { Logger } from '../infra/logger.js';
 import { L1Cache } from './l1-cache.js';
 import type { RedisCache } from './redis-cache.js';
 
@@ -19,7 +18,6 @@ export class ResolverCache implements CacheInvalidation {
     l1Bytes: number,
     /** L2, shared by every process; undefined in single-process mode. */
     readonly shared: RedisCache | undefined,
-    private readonly log: Logger,
   ) {
     this.l1 = new L1Cache(l1Bytes);
   }
@@ -39,11 +37,7 @@ export class ResolverCache implements CacheInvalidation {
   async invalidate(handles: readonly string[]): Promise<void> {
     if (handles.length === 0) return;
     this.l1.invalidate(handles);
-    try {
-      await this.shared?.invalidate(handles);
-    } catch (err) {
-      this.log.error({ err }, 'cache invalidation failed');
-    }
+    await this.shared?.invalidate(handles); // never throws: undelivered invalidations are retried
   }
 
   async ping(): Promise<boolean> {

@@ -77,10 +77,6 @@ export class ResolverService {
     });
   }
 
-  async resolve(handle: Handle): Promise<CacheEntry> {
-    return this.lookup(handle);
-  }
-
   /** The source of truth, past every cache (`auth=true`); nothing is stored. */
   async fresh(handle: Handle): Promise<CacheEntry> {
     const record = await this.source.find(handle.prefix, handle.suffix);

@@ -1,6 +1,6 @@
 /** SQL for statistics: appending deltas, folding them, flushing resolution counts, reading rollups. */
 import type pg from 'pg';
-import type { Db, Tx } from '../infra/postgres.js';
+import type { Db } from '../infra/postgres.js';
 import { coverRange, type Day, type Granularity } from './periods.js';
 
 export type Metric = 'registrations' | 'resolutions';
@@ -26,9 +26,9 @@ function columns(rows: readonly DeltaRow[]): [string[], string[], number[], numb
   return [rows.map((r) => r.prefix), rows.map((r) => r.day), rows.map((r) => r.counts[0]), rows.map((r) => r.counts[1]), rows.map((r) => r.counts[2])];
 }
 
-export async function appendRegistrationDeltas(tx: Tx, rows: readonly DeltaRow[]): Promise<void> {
+export async function appendRegistrationDeltas(db: Db, rows: readonly DeltaRow[]): Promise<void> {
   if (rows.length === 0) return;
-  await tx.query(
+  await db.query(
     `INSERT INTO stats_registration_deltas (prefix, day, creates, updates, deletes)
      SELECT * FROM unnest($1::text[], $2::date[], $3::int[], $4::int[], $5::int[])`,
     columns(rows),
@@ -191,18 +191,19 @@ export function sumAllTime(db: Db, metric: Metric, scope: Scope): Promise<Map<st
 export async function seriesByBucket(db: Db, metric: Metric, granularity: Granularity, from: Day, to: Day, scope: Scope): Promise<Map<Day, Counts>> {
   const [a, b, c] = COLUMNS[metric];
   const grain = granularity === 'day' ? 'd' : granularity === 'month' ? 'm' : 'q';
-  const bucketExpr = 'bucket';
-  const prefixFilter =
-    scope.kind === 'node' ? `prefix = '${NODE_WIDE}'` : scope.kind === 'every-prefix' ? `prefix <> '${NODE_WIDE}'` : 'prefix = ANY($3::text[])';
   const params: unknown[] = [from, to];
-  if (scope.kind === 'prefixes') params.push(scope.prefixes);
+  const param = (v: unknown) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const prefixFilter = scopeFilter(scope, param);
   const out = new Map<Day, Counts>();
   const add = (bucket: Day, counts: Counts) => {
     const t = out.get(bucket) ?? [0, 0, 0];
     out.set(bucket, [t[0] + counts[0], t[1] + counts[1], t[2] + counts[2]]);
   };
   const { rows } = await db.query<{ bucket: string; a: string; b: string; c: string }>(
-    `SELECT to_char(${bucketExpr}, 'YYYY-MM-DD') AS bucket, sum(${a}) AS a, sum(${b}) AS b, sum(${c}) AS c
+    `SELECT to_char(bucket, 'YYYY-MM-DD') AS bucket, sum(${a}) AS a, sum(${b}) AS b, sum(${c}) AS c
      FROM ${TABLE[metric]} WHERE grain = '${grain}' AND ${prefixFilter} AND bucket BETWEEN $1::date AND $2::date
      GROUP BY 1`,
     params,

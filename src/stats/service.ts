@@ -140,13 +140,14 @@ export class StatsService {
       ),
     ]);
     const f = figures as Counts[];
-    const enterpriseView = scope.kind === 'prefixes' && (actor as { role?: string }).role === 'enterprise';
+    // An enterprise key sees its own enterprise and its active prefixes, not the node's tenancy.
+    const own = scope.kind === 'prefixes' && this.requireReader(actor).role === 'enterprise' ? scope.prefixes : undefined;
     return {
       timeZone: this.timeZone,
       today,
       identifiers: stored[0] - stored[2],
-      enterprises: enterpriseView ? 1 : tenancy.enterprises,
-      prefixes: enterpriseView ? { pending: 0, active: (scope as { prefixes: readonly string[] }).prefixes.length, disabled: 0, rejected: 0 } : tenancy.prefixes,
+      enterprises: own ? 1 : tenancy.enterprises,
+      prefixes: own ? { pending: 0, active: own.length, disabled: 0, rejected: 0 } : tenancy.prefixes,
       registrations: { today: registrationView(f[0]!), month: registrationView(f[1]!), quarter: registrationView(f[2]!) },
       resolutions: { today: resolutionView(f[3]!), month: resolutionView(f[4]!), quarter: resolutionView(f[5]!) },
     };

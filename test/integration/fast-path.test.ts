@@ -137,15 +137,15 @@ describe('single flight', () => {
     };
     const prefix = newRedisPrefix();
     const client = new Redis(TEST_REDIS_URL, { enableAutoPipelining: true });
-    const cache = new ResolverCache(1 << 20, new RedisCache(client, prefix, createLogger('silent')), createLogger('silent'));
+    const cache = new ResolverCache(1 << 20, new RedisCache(client, prefix, createLogger('silent')));
     const resolver = new ResolverService(source, cache, { maxTtlSeconds: 3600, negativeTtlSeconds: 5 });
     try {
-      const answers = await Promise.all(Array.from({ length: 100 }, () => resolver.resolve(parseHandle('88.118.6/SF'))));
+      const answers = await Promise.all(Array.from({ length: 100 }, () => resolver.lookup(parseHandle('88.118.6/SF'))));
       expect(queries).toBe(1);
       expect(new Set(answers.map((a) => a.json.toString())).size).toBe(1);
       expect(answers[0]!.found).toBe(true);
       // L1 holds it now: no more queries.
-      await resolver.resolve(parseHandle('88.118.6/SF'));
+      await resolver.lookup(parseHandle('88.118.6/SF'));
       expect(queries).toBe(1);
       const batch = ['88.118.6/SF-2', '88.118.6/NONE-1', '88.118.6/NONE-2', '88.118.6/SF'].map(parseHandle);
       const [a, b] = await Promise.all([resolver.resolveMany(batch), resolver.resolveMany(batch)]);
