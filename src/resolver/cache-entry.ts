@@ -5,15 +5,21 @@
  */
 import { isPublicRead, type HandleRecord, type HandleValue } from '../handle/values.js';
 import { ResponseCode } from '../infra/errors.js';
-import { encodeResolution } from './protobuf.js';
+import { entityTag } from './http-cache.js';
+import { encodeResolution, type ResolutionBody } from './protobuf.js';
 
 interface EntryBase {
   readonly handle: string;
+  /** The handle's prefix (what resolution is counted under and ownership is checked against). */
+  readonly prefix: string;
   /** Epoch milliseconds after which the entry is stale; 0: not cacheable (TTL 0 or bypass). */
   readonly expiresAt: number;
   /** Answer body of the public view. */
   readonly json: Buffer;
+  /** The same answer in protobuf: encoded on first use unless the entry was made with it. */
   readonly proto: Buffer;
+  /** The entity tag of the JSON (`"3"`) or protobuf (`"3-pb"`) representation. */
+  etag(proto: boolean): string;
 }
 
 export interface FoundEntry extends EntryBase {
@@ -36,21 +42,62 @@ const KIND_FOUND = 1;
 const KIND_MISSING = 2;
 const HEADER_BYTES = 1 + 1 + 1 + 8 + 8;
 
-class Found implements FoundEntry {
+const prefixOf = (handle: string): string => handle.slice(0, handle.indexOf('/'));
+
+/**
+ * What found and missing entries share: the handle, the JSON bytes, and the protobuf bytes made
+ * from them on first use. Most callers ask for JSON; a record loaded from Postgres is encoded to
+ * protobuf only when a caller wants it or the entry goes to Redis (whose frame carries both).
+ */
+abstract class Entry {
+  readonly prefix: string;
+  private protoBytes: Buffer | undefined;
+  private tags: [string, string] | undefined;
+
+  constructor(
+    readonly handle: string,
+    readonly expiresAt: number,
+    readonly json: Buffer,
+    proto: Buffer | undefined,
+  ) {
+    this.prefix = prefixOf(handle);
+    this.protoBytes = proto;
+  }
+
+  get proto(): Buffer {
+    this.protoBytes ??= encodeResolution(JSON.parse(this.json.toString('utf8')) as ResolutionBody);
+    return this.protoBytes;
+  }
+
+  /** Protobuf bytes if they exist yet (size accounting must not encode). */
+  get protoIfEncoded(): Buffer | undefined {
+    return this.protoBytes;
+  }
+
+  abstract readonly version: number;
+
+  etag(proto: boolean): string {
+    this.tags ??= [entityTag(this.version, false), entityTag(this.version, true)];
+    return this.tags[proto ? 1 : 0];
+  }
+}
+
+class Found extends Entry implements FoundEntry {
   readonly found = true;
   private parsed: HandleValue[] | undefined;
 
   constructor(
-    readonly handle: string,
+    handle: string,
     readonly version: number,
-    readonly expiresAt: number,
-    readonly json: Buffer,
-    readonly proto: Buffer,
+    expiresAt: number,
+    json: Buffer,
+    proto: Buffer | undefined,
     readonly hasPrivate: boolean,
     /** JSON of every value when some are private; otherwise the values are read from `json`. */
     readonly allValues: Buffer | undefined,
     values?: HandleValue[],
   ) {
+    super(handle, expiresAt, json, proto);
     this.parsed = values;
   }
 
@@ -64,8 +111,18 @@ class Found implements FoundEntry {
   }
 }
 
-/** The public answer for a record: values that deny public read are left out. */
-export function foundEntry(record: HandleRecord, expiresAt: number): FoundEntry {
+class Missing extends Entry implements MissingEntry {
+  readonly found = false;
+  readonly version = 0;
+}
+
+/**
+ * The public answer for a record: values that deny public read are left out. `withProto` encodes
+ * the protobuf bytes now, from the record (cheaper than from the JSON later): for entries bound
+ * for Redis. An entry that will be cached does not keep the parsed record (cached entries are
+ * bounded by their bytes); one that will not (expiresAt 0) keeps it for an owner's view.
+ */
+export function foundEntry(record: HandleRecord, expiresAt: number, withProto = false): FoundEntry {
   const hasPrivate = !record.values.every(isPublicRead);
   const visible = hasPrivate ? record.values.filter(isPublicRead) : record.values;
   const body = {
@@ -74,9 +131,9 @@ export function foundEntry(record: HandleRecord, expiresAt: number): FoundEntry 
     values: visible,
   };
   const json = Buffer.from(JSON.stringify(body));
-  const proto = encodeResolution(body);
+  const proto = withProto ? encodeResolution(body) : undefined;
   const allValues = hasPrivate ? Buffer.from(JSON.stringify(record.values)) : undefined;
-  return new Found(record.handle, record.version, expiresAt, json, proto, hasPrivate, allValues, record.values);
+  return new Found(record.handle, record.version, expiresAt, json, proto, hasPrivate, allValues, expiresAt === 0 ? record.values : undefined);
 }
 
 /** The body of a not-found answer, as the error handler words it for /api/handles. */
@@ -85,14 +142,15 @@ export function notFoundBody(handle: string): { responseCode: number; handle: st
 }
 
 export function missingEntry(handle: string, expiresAt: number): MissingEntry {
-  const body = notFoundBody(handle);
-  return { found: false, handle, expiresAt, json: Buffer.from(JSON.stringify(body)), proto: encodeResolution(body) };
+  return new Missing(handle, expiresAt, Buffer.from(JSON.stringify(notFoundBody(handle))), undefined);
 }
 
 /** Heap bytes an entry holds, roughly: what the L1 bound counts. */
 export function entrySize(entry: CacheEntry): number {
   const all = entry.found ? ((entry as Found).allValues?.length ?? 0) : 0;
-  return 160 + entry.handle.length * 2 + entry.json.length + entry.proto.length + all;
+  // Protobuf bytes not encoded yet are counted as if they were (they are smaller than the JSON).
+  const proto = (entry as unknown as Entry).protoIfEncoded?.length ?? entry.json.length;
+  return 200 + entry.handle.length * 4 + entry.json.length + proto + all;
 }
 
 /** One Redis value: header, then length-prefixed JSON, protobuf and (when private) all values. */
@@ -131,7 +189,7 @@ export function decodeFrame(handle: string, frame: Buffer): CacheEntry | undefin
     at += 4 + length;
   }
   const [json, proto, all] = parts as [Buffer, Buffer, Buffer];
-  if (kind === KIND_MISSING) return { found: false, handle, expiresAt, json, proto };
+  if (kind === KIND_MISSING) return new Missing(handle, expiresAt, json, proto);
   if (kind !== KIND_FOUND) return undefined;
   return new Found(handle, version, expiresAt, json, proto, hasPrivate, hasPrivate ? all : undefined);
 }

@@ -33,7 +33,7 @@ export function cacheHeaders(request: FastifyRequest, reply: FastifyReply, entry
   reply.header('cache-control', cacheControl(entry, privateView));
   reply.header('vary', 'Accept, Authorization');
   if (!entry.found) return false;
-  const tag = entityTag(entry.version, proto);
+  const tag = entry.etag(proto);
   reply.header('etag', tag);
   return notModified(request, tag);
 }

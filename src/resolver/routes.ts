@@ -2,7 +2,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import Type from 'typebox';
-import { InvalidHandleError, parseHandle, type Handle } from '../handle/handle.js';
+import { InvalidHandleError } from '../handle/handle.js';
 import { AppError, ResponseCode } from '../infra/errors.js';
 import { parseHandleOrThrow } from '../infra/handle-http.js';
 import { handleErrorResponses, HandleValueSchema } from '../infra/http-schemas.js';
@@ -12,7 +12,7 @@ import type { CacheEntry } from './cache-entry.js';
 import { JSON_TYPE, wantsProtobuf } from './http-cache.js';
 import { sendEntry } from './reply-entry.js';
 import { decodeBatchRequest, encodeBatch, encodeResolution, PROTOBUF_TYPE } from './protobuf.js';
-import type { ResolverService } from './service.js';
+import type { ResolvedItem, ResolverService } from './service.js';
 
 /** `?pretty` and `?pretty=true` are on; `?pretty=false` and `?pretty=0` are off. */
 export const flag = (value: string | undefined): boolean => value !== undefined && value !== 'false' && value !== '0';
@@ -36,48 +36,45 @@ function invalidItem(input: string, err: InvalidHandleError): Record<string, unk
  * The batch answer from the entries' ready bytes: `{"results":[` + parts + `]}` for JSON, and
  * for protobuf each cached Resolution framed into a ResolveBatchResponse without re-encoding.
  */
-function sendBatch(
-  request: FastifyRequest,
-  reply: FastifyReply,
-  inputs: readonly string[],
-  parsed: ReadonlyArray<Handle | InvalidHandleError>,
-  entries: readonly CacheEntry[],
-  nodePrefix: string,
-): void {
+function sendBatch(request: FastifyRequest, reply: FastifyReply, inputs: readonly string[], items: readonly ResolvedItem[], nodePrefix: string): void {
   const proto = wantsProtobuf(request);
-  const parts: Buffer[] = [];
-  let next = 0;
-  parsed.forEach((p, i) => {
-    if (p instanceof InvalidHandleError) {
-      const item = invalidItem(inputs[i]!, p);
-      parts.push(proto ? encodeResolution(item as never) : Buffer.from(JSON.stringify(item)));
-      return;
+  const keyed = request.actor.kind === 'key';
+  const parts: Buffer[] = new Array(items.length);
+  for (let i = 0; i < items.length; i += 1) {
+    const item = items[i]!;
+    if (item instanceof InvalidHandleError) {
+      const body = invalidItem(inputs[i]!, item);
+      parts[i] = proto ? encodeResolution(body as never) : Buffer.from(JSON.stringify(body));
+      continue;
     }
-    const entry = entries[next++]!;
-    const view: View = { owner: request.actor.kind === 'key' && ownsPrefix(request.actor, p.prefix, nodePrefix) };
-    if (isPublicView(entry, view)) {
-      parts.push(proto ? entry.proto : entry.json);
+    const view: View = { owner: keyed && ownsPrefix(request.actor, item.prefix, nodePrefix) };
+    if (isPublicView(item, view)) {
+      parts[i] = proto ? item.proto : item.json;
     } else {
-      const body = viewBody(entry as Extract<CacheEntry, { found: true }>, view);
-      parts.push(proto ? encodeResolution(body) : Buffer.from(JSON.stringify(body)));
+      const body = viewBody(item as Extract<CacheEntry, { found: true }>, view);
+      parts[i] = proto ? encodeResolution(body) : Buffer.from(JSON.stringify(body));
     }
-  });
+  }
   reply.header('cache-control', 'no-store');
   if (proto) {
     reply.type(PROTOBUF_TYPE).send(encodeBatch(parts));
     return;
   }
-  const joined: Buffer[] = [BATCH_OPEN];
-  parts.forEach((part, i) => {
-    if (i > 0) joined.push(COMMA);
-    joined.push(part);
-  });
-  joined.push(BATCH_CLOSE);
-  reply.type(JSON_TYPE).send(Buffer.concat(joined));
+  // One copy of each part into the answer: `{"results":[` part `,` part ... `]}`.
+  let total = BATCH_OPEN.length + BATCH_CLOSE.length + parts.length - 1;
+  for (const part of parts) total += part.length;
+  const body = Buffer.allocUnsafe(total);
+  let at = BATCH_OPEN.copy(body, 0);
+  for (let i = 0; i < parts.length; i += 1) {
+    if (i > 0) body[at++] = COMMA;
+    at += parts[i]!.copy(body, at);
+  }
+  BATCH_CLOSE.copy(body, at);
+  reply.type(JSON_TYPE).send(body);
 }
 
 const BATCH_OPEN = Buffer.from('{"results":[');
-const COMMA = Buffer.from(',');
+const COMMA = 0x2c;
 const BATCH_CLOSE = Buffer.from(']}');
 
 export function resolverRoutes(resolver: ResolverService, nodePrefix: string): FastifyPluginAsyncTypebox {
@@ -98,13 +95,17 @@ export function resolverRoutes(resolver: ResolverService, nodePrefix: string): F
       },
     }, (request, reply) => {
       // Not async: an L1 hit is answered in this call, without a promise or a microtask.
-      const handle = parseHandleOrThrow(request.params['*']);
       const query = request.query;
-      const view: View = {
-        owner: request.actor.kind === 'key' && ownsPrefix(request.actor, handle.prefix, nodePrefix),
-        filter: query.type || query.index ? { types: query.type, indexes: query.index } : undefined,
-      };
+      const filter = query.type || query.index ? { types: query.type, indexes: query.index } : undefined;
       const pretty = query.pretty !== undefined && flag(query.pretty);
+      const raw = request.params['*'];
+      const hit = query.auth === true ? undefined : resolver.hit(raw);
+      if (hit) {
+        sendEntry(request, reply, hit, viewOf(request, hit.prefix, filter), pretty);
+        return undefined;
+      }
+      const handle = parseHandleOrThrow(raw);
+      const view = viewOf(request, handle.prefix, filter);
       const entry = query.auth === true ? resolver.fresh(handle) : resolver.lookup(handle);
       if (entry instanceof Promise) {
         return entry.then((loaded) => {
@@ -132,25 +133,18 @@ export function resolverRoutes(resolver: ResolverService, nodePrefix: string): F
       },
     }, (request, reply) => {
       const inputs = request.body.handles;
-      const parsed: Array<Handle | InvalidHandleError> = inputs.map((input) => {
-        try {
-          return parseHandle(input);
-        } catch (err) {
-          if (err instanceof InvalidHandleError) return err;
-          throw err;
-        }
-      });
-      const valid = parsed.filter((p): p is Handle => !(p instanceof InvalidHandleError));
-      const entries = resolver.resolveMany(valid);
-      if (entries instanceof Promise) {
-        return entries.then((loaded) => {
-          sendBatch(request, reply, inputs, parsed, loaded, nodePrefix);
+      const items = resolver.resolveMany(inputs);
+      if (items instanceof Promise) {
+        return items.then((loaded) => {
+          sendBatch(request, reply, inputs, loaded, nodePrefix);
         });
       }
-      sendBatch(request, reply, inputs, parsed, entries, nodePrefix);
+      sendBatch(request, reply, inputs, items, nodePrefix);
       return undefined;
-
     });
   };
-}
 
+  function viewOf(request: FastifyRequest, prefix: string, filter: View['filter']): View {
+    return { owner: request.actor.kind === 'key' && ownsPrefix(request.actor, prefix, nodePrefix), filter };
+  }
+}

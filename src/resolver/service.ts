@@ -5,7 +5,7 @@
  * An entry lives no longer than its record's smallest value TTL, capped; TTL 0 is never cached;
  * not-found is cached briefly.
  */
-import type { Handle } from '../handle/handle.js';
+import { InvalidHandleError, parseHandle, type Handle } from '../handle/handle.js';
 import { minTtl, type HandleRecord } from '../handle/values.js';
 import { foundEntry, decodeFrame, encodeFrame, missingEntry, type CacheEntry } from './cache-entry.js';
 import type { ResolverCache } from './resolver-cache.js';
@@ -14,6 +14,9 @@ import type { ResolverCache } from './resolver-cache.js';
 export interface ResolutionCounter {
   count(prefix: string, found: boolean, cached: boolean): void;
 }
+
+/** A batch item: its entry, or why the string is not a handle. */
+export type ResolvedItem = CacheEntry | InvalidHandleError;
 
 /** An entry and whether a cache tier (L1 or Redis) served it. */
 interface Loaded {
@@ -65,6 +68,17 @@ export class ResolverService {
    * One handle through every tier, counted. An L1 hit comes back as the entry itself (no promise,
    * no microtask): that is the whole fast path.
    */
+  /**
+   * An L1 hit for a string as the caller sent it, counted; undefined when L1 does not hold it.
+   * L1 keys are normalised handles and normalising one gives it back unchanged, so a hit on the
+   * raw string is the hit parsing would have found: most callers send handles as stored.
+   */
+  hit(raw: string): CacheEntry | undefined {
+    const hit = this.cache.l1.get(raw);
+    if (hit) this.counter.count(hit.prefix, hit.found, true);
+    return hit;
+  }
+
   lookup(handle: Handle): CacheEntry | Promise<CacheEntry> {
     const hit = this.cache.l1.get(handle.handle);
     if (hit) {
@@ -84,18 +98,34 @@ export class ResolverService {
     return record ? foundEntry(record, 0) : missingEntry(handle.handle, 0);
   }
 
-  /** Entries for many handles, in order, each counted; synchronous when L1 holds them all. */
-  resolveMany(handles: readonly Handle[]): CacheEntry[] | Promise<CacheEntry[]> {
-    const results: CacheEntry[] = new Array(handles.length);
+  /**
+   * Entries for many strings as callers sent them, in order, each counted; a string that is not a
+   * handle gives its InvalidHandleError. Synchronous when L1 holds them all.
+   */
+  resolveMany(inputs: readonly string[]): ResolvedItem[] | Promise<ResolvedItem[]> {
+    const results: ResolvedItem[] = new Array(inputs.length);
+    const l1 = this.cache.l1;
     let waits: Array<Promise<void>> | undefined;
-    for (let i = 0; i < handles.length; i += 1) {
-      const h = handles[i]!;
-      const hit = this.cache.l1.get(h.handle);
+    for (let i = 0; i < inputs.length; i += 1) {
+      const input = inputs[i]!;
+      let hit = l1.get(input);
+      let handle: Handle | undefined;
+      if (!hit) {
+        try {
+          handle = parseHandle(input);
+        } catch (err) {
+          if (!(err instanceof InvalidHandleError)) throw err;
+          results[i] = err;
+          continue;
+        }
+        hit = l1.get(handle.handle);
+      }
       if (hit) {
         results[i] = hit;
-        this.counter.count(h.prefix, hit.found, true);
+        this.counter.count(hit.prefix, hit.found, true);
         continue;
       }
+      const h = handle!;
       (waits ??= []).push(
         this.miss(h).then(({ entry, cached }) => {
           results[i] = entry;
@@ -177,7 +207,7 @@ export class ResolverService {
       const record = records.get(h.handle);
       const ttl = record ? this.cacheTtl(record) : this.limits.negativeTtlSeconds;
       const expiresAt = ttl > 0 ? loadedAt + ttl * 1000 : 0;
-      const entry = record ? foundEntry(record, expiresAt) : missingEntry(h.handle, expiresAt);
+      const entry = record ? foundEntry(record, expiresAt, shared !== undefined && expiresAt > 0) : missingEntry(h.handle, expiresAt);
       results[i] = { entry, cached: false };
       if (expiresAt > 0) {
         l1.set(entry, since);

@@ -2,14 +2,15 @@
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseHandle, type Handle } from '../../src/handle/handle.js';
+import { InvalidHandleError, parseHandle, type Handle } from '../../src/handle/handle.js';
 import type { HandleRecord } from '../../src/handle/values.js';
 import { createLogger } from '../../src/infra/logger.js';
 import { findRecord, findRecords } from '../../src/registry/repository.js';
 import { decodeBatchResponse, decodeResolution, PROTOBUF_TYPE, protobufTypes } from '../../src/resolver/protobuf.js';
 import { RedisCache } from '../../src/resolver/redis-cache.js';
 import { ResolverCache } from '../../src/resolver/resolver-cache.js';
-import { ResolverService, type RecordSource } from '../../src/resolver/service.js';
+import { ResolverService, type RecordSource, type ResolvedItem } from '../../src/resolver/service.js';
+import type { CacheEntry } from '../../src/resolver/cache-entry.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { TEST_REDIS_URL } from '../helpers/env.js';
 import { call, onboard, url } from '../helpers/http.js';
@@ -147,11 +148,13 @@ describe('single flight', () => {
       // L1 holds it now: no more queries.
       await resolver.lookup(parseHandle('88.118.6/SF'));
       expect(queries).toBe(1);
-      const batch = ['88.118.6/SF-2', '88.118.6/NONE-1', '88.118.6/NONE-2', '88.118.6/SF'].map(parseHandle);
+      // Strings as callers send them: one is not a handle.
+      const batch = ['88.118.6/SF-2', '88.118.6/NONE-1', '88.118.6/NONE-2', '88.118.6/SF', 'not a handle'];
       const [a, b] = await Promise.all([resolver.resolveMany(batch), resolver.resolveMany(batch)]);
       expect(queries).toBe(2);
-      expect(a.map((e) => e.found)).toEqual([true, false, false, true]);
-      expect(b.map((e) => e.json.toString())).toEqual(a.map((e) => e.json.toString()));
+      const entries = (items: ResolvedItem[]) => items.filter((e): e is CacheEntry => !(e instanceof InvalidHandleError));
+      expect(a.map((e) => (e instanceof InvalidHandleError ? 'invalid' : e.found))).toEqual([true, false, false, true, 'invalid']);
+      expect(entries(b).map((e) => e.json.toString())).toEqual(entries(a).map((e) => e.json.toString()));
     } finally {
       await cache.close();
       client.disconnect();

@@ -55,6 +55,17 @@ describe('parseHandle', () => {
     expect(invalid('88.118.8/a\udc00')).toMatch(/UTF-8/);
   });
 
+  it('gives a normalised handle back unchanged (resolution looks raw strings up in L1 before parsing)', () => {
+    const inputs = ['88.118.8/PART-0001', '88.abc.8/x', '86.ABC.0042/a/b', '88.118/零件-1', '88.118/ a b ', 'zz.Yy/%2F..', '88.118/\u{1F600}'];
+    for (const input of inputs) {
+      const once = parseHandle(input).handle;
+      expect(parseHandle(once).handle).toBe(once);
+      expect(parseHandle(once).prefix).toBe(parseHandle(input).prefix);
+    }
+    // A string that is not normalised is never equal to its normalised form, so it cannot hit L1 raw.
+    expect(parseHandle('88.abc.8/x').handle).not.toBe('88.abc.8/x');
+  });
+
   it('refuses empty parts and malformed prefixes', () => {
     expect(invalid('')).toMatch(/no "\/"/);
     expect(invalid('88.118.8')).toMatch(/no "\/"/);
