@@ -14,6 +14,8 @@ import { validatorCompiler } from './infra/validation.js';
 import type { Logger } from './infra/logger.js';
 import type { ChangeSink } from './registry/change-sink.js';
 import { registryRoutes } from './registry/routes.js';
+import { BatchRegistry } from './registry/batch.js';
+import { batchRoutes } from './registry/batch-routes.js';
 import { RegistryService } from './registry/service.js';
 import type { ResolverCache } from './resolver/resolver-cache.js';
 import { proxyRoutes } from './resolver/proxy-routes.js';
@@ -102,6 +104,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   await app.register(statsRoutes(new StatsService(deps.pool, tenancy, config.STATS_TIME_ZONE)), { prefix: '/api/stats' });
   await app.register(dashboardRoutes());
   await app.register(registryRoutes(registry, config.MAX_VALUES_PER_RECORD));
+  const batches = new BatchRegistry(deps.pool, registry, deps.cache, limits, config.IDEMPOTENCY_KEY_TTL);
+  await app.register(batchRoutes(batches, config.MAX_VALUES_PER_RECORD, config.BATCH_BODY_LIMIT_BYTES));
   await app.register(resolverRoutes(resolver, config.NODE_PREFIX));
   await app.register(proxyRoutes(resolver, config.NODE_PREFIX, config.NODE_ID));
   if (config.BENCH_ROUTES) await app.register(benchRoutes(deps.pool, config.NODE_PREFIX, config.STATS_TIME_ZONE));

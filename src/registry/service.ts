@@ -46,7 +46,8 @@ export class RegistryService {
     return { handle, actor: this.authorise(actor, handle) };
   }
 
-  private authorise(actor: Actor, handle: Handle): KeyActor {
+  /** May this actor write under this handle's prefix? (Single writes and batch items.) */
+  authorise(actor: Actor, handle: Handle): KeyActor {
     if (actor.kind !== 'key') throw errors.authenticationNeeded();
     if (actor.role === 'auditor') throw errors.forbidden('ROLE_NOT_ALLOWED', 'auditor keys are read-only');
     if (!isPrefixUnder(handle.prefix, this.nodePrefix)) {
@@ -171,7 +172,8 @@ export class RegistryService {
     };
   }
 
-  private async emit(tx: pg.PoolClient, changes: IdentifierChange[]): Promise<void> {
+  /** Hands committed-to-be changes to every sink, inside the write's transaction. */
+  async emit(tx: pg.PoolClient, changes: IdentifierChange[]): Promise<void> {
     for (const sink of this.sinks) await sink.record(tx, changes);
   }
 }

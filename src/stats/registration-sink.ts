@@ -14,8 +14,14 @@ export function registrationCountingSink(timeZone: string): ChangeSink {
     name: 'stats',
     async record(tx: Tx, changes: readonly IdentifierChange[]): Promise<void> {
       const rows = new Map<string, DeltaRow>();
+      // A batch's changes share one time: the day is computed once per distinct time.
+      let at = '';
+      let day = '';
       for (const change of changes) {
-        const day = dayIn(timeZone, new Date(change.at));
+        if (change.at !== at) {
+          at = change.at;
+          day = dayIn(timeZone, new Date(at));
+        }
         const key = `${change.prefix}\u0000${day}`;
         let row = rows.get(key);
         if (!row) {

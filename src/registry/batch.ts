@@ -1,0 +1,277 @@
+/**
+ * Batch registration: up to BATCH_MAX_OPERATIONS creates, upserts, updates (with an expected
+ * version) and deletes in one request. Items are checked one by one (shape, handle, ownership,
+ * values, duplicates) before any row is touched; the database work is a fixed set of statements
+ * over arrays whatever the batch size; every change goes through the same change sinks as a
+ * single write, in one call. `atomic` writes all or nothing; `partial` writes the valid items.
+ */
+import type pg from 'pg';
+import type { Handle } from '../handle/handle.js';
+import { InvalidValueError } from '../handle/formats.js';
+import { normaliseValues, type HandleValue, type ValueInput, type ValueLimits } from '../handle/values.js';
+import { AppError, errors, ResponseCode } from '../infra/errors.js';
+import { parseHandleOrThrow } from '../infra/handle-http.js';
+import { withTransaction, type Tx } from '../infra/postgres.js';
+import type { CacheInvalidation } from '../resolver/resolver-cache.js';
+import type { Actor } from '../tenancy/actor.js';
+import * as batchRepo from './batch-repository.js';
+import type { IdentifierChange } from './change-sink.js';
+import * as idempotency from './idempotency.js';
+import type { LockedRecord } from './repository.js';
+import type { RegistryService } from './service.js';
+
+export const BATCH_MAX_OPERATIONS = 10_000;
+export type BatchOp = 'create' | 'upsert' | 'update' | 'delete';
+export type BatchMode = 'atomic' | 'partial';
+
+/** One operation as the request gives it (its shape is checked per item, not per request). */
+export interface BatchOperation {
+  op: BatchOp;
+  handle: string;
+  values?: ValueInput[];
+  version?: number;
+}
+
+export interface ItemResult {
+  /** Handle responseCode: 1 done, else the failure's code (101 exists, 100 not found, ...). */
+  responseCode: number;
+  /** The normalised handle, or the input when it is not a handle. */
+  handle: string;
+  op: string;
+  /** The HTTP status the same write alone would have answered (201, 200, 409, 412, ...). */
+  status: number;
+  /** The record's version after the write (the deleted version for a delete). */
+  version?: number;
+  code?: string;
+  message?: string;
+}
+
+export interface BatchAnswer {
+  responseCode: number;
+  mode: BatchMode;
+  /** false when an atomic batch failed: nothing was written. */
+  applied: boolean;
+  counts: { created: number; updated: number; deleted: number; failed: number };
+  results: ItemResult[];
+}
+
+/** An item that passed the checks that need no database. */
+interface Planned {
+  index: number;
+  op: BatchOp;
+  handle: Handle;
+  input?: ValueInput[];
+  version?: number;
+}
+
+const NOT_APPLIED: Pick<ItemResult, 'code' | 'message' | 'responseCode' | 'status'> = {
+  responseCode: ResponseCode.ERROR,
+  status: 409,
+  code: 'NOT_APPLIED',
+  message: 'not applied: another item of this atomic batch failed',
+};
+
+function failure(op: string, handle: string, err: AppError): ItemResult {
+  return { responseCode: err.responseCode, handle, op, status: err.statusCode, code: err.code, message: err.message };
+}
+
+/** A handle a concurrent writer created vanished again before we could lock it: the batch runs again. */
+class LostRace extends Error {}
+
+/** A create of an atomic batch lost to a concurrent writer after rows were written: roll back, run again. */
+class AtomicRaceFailure extends Error {}
+
+export class BatchRegistry {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly registry: RegistryService,
+    private readonly cache: CacheInvalidation,
+    private readonly limits: ValueLimits,
+    private readonly idempotencyTtlSeconds: number,
+  ) {}
+
+  /**
+   * Runs a batch. `itemError(i)` is the item's shape error from the route's per-item validator
+   * (or undefined). With an Idempotency-Key, a retry of the same body answers the first answer.
+   */
+  async run(
+    actor: Actor,
+    mode: BatchMode,
+    operations: readonly BatchOperation[],
+    itemError: (i: number) => string | undefined,
+    idempotencyKey?: string,
+  ): Promise<{ status: number; body: BatchAnswer; replayed: boolean }> {
+    if (actor.kind !== 'key') throw errors.authenticationNeeded();
+    if (actor.role === 'auditor') throw errors.forbidden('ROLE_NOT_ALLOWED', 'auditor keys are read-only');
+    const results: ItemResult[] = new Array(operations.length);
+    const planned = this.check(actor, operations, itemError, results);
+    const hash = idempotencyKey === undefined ? '' : idempotency.requestHash({ mode, operations });
+
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        const outcome = await withTransaction(this.pool, async (tx) => {
+          if (idempotencyKey !== undefined) {
+            const stored = await idempotency.claim(tx, actor.keyId, idempotencyKey, hash);
+            if (stored) return { ...stored, body: stored.body as BatchAnswer, replayed: true, written: [] as string[] };
+          }
+          const itemResults = [...results];
+          const written = await this.apply(tx, actor, mode, planned, itemResults);
+          const body = summarise(mode, itemResults, written !== undefined);
+          // A failed atomic batch answers the status of its first failing item.
+          const status = body.applied ? 200 : (itemResults.find((r) => r.code !== 'NOT_APPLIED' && r.responseCode !== ResponseCode.SUCCESS)?.status ?? 409);
+          if (idempotencyKey !== undefined) await idempotency.answer(tx, actor.keyId, idempotencyKey, { status, body });
+          return { status, body, replayed: false, written: written ?? [] };
+        });
+        if (outcome.written.length > 0) await this.cache.invalidate(outcome.written);
+        if (idempotencyKey !== undefined) this.expireKeysNowAndThen();
+        return { status: outcome.status, body: outcome.body, replayed: outcome.replayed };
+      } catch (err) {
+        // Run again: the next attempt sees the concurrent writer's row and answers the conflict.
+        if ((err instanceof LostRace || err instanceof AtomicRaceFailure) && attempt < 3) continue;
+        if (err instanceof LostRace || err instanceof AtomicRaceFailure) throw errors.unavailable('concurrent writers kept creating handles of this batch; retry');
+        throw err;
+      }
+    }
+  }
+
+  /** The checks that need no database; failures go into `results`, the rest is returned. */
+  private check(actor: Actor, operations: readonly BatchOperation[], itemError: (i: number) => string | undefined, results: ItemResult[]): Planned[] {
+    const planned: Planned[] = [];
+    const seen = new Map<string, number>();
+    const now = new Date().toISOString();
+    operations.forEach((item, index) => {
+      const op = typeof item?.op === 'string' ? item.op : '';
+      const input = typeof item?.handle === 'string' ? item.handle : '';
+      try {
+        const shape = itemError(index);
+        if (shape !== undefined) throw errors.badRequest('INVALID_ITEM', shape);
+        if (item.op === 'delete' && item.values !== undefined) throw errors.badRequest('INVALID_ITEM', 'a delete takes no values');
+        if (item.op !== 'delete' && item.values === undefined) throw errors.badRequest('INVALID_ITEM', `a ${item.op} needs values`);
+        if (item.version !== undefined && item.op !== 'update' && item.op !== 'delete') {
+          throw errors.badRequest('INVALID_ITEM', 'version (the expected current version) applies to update and delete only');
+        }
+        const handle = parseHandleOrThrow(input);
+        this.registry.authorise(actor, handle);
+        const first = seen.get(handle.handle);
+        if (first !== undefined) throw errors.badRequest('DUPLICATE_HANDLE', `handle ${handle.handle} is also item ${first} of this batch`);
+        seen.set(handle.handle, index);
+        if (item.values !== undefined) this.normalise(handle, item.values, now); // refuse bad values before any row is touched
+        planned.push({ index, op: item.op, handle, input: item.values, version: item.version });
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        results[index] = failure(op, input, err);
+      }
+    });
+    return planned;
+  }
+
+  private normalise(handle: Handle, input: readonly ValueInput[], now: string, previous?: LockedRecord): HandleValue[] {
+    try {
+      return normaliseValues(input, { limits: this.limits, now, prefix: handle.prefix, previous: previous?.values });
+    } catch (err) {
+      if (err instanceof InvalidValueError) throw errors.invalidValue(err.message);
+      throw err;
+    }
+  }
+
+  /**
+   * Locks the batch's existing rows, decides each item against them, and (unless an atomic batch
+   * has a failure) writes: inserts, replacements and deletes, one statement each, then one call
+   * per change sink. Returns the handles written, or undefined when an atomic batch failed.
+   */
+  private async apply(tx: Tx, actor: Extract<Actor, { kind: 'key' }>, mode: BatchMode, planned: readonly Planned[], results: ItemResult[]): Promise<string[] | undefined> {
+    if (mode === 'atomic' && results.some((r) => r !== undefined)) return this.notApplied(planned, results);
+    const now = new Date().toISOString();
+    const existing = await batchRepo.lockMany(tx, planned.map((p) => p.handle));
+    const inserts: Array<Planned & { values: HandleValue[] }> = [];
+    const replaces: Array<Planned & { values: HandleValue[]; previous: LockedRecord }> = [];
+    const deletes: Array<Planned & { previous: LockedRecord }> = [];
+    for (const p of planned) {
+      const current = existing.get(p.handle.handle);
+      try {
+        if (p.op === 'create' && current) throw errors.handleExists(p.handle.handle);
+        if ((p.op === 'update' || p.op === 'delete') && !current) throw errors.handleNotFound(p.handle.handle);
+        if (p.version !== undefined && current && current.version !== p.version) {
+          throw errors.versionMismatch(`handle ${p.handle.handle} is at version ${current.version}, not ${p.version}`);
+        }
+        if (p.op === 'delete') deletes.push({ ...p, previous: current! });
+        else if (current) replaces.push({ ...p, previous: current, values: this.normalise(p.handle, p.input!, now, current) });
+        else inserts.push({ ...p, values: this.normalise(p.handle, p.input!, now) });
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        results[p.index] = failure(p.op, p.handle.handle, err);
+      }
+    }
+    if (mode === 'atomic' && results.some((r) => r !== undefined)) return this.notApplied(planned, results);
+
+    const rows = (list: ReadonlyArray<Planned & { values: HandleValue[] }>) => list.map((p) => ({ prefix: p.handle.prefix, suffix: p.handle.suffix, values: p.values }));
+    const inserted = await batchRepo.insertMany(tx, rows(inserts));
+    if (inserted.size !== inserts.length) {
+      // Created by a concurrent writer since our lock (the insert waited for its commit): a create
+      // now fails as it would have, an upsert becomes a replacement of the row as it now is.
+      const lost = inserts.filter((p) => !inserted.has(p.handle.handle));
+      const now2 = await batchRepo.lockMany(tx, lost.map((p) => p.handle));
+      for (const p of lost) {
+        inserts.splice(inserts.indexOf(p), 1);
+        const current = now2.get(p.handle.handle);
+        if (!current) throw new LostRace(); // created and deleted again meanwhile: start over
+        if (p.op === 'upsert') {
+          replaces.push({ ...p, previous: current, values: this.normalise(p.handle, p.input!, now, current) });
+        } else {
+          results[p.index] = failure(p.op, p.handle.handle, errors.handleExists(p.handle.handle));
+          if (mode === 'atomic') throw new AtomicRaceFailure();
+        }
+      }
+    }
+    const versions = await batchRepo.replaceMany(tx, rows(replaces));
+    await batchRepo.deleteMany(tx, deletes.map((p) => p.handle));
+
+    const changes: IdentifierChange[] = [];
+    const key = { keyId: actor.keyId, role: actor.role };
+    const change = (op: IdentifierChange['op'], p: Planned, version: number, values: HandleValue[] | null, previous: LockedRecord | null): IdentifierChange => ({
+      op, handle: p.handle.handle, prefix: p.handle.prefix, suffix: p.handle.suffix, version, values, previous, actor: key, at: now,
+    });
+    for (const p of inserts) {
+      changes.push(change('create', p, 1, p.values, null));
+      results[p.index] = { responseCode: ResponseCode.SUCCESS, handle: p.handle.handle, op: p.op, status: 201, version: 1 };
+    }
+    for (const p of replaces) {
+      const version = versions.get(p.handle.handle)!;
+      changes.push(change('update', p, version, p.values, p.previous));
+      results[p.index] = { responseCode: ResponseCode.SUCCESS, handle: p.handle.handle, op: p.op, status: 200, version };
+    }
+    for (const p of deletes) {
+      changes.push(change('delete', p, p.previous.version, null, p.previous));
+      results[p.index] = { responseCode: ResponseCode.SUCCESS, handle: p.handle.handle, op: p.op, status: 200, version: p.previous.version };
+    }
+    if (changes.length > 0) await this.registry.emit(tx, changes);
+    return changes.map((c) => c.handle);
+  }
+
+  private notApplied(planned: readonly Planned[], results: ItemResult[]): undefined {
+    for (const p of planned) results[p.index] ??= { ...NOT_APPLIED, op: p.op, handle: p.handle.handle };
+    return undefined;
+  }
+
+  private lastExpiry = 0;
+
+  /** Forgets expired idempotency keys, at most once a minute, in the background. */
+  private expireKeysNowAndThen(): void {
+    if (Date.now() - this.lastExpiry < 60_000) return;
+    this.lastExpiry = Date.now();
+    void idempotency.expire(this.pool, this.idempotencyTtlSeconds).catch(() => undefined);
+  }
+}
+
+function summarise(mode: BatchMode, results: readonly ItemResult[], applied: boolean): BatchAnswer {
+  const counts = { created: 0, updated: 0, deleted: 0, failed: 0 };
+  for (const r of results) {
+    if (r.responseCode !== ResponseCode.SUCCESS) counts.failed += 1;
+    else if (r.op === 'delete') counts.deleted += 1;
+    else if (r.status === 201) counts.created += 1;
+    else counts.updated += 1;
+  }
+  if (!applied) counts.failed = results.length;
+  const responseCode = counts.failed === 0 ? ResponseCode.SUCCESS : ResponseCode.ERROR;
+  return { responseCode, mode, applied, counts, results: [...results] };
+}
