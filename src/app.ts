@@ -14,13 +14,13 @@ import { validatorCompiler } from './infra/validation.js';
 import type { Logger } from './infra/logger.js';
 import type { ChangeSink } from './registry/change-sink.js';
 import { registryRoutes } from './registry/routes.js';
-import { BatchRegistry } from './registry/batch.js';
 import { batchRoutes } from './registry/batch-routes.js';
-import { RegistryService } from './registry/service.js';
+import { importRoutes } from './registry/import-routes.js';
+import type { Importer } from './registry/importer.js';
+import { buildWriters } from './registry/writers.js';
 import type { ResolverCache } from './resolver/resolver-cache.js';
 import { proxyRoutes } from './resolver/proxy-routes.js';
 import { dashboardRoutes } from './stats/dashboard-routes.js';
-import { registrationCountingSink } from './stats/registration-sink.js';
 import { ResolutionCounts } from './stats/resolution-counter.js';
 import { statsRoutes } from './stats/routes.js';
 import { StatsService } from './stats/service.js';
@@ -38,6 +38,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Folds and flushes statistics; tests call tick() instead of waiting for the timer. */
     statsWorker: StatsWorker;
+    /** Streaming imports; the server resumes unfinished ones once it listens. */
+    importer: Importer;
   }
 }
 
@@ -72,14 +74,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   app.setValidatorCompiler(validatorCompiler());
   closeKeepAliveOnShutdown(app);
 
-  const limits = {
-    maxValues: config.MAX_VALUES_PER_RECORD,
-    maxValueBytes: config.MAX_VALUE_BYTES,
-    defaultTtl: config.DEFAULT_VALUE_TTL,
-  };
   const tenancy = new TenancyService(deps.pool, deps.secret, config.NODE_PREFIX);
-  const sinks = [registrationCountingSink(config.STATS_TIME_ZONE), ...(deps.sinks ?? [])];
-  const registry = new RegistryService(deps.pool, deps.cache, sinks, limits, config.NODE_PREFIX);
+  const { registry, batches, importer } = buildWriters(config, deps.pool, deps.cache, deps.log, deps.sinks);
+  app.decorate('importer', importer);
+  // Stops between chunks (the job resumes on the next start), before the pool closes.
+  app.addHook('onClose', async () => importer.close());
   const resolutionCounts = config.STATS_COUNT_RESOLUTIONS ? new ResolutionCounts(config.STATS_TIME_ZONE) : undefined;
   const resolver = new ResolverService(registry, deps.cache, { maxTtlSeconds: config.CACHE_MAX_TTL, negativeTtlSeconds: config.NEGATIVE_CACHE_TTL }, resolutionCounts);
   const statsWorker = new StatsWorker(deps.pool, resolutionCounts, config.STATS_FLUSH_MS, deps.log);
@@ -104,8 +103,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   await app.register(statsRoutes(new StatsService(deps.pool, tenancy, config.STATS_TIME_ZONE)), { prefix: '/api/stats' });
   await app.register(dashboardRoutes());
   await app.register(registryRoutes(registry, config.MAX_VALUES_PER_RECORD));
-  const batches = new BatchRegistry(deps.pool, registry, deps.cache, limits, config.IDEMPOTENCY_KEY_TTL);
   await app.register(batchRoutes(batches, config.MAX_VALUES_PER_RECORD, config.BATCH_BODY_LIMIT_BYTES));
+  await app.register(importRoutes(importer, config.IMPORT_MAX_BYTES));
   await app.register(resolverRoutes(resolver, config.NODE_PREFIX));
   await app.register(proxyRoutes(resolver, config.NODE_PREFIX, config.NODE_ID));
   if (config.BENCH_ROUTES) await app.register(benchRoutes(deps.pool, config.NODE_PREFIX, config.STATS_TIME_ZONE));

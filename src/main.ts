@@ -14,6 +14,7 @@ import { openDatabase, serve } from './server.js';
 import { ROLES, type Role } from './tenancy/api-keys.js';
 import { TenancyService } from './tenancy/service.js';
 import type { Actor } from './tenancy/actor.js';
+import { runImportCommand } from './registry/import-command.js';
 import { reportCsv } from './stats/csv.js';
 import { StatsService } from './stats/service.js';
 import type pg from 'pg';
@@ -134,6 +135,23 @@ function buildProgram(): Command {
         return o.csv ? reportCsv(report.rows) : report;
       }),
     );
+
+  program
+    .command('import <file>')
+    .description('import identifiers from an NDJSON or CSV file, streamed in chunks, with progress (the same job as POST /api/imports)')
+    .requiredOption('--prefix <prefix>', 'every line is imported under this prefix')
+    .addOption(new Option('--format <format>', 'file format (default: from the extension, .csv or else NDJSON)').choices(['ndjson', 'csv']))
+    .addOption(new Option('--mode <mode>', 'create: lines whose handle exists are rejected; upsert: replaced').choices(['create', 'upsert']).default('upsert'))
+    .addHelpText('after', `
+NDJSON: one {"suffix":"X","values":[...]} (or "handle") a line. CSV: a header "suffix,URL,EMAIL,2001:product.name"
+(a type per column, optionally "index:type"), then one identifier a row; empty cells are left out.
+Prints the job as JSON at the end; rejected lines: GET /api/imports/<id>/rejected. Exit 1 when the job failed.
+${envHelp([...DB_ENV, 'REDIS_URL', 'REDIS_KEY_PREFIX'])}`)
+    .action(async (file: string, o: { prefix: string; format?: 'ndjson' | 'csv'; mode: 'create' | 'upsert' }) => {
+      const job = await runImportCommand(loadConfig(), CLI_ACTOR, file, o);
+      process.stdout.write(`${JSON.stringify(job, null, 2)}\n`);
+      if (job.state !== 'done') process.exitCode = EXIT_FAILED;
+    });
 
   program.addHelpText('after', '\nExit codes: 0 success, 1 the operation failed, 2 bad usage or configuration.\nRun "snode config" for every environment variable.\n');
   return program;

@@ -104,6 +104,7 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
     app = await buildApp(config, { pool: database.pool, cache: cache.cache, log, secret, sinks: options.sinks ?? [] });
     const url = await app.listen({ host: config.HOST, port: config.PORT });
     log.info({ url, nodePrefix: config.NODE_PREFIX }, 'snode listening');
+    app.importer.resumeUnfinished();
     const opened = { app, cache, database };
     return {
       app,

@@ -1,25 +1,11 @@
 /** POST /api/handles/batch: many writes in one request, each item answered in order. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { Ajv } from 'ajv';
 import Type from 'typebox';
 import { HandleErrorBody, handleErrorResponses } from '../infra/http-schemas.js';
 import { requireRole } from '../tenancy/auth.js';
 import { BATCH_MAX_OPERATIONS, type BatchOperation, type BatchRegistry } from './batch.js';
-import { ValueInputSchema } from './http-schemas.js';
+import { itemChecker } from './batch-items.js';
 import { IDEMPOTENCY_KEY_PATTERN } from './idempotency.js';
-
-/** One operation. Checked per item in the handler, so one malformed item fails only itself. */
-export function batchItemSchema(maxValues: number) {
-  return Type.Object(
-    {
-      op: Type.Enum(['create', 'upsert', 'update', 'delete']),
-      handle: Type.String({ minLength: 1, maxLength: 1024 }),
-      values: Type.Optional(Type.Array(ValueInputSchema, { minItems: 1, maxItems: maxValues })),
-      version: Type.Optional(Type.Integer({ minimum: 1, description: 'update, delete: the version the record must be at (as If-Match).' })),
-    },
-    { additionalProperties: false },
-  );
-}
 
 const ItemResultSchema = Type.Object({
   responseCode: Type.Integer(),
@@ -40,12 +26,7 @@ const BatchAnswerSchema = Type.Object({
 });
 
 export function batchRoutes(batches: BatchRegistry, maxValues: number, bodyLimit: number): FastifyPluginAsyncTypebox {
-  const validateItem = new Ajv({ allErrors: false, strict: false }).compile(batchItemSchema(maxValues) as object);
-  const itemError = (operations: readonly unknown[]) => (i: number): string | undefined => {
-    if (validateItem(operations[i])) return undefined;
-    const e = validateItem.errors?.[0];
-    return e ? `${e.instancePath || 'item'} ${e.message ?? 'is invalid'}`.trim() : 'item is invalid';
-  };
+  const itemError = itemChecker(maxValues);
 
   return async (app) => {
     app.post('/api/handles/batch', {

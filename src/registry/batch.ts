@@ -78,6 +78,11 @@ function failure(op: string, handle: string, err: AppError): ItemResult {
 /** A handle a concurrent writer created vanished again before we could lock it: the batch runs again. */
 class LostRace extends Error {}
 
+/** A batch transaction that lost a race with a concurrent writer and should simply run again. */
+export function isRaceToRetry(err: unknown): boolean {
+  return err instanceof LostRace || err instanceof AtomicRaceFailure;
+}
+
 /** A create of an atomic batch lost to a concurrent writer after rows were written: roll back, run again. */
 class AtomicRaceFailure extends Error {}
 
@@ -132,6 +137,24 @@ export class BatchRegistry {
         throw err;
       }
     }
+  }
+
+  /** May this actor import under the prefix of `handle`? (As for any write there.) */
+  authoriseImport(actor: Actor, handle: Handle): Extract<Actor, { kind: 'key' }> {
+    return this.registry.authorise(actor, handle);
+  }
+
+  /**
+   * Checks and writes a batch inside the caller's transaction (imports: the chunk's progress
+   * commits with its rows). No idempotency; the caller invalidates `written` after its commit
+   * and runs the transaction again when `isRaceToRetry(err)`.
+   */
+  async writeIn(tx: Tx, actor: Actor, mode: BatchMode, operations: readonly BatchOperation[], itemError: (i: number) => string | undefined): Promise<{ body: BatchAnswer; written: string[] }> {
+    if (actor.kind !== 'key') throw errors.authenticationNeeded();
+    const results: ItemResult[] = new Array(operations.length);
+    const planned = this.check(actor, operations, itemError, results);
+    const written = await this.apply(tx, actor, mode, planned, results);
+    return { body: summarise(mode, results, written !== undefined), written: written ?? [] };
   }
 
   /** The checks that need no database; failures go into `results`, the rest is returned. */

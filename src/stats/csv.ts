@@ -1,4 +1,5 @@
 /** The period report as CSV: UTF-8 with a BOM, so spreadsheet programs show Chinese names. */
+import { csvCell } from '../infra/csv-cell.js';
 
 const COLUMNS = [
   ['enterprise', 'enterprise'],
@@ -17,15 +18,9 @@ const COLUMNS = [
 
 type Row = { [K in (typeof COLUMNS)[number][0]]: string | number };
 
-/** RFC 4180 quoting; a leading = + - @ is prefixed so a spreadsheet never runs it as a formula. */
-function cell(value: string | number): string {
-  let text = String(value);
-  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(text)) text = `'${text}`;
-  return /[",\r\n]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
-}
 
 export function reportCsv(rows: readonly Row[]): string {
   const lines = [COLUMNS.map(([, header]) => header).join(',')];
-  for (const row of rows) lines.push(COLUMNS.map(([key]) => cell(row[key])).join(','));
+  for (const row of rows) lines.push(COLUMNS.map(([key]) => csvCell(row[key])).join(','));
   return `\uFEFF${lines.join('\r\n')}\r\n`;
 }

@@ -101,6 +101,17 @@ export interface CliResult {
   code: number | null;
   stdout: string;
   stderr: string;
+  /** The process's resident-memory high-water mark (VmHWM), sampled every 200 ms until it exits. */
+  peakRssMiB: number;
+}
+
+function highWaterMiB(pid: number | undefined): number {
+  try {
+    const kib = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
+    return kib ? Number(kib) / 1024 : 0;
+  } catch {
+    return 0;
+  }
 }
 
 /** Runs `snode ARGS` from dist/ to completion. */
@@ -113,7 +124,12 @@ export function runCli(args: string[], env: Record<string, string> = {}, user?: 
     let stderr = '';
     child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    child.once('exit', (code) => resolve({ code, stdout, stderr }));
+    let peakRssMiB = 0;
+    const sampler = setInterval(() => (peakRssMiB = Math.max(peakRssMiB, highWaterMiB(child.pid))), 200);
+    child.once('exit', (code) => {
+      clearInterval(sampler);
+      resolve({ code, stdout, stderr, peakRssMiB });
+    });
   });
 }
 

@@ -1,0 +1,30 @@
+/**
+ * The write side, built the same way for the node and for the command line (`snode import`), so
+ * both write through the same checks and the same change sinks.
+ */
+import { join } from 'node:path';
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import type { Logger } from '../infra/logger.js';
+import type { CacheInvalidation } from '../resolver/resolver-cache.js';
+import { registrationCountingSink } from '../stats/registration-sink.js';
+import { BatchRegistry } from './batch.js';
+import { itemChecker } from './batch-items.js';
+import type { ChangeSink } from './change-sink.js';
+import { Importer } from './importer.js';
+import { RegistryService } from './service.js';
+
+export interface Writers {
+  registry: RegistryService;
+  batches: BatchRegistry;
+  importer: Importer;
+}
+
+export function buildWriters(config: Config, pool: pg.Pool, cache: CacheInvalidation, log: Logger, extraSinks: readonly ChangeSink[] = []): Writers {
+  const limits = { maxValues: config.MAX_VALUES_PER_RECORD, maxValueBytes: config.MAX_VALUE_BYTES, defaultTtl: config.DEFAULT_VALUE_TTL };
+  const sinks = [registrationCountingSink(config.STATS_TIME_ZONE), ...extraSinks];
+  const registry = new RegistryService(pool, cache, sinks, limits, config.NODE_PREFIX);
+  const batches = new BatchRegistry(pool, registry, cache, limits, config.IDEMPOTENCY_KEY_TTL);
+  const importer = new Importer(pool, batches, cache, itemChecker(config.MAX_VALUES_PER_RECORD), join(config.DATA_DIR, 'imports'), log);
+  return { registry, batches, importer };
+}

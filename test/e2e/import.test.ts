@@ -1,0 +1,167 @@
+/**
+ * Streaming imports against real node processes on real Postgres and Redis: malformed lines and
+ * columns, a node killed mid-import and restarted (every line applied exactly once), and the
+ * command line importing 1,000,000 lines.
+ */
+import { createWriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { once } from 'node:events';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
+import { TEST_REDIS_URL } from '../helpers/env.js';
+import { call, onboard } from '../helpers/http.js';
+import { clearRedisPrefix, newRedisPrefix } from '../helpers/node.js';
+import { runCli, startProcess, type NodeProcess } from '../helpers/process.js';
+import { makeUscc } from '../helpers/uscc.js';
+
+let db: TestDatabase;
+let dataDir: string;
+let sql: pg.Pool;
+let node: NodeProcess | undefined;
+let adminKey: string;
+let key: string;
+const redisPrefix = newRedisPrefix();
+
+function env(): Record<string, string> {
+  return {
+    DATABASE_URL: db.url,
+    REDIS_URL: TEST_REDIS_URL,
+    REDIS_KEY_PREFIX: redisPrefix,
+    DATA_DIR: dataDir,
+    API_KEY_SECRET: 'test-secret-test-secret-test-secret-0123',
+    PORT: '0',
+    NODE_PREFIX: '88.118',
+  };
+}
+
+const start = () => startProcess(env(), ['node', 'dist/main.js', 'serve']);
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  dataDir = await mkdtemp(path.join(os.tmpdir(), 'snode-import-'));
+  node = await start();
+  adminKey = (await readFile(path.join(dataDir, 'admin.key'), 'utf8')).trim();
+  ({ key } = await onboard(node.url, adminKey, makeUscc(81), '88.118.81'));
+  sql = new pg.Pool({ connectionString: db.url, max: 2 });
+}, 120_000);
+
+afterAll(async () => {
+  node?.kill();
+  await sql?.end();
+  await clearRedisPrefix(redisPrefix);
+  await db?.drop();
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+async function upload(query: string, contentType: string, body: string | Buffer) {
+  return call(node!.url, 'POST', `/api/imports?${query}`, { key, raw: body, contentType });
+}
+
+/** Polls the job until it is done or failed (bounded, no fixed sleeps beyond the poll step). */
+async function finished(id: string, limitMs = 300_000): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + limitMs;
+  for (;;) {
+    const r = await call(node!.url, 'GET', `/api/imports/${id}`, { key });
+    if (r.body?.state === 'done' || r.body?.state === 'failed') return r.body;
+    if (Date.now() > deadline) throw new Error(`import ${id} still ${r.body?.state} after ${limitMs} ms: ${r.text}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const value = (n: number) => `{"suffix":"L-${n}","values":[{"index":1,"type":"URL","data":{"format":"string","value":"https://example.com/${n}"}}]}`;
+
+async function writeLines(file: string, count: number, line: (n: number) => string): Promise<void> {
+  const out = createWriteStream(file);
+  for (let n = 0; n < count; n += 1) {
+    if (!out.write(`${line(n)}\n`)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+}
+
+const created = async (prefix: string) =>
+  Number((await sql.query('SELECT coalesce(sum(creates),0) AS c FROM stats_registration_deltas WHERE prefix = $1', [prefix])).rows[0].c) +
+  Number((await sql.query("SELECT coalesce(sum(creates),0) AS c FROM stats_registrations WHERE prefix = $1 AND grain = 't'", [prefix])).rows[0].c);
+
+describe('imports', () => {
+  it('imports NDJSON and CSV, listing every rejected line with its reason', async () => {
+    const ndjson = [value(1), 'not json', '', '{"suffix":"N-2","values":[]}', '{"suffix":"N-3","values":[{"index":1,"type":"URL","data":{"format":"string","value":"x"}}],"extra":1}', '{"handle":"88.118.99/N-4","values":[{"index":1,"type":"URL","data":{"format":"string","value":"x"}}]}', value(5)].join('\n');
+    const a = await upload('prefix=88.118.81', 'application/x-ndjson', ndjson);
+    expect(a.status).toBe(202);
+    expect(a.headers.get('location')).toBe(`/api/imports/${a.body.id}`);
+    const done = await finished(a.body.id);
+    expect(done).toMatchObject({ state: 'done', linesRead: 7, written: 2, rejected: 4 });
+    const rejected = await call(node!.url, 'GET', `/api/imports/${a.body.id}/rejected`, { key });
+    expect(rejected.headers.get('content-type')).toMatch(/^text\/csv/);
+    const lines = rejected.text.replace(/^\uFEFF/, '').trim().split('\r\n');
+    expect(lines[0]).toBe('line,code,reason,text');
+    expect(lines.slice(1).map((l) => l.split(',').slice(0, 2).join(','))).toEqual(['2,MALFORMED_LINE', '4,INVALID_ITEM', '5,MALFORMED_LINE', '6,PREFIX_MISMATCH']);
+    expect((await call(node!.url, 'GET', '/api/handles/88.118.81/L-5')).body.values[0].data.value).toBe('https://example.com/5');
+
+    const csv = 'suffix,URL,2001:product.name\nC-1,https://example.com/c1,"Valve, cast"\nC-2,https://example.com/c2\nC-3,,\nC-4,https://example.com/c4,Body,extra\n';
+    const b = await upload('prefix=88.118.81&mode=create', 'text/csv', csv);
+    const csvDone = await finished(b.body.id);
+    expect(csvDone).toMatchObject({ format: 'csv', state: 'done', written: 1, rejected: 3 });
+    const values = (await call(node!.url, 'GET', '/api/handles/88.118.81/C-1')).body.values;
+    expect(values.find((v: { index: number }) => v.index === 2001).data.value).toBe('Valve, cast');
+    const csvRejected = (await call(node!.url, 'GET', `/api/imports/${b.body.id}/rejected`, { key })).text;
+    expect(csvRejected).toContain('3,WRONG_COLUMNS');
+    expect(csvRejected).toContain('4,INVALID_ITEM');
+    expect(csvRejected).toContain('5,WRONG_COLUMNS');
+    // A header that names no suffix column fails the job, with the reason.
+    const bad = await upload('prefix=88.118.81', 'text/csv', 'URL,EMAIL\nx,y\n');
+    expect(await finished(bad.body.id)).toMatchObject({ state: 'failed', error: expect.stringMatching(/suffix or handle/) });
+    // Who may import, and who may see a job.
+    expect((await call(node!.url, 'POST', '/api/imports?prefix=88.118.81', { raw: value(9), contentType: 'application/x-ndjson' })).status).toBe(401);
+    expect((await upload('prefix=88.118.82', 'application/x-ndjson', value(9))).status).toBe(403);
+    const { key: otherKey } = await onboard(node!.url, adminKey, makeUscc(82), '88.118.82', 'Other');
+    expect((await call(node!.url, 'GET', `/api/imports/${a.body.id}`, { key: otherKey })).status).toBe(404);
+    expect((await upload('prefix=88.118.81', 'application/json', '{}')).status).toBe(415);
+  }, 120_000);
+
+  it('resumes an import after the node is killed mid-way, applying every line exactly once', async () => {
+    const count = 100_000;
+    const lines = Array.from({ length: count }, (_, n) => `{"suffix":"R-${n}","values":[{"index":1,"type":"URL","data":{"format":"string","value":"https://example.com/r/${n}"}}]}`).join('\n');
+    const before = await created('88.118.81');
+    const job = await upload('prefix=88.118.81&mode=create', 'application/x-ndjson', lines);
+    expect(job.status).toBe(202);
+    // Wait until some chunks are committed, then kill -9 (no graceful stop).
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const r = await call(node!.url, 'GET', `/api/imports/${job.body.id}`, { key });
+      if (r.body.linesRead >= 5000 && r.body.linesRead < count) break;
+      if (r.body.state === 'done') throw new Error('the import finished before the node could be killed; make the file larger');
+      if (Date.now() > deadline) throw new Error(`import did not progress: ${r.text}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    node!.kill();
+    await node!.exited();
+    node = await start();
+    const done = await finished(job.body.id);
+    // create mode: a line applied twice would be rejected as existing; none is.
+    expect(done).toMatchObject({ state: 'done', linesRead: count, written: count, rejected: 0 });
+    const { rows } = await sql.query("SELECT count(*)::int AS n, max(version)::int AS v FROM identifiers WHERE prefix = '88.118.81' AND suffix LIKE 'R-%'");
+    expect(rows[0]).toEqual({ n: count, v: 1 });
+    expect((await created('88.118.81')) - before).toBe(count);
+    expect(node.logs.some((l) => l.msg === 'import: resuming')).toBe(true);
+  }, 300_000);
+
+  it('imports 1,000,000 lines from the command line with flat memory', async () => {
+    const file = path.join(dataDir, 'million.ndjson');
+    await writeLines(file, 1_000_000, (n) => `{"suffix":"M-${n}","values":[{"index":1,"type":"URL","data":{"format":"string","value":"https://example.com/m/${n}"}},{"index":2001,"type":"product.batch","data":{"format":"string","value":"2026-11-B07"}}]}`);
+    const result = await runCli(['import', file, '--prefix', '88.118.81', '--mode', 'create'], { ...env(), LOG_LEVEL: 'warn' });
+    expect(result.code, result.stderr).toBe(0);
+    const job = JSON.parse(result.stdout);
+    expect(job).toMatchObject({ state: 'done', linesRead: 1_000_000, written: 1_000_000, rejected: 0, source: 'cli' });
+    expect(result.stderr).toMatch(/100%\s+1,000,000 lines, 1,000,000 written, 0 rejected/);
+    const { rows } = await sql.query("SELECT count(*)::int AS n FROM identifiers WHERE prefix = '88.118.81' AND suffix LIKE 'M-%'");
+    expect(rows[0].n).toBe(1_000_000);
+    // The node resolves what the command wrote (and its cache never held it: nothing stale).
+    expect((await call(node!.url, 'GET', '/api/handles/88.118.81/M-999999')).body.values[0].data.value).toBe('https://example.com/m/999999');
+    expect(result.peakRssMiB).toBeLessThan(300);
+    await writeFile(file, '');
+  }, 900_000);
+});
