@@ -12,6 +12,7 @@ import { healthRoutes } from './infra/health-routes.js';
 import { registerErrorHandling } from './infra/http-errors.js';
 import { validatorCompiler } from './infra/validation.js';
 import type { Logger } from './infra/logger.js';
+import { Federation } from './federation/index.js';
 import type { ChangeSink } from './registry/change-sink.js';
 import { registryRoutes } from './registry/routes.js';
 import { RegistryService } from './registry/service.js';
@@ -76,10 +77,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     defaultTtl: config.DEFAULT_VALUE_TTL,
   };
   const tenancy = new TenancyService(deps.pool, deps.secret, config.NODE_PREFIX);
-  const sinks = [registrationCountingSink(config.STATS_TIME_ZONE), ...(deps.sinks ?? [])];
+  const stats = new StatsService(deps.pool, tenancy, config.STATS_TIME_ZONE);
+  const federation = await Federation.create(config, { pool: deps.pool, log: deps.log, tenancy, stats });
+  const sinks = [registrationCountingSink(config.STATS_TIME_ZONE), ...(federation?.sinks ?? []), ...(deps.sinks ?? [])];
   const registry = new RegistryService(deps.pool, deps.cache, sinks, limits, config.NODE_PREFIX);
   const resolutionCounts = config.STATS_COUNT_RESOLUTIONS ? new ResolutionCounts(config.STATS_TIME_ZONE) : undefined;
-  const resolver = new ResolverService(registry, deps.cache, { maxTtlSeconds: config.CACHE_MAX_TTL, negativeTtlSeconds: config.NEGATIVE_CACHE_TTL }, resolutionCounts);
+  const resolver = new ResolverService(registry, deps.cache, { maxTtlSeconds: config.CACHE_MAX_TTL, negativeTtlSeconds: config.NEGATIVE_CACHE_TTL }, resolutionCounts, federation?.source);
   const statsWorker = new StatsWorker(deps.pool, resolutionCounts, config.STATS_FLUSH_MS, deps.log);
   app.decorate('statsWorker', statsWorker);
   statsWorker.start();
@@ -96,10 +99,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
   registerAuthentication(app, tenancy);
+  await federation?.register(app);
 
   await app.register(healthRoutes(deps.pool, deps.cache, config.NODE_ID));
   await app.register(adminRoutes(tenancy), { prefix: '/api/admin' });
-  await app.register(statsRoutes(new StatsService(deps.pool, tenancy, config.STATS_TIME_ZONE)), { prefix: '/api/stats' });
+  await app.register(statsRoutes(stats), { prefix: '/api/stats' });
   await app.register(dashboardRoutes());
   await app.register(registryRoutes(registry, config.MAX_VALUES_PER_RECORD));
   await app.register(resolverRoutes(resolver, config.NODE_PREFIX));
