@@ -1,5 +1,6 @@
 /** buildApp(config, deps): the fastify application with every module's routes. Never listens. */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { IncomingMessage as RawRequest, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
@@ -59,7 +60,10 @@ function requestId(req: IncomingMessage): string {
 }
 
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
+  // HTTPS when configured (federation links between nodes may need it without a TLS proxy).
+  const https = config.TLS_CERT_FILE ? { https: { cert: readFileSync(config.TLS_CERT_FILE), key: readFileSync(config.TLS_KEY_FILE) } } : {};
   const app = Fastify({
+    ...(https as object),
     loggerInstance: deps.log as FastifyBaseLogger,
     // Per-request lines go out at debug (onResponse below): INFO is kept for domain events.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),

@@ -55,6 +55,8 @@ export const ConfigSchema = Type.Object({
     pattern: '^(|https?://[^,\\s]+(,https?://[^,\\s]+)*)$',
     description: 'Top-level endpoints in priority order, comma-separated (e.g. the primary, then the Nanjing disaster-recovery endpoint). Empty: no federation. Every endpoint must serve the same top-level store.',
   }),
+  TLS_CERT_FILE: Type.String({ default: '', description: 'PEM certificate (chain) to serve HTTPS with; set TLS_KEY_FILE too. Empty: plain HTTP.' }),
+  TLS_KEY_FILE: Type.String({ default: '', description: 'PEM private key of TLS_CERT_FILE.' }),
   PUBLIC_URL: Type.String({ default: '', pattern: '^(|https?://.+)$', description: 'Base URL partners resolve this node at, registered with the top-level node. Empty: http://HOST:PORT as listening.' }),
   FEDERATION_KEY_FILE: Type.String({ default: '', description: 'PKCS#8 PEM private key that signs federation requests. Empty: DATA_DIR/federation-key.pem, generated on first start (FEDERATION_KEY_ALGORITHM) with its public half beside it.' }),
   FEDERATION_KEY_ALGORITHM: Type.Enum(['ed25519', 'sm2'], { default: 'ed25519', description: 'Algorithm of a generated federation key: ed25519 or sm2 (signed with SM3).' }),
@@ -111,6 +113,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     checkTimeZone(config.STATS_TIME_ZONE);
   } catch (err) {
     throw new ConfigError(`invalid configuration:\n  STATS_TIME_ZONE: ${(err as Error).message}`);
+  }
+  if (Boolean(config.TLS_CERT_FILE) !== Boolean(config.TLS_KEY_FILE)) {
+    throw new ConfigError('invalid configuration:\n  TLS_CERT_FILE, TLS_KEY_FILE: set both (HTTPS) or neither (HTTP)');
   }
   try {
     config.NODE_PREFIX = normalisePrefix(config.NODE_PREFIX);
