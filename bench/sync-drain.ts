@@ -91,6 +91,30 @@ export async function measureSyncDrain(name: ScenarioName, options: DrainOptions
   const started: NodeProcess[] = [];
   const created: string[] = [];
   try {
+    return await drain(name, { ...options, databaseUrl: options.databaseUrl }, dbs, dir, started, created, tag);
+  } catch (err) {
+    const cause = (err as { cause?: { message?: string } }).cause?.message;
+    const tails = started.map((p) => `--- node pid ${p.pid} (${p.alive() ? 'running' : 'exited'}) ---\n${p.logTail().split('\n').slice(-30).join('\n')}`).join('\n');
+    note(`[sync-drain] failed: ${(err as Error).message}${cause ? ` (${cause})` : ''}\n${tails}`);
+    return { name, config: 'secondary + top-level', status: 'failed', note: `${(err as Error).message}${cause ? ` (${cause})` : ''}` };
+  } finally {
+    for (const p of started.reverse()) await p.stop().catch(() => p.kill());
+    for (const db of created) await admin(options.databaseUrl, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch((err: unknown) => note(`dropping ${db} failed: ${(err as Error).message}`));
+    if (options.redisUrl) await deleteKeys(options.redisUrl, `snode-bench:${tag}:`).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function drain(
+  name: ScenarioName,
+  options: DrainOptions & { databaseUrl: string },
+  dbs: { top: string; node: string },
+  dir: string,
+  started: NodeProcess[],
+  created: string[],
+  tag: string,
+): Promise<ScenarioResult> {
+  {
     for (const db of Object.values(dbs)) {
       await admin(options.databaseUrl, `CREATE DATABASE ${db}`);
       created.push(db);
@@ -172,10 +196,5 @@ export async function measureSyncDrain(name: ScenarioName, options: DrainOptions
       latencyMs: load.latency,
       drain,
     };
-  } finally {
-    for (const p of started.reverse()) await p.stop().catch(() => p.kill());
-    for (const db of created) await admin(options.databaseUrl, `DROP DATABASE IF EXISTS ${db} WITH (FORCE)`).catch((err: unknown) => note(`dropping ${db} failed: ${(err as Error).message}`));
-    if (options.redisUrl) await deleteKeys(options.redisUrl, `snode-bench:${tag}:`).catch(() => undefined);
-    await rm(dir, { recursive: true, force: true });
   }
 }

@@ -7,6 +7,7 @@
 -- would either skip it or make the sender wait on every open transaction.
 CREATE TABLE federation_outbox (
   id             bigserial PRIMARY KEY,
+  -- u: upsert, d: delete, e: end of a resync snapshot (version holds the snapshot's first seq).
   op             char(1) NOT NULL CHECK (op IN ('u', 'd', 'e')),
   prefix         text COLLATE "C" NOT NULL DEFAULT '',
   suffix         text COLLATE "C" NOT NULL DEFAULT '',
@@ -20,12 +21,11 @@ CREATE TABLE federation_outbox (
 CREATE INDEX federation_outbox_unnumbered_idx ON federation_outbox (id) WHERE seq IS NULL;
 
 -- Secondary: one row. next_seq is the next number to give; acked_seq the top-level node's answer.
+-- Numbering and resync snapshots lock this row, so they never interleave.
 CREATE TABLE federation_sender (
   id          boolean PRIMARY KEY DEFAULT true CHECK (id),
   next_seq    bigint NOT NULL DEFAULT 1,
   acked_seq   bigint NOT NULL DEFAULT 0,
-  -- Set by `snode federation resync` while its snapshot is in the outbox: the seq of its first event
-  -- is recorded when numbered.
   updated_at  timestamptz NOT NULL DEFAULT now()
 );
 INSERT INTO federation_sender DEFAULT VALUES;

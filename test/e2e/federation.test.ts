@@ -169,6 +169,10 @@ describe('federation', () => {
 
     // Not homed anywhere: not found, through the top-level node's lookup.
     expect((await call(b.proc!.url, 'GET', '/api/handles/77.1/NOPE')).status).toBe(404);
+    // A request that has already taken the most hops is not forwarded again.
+    const loop = await call(top.proc!.url, 'GET', '/api/handles/88.118.8/LOOP-1', { headers: { 'x-snode-hops': '3' } });
+    expect(loop.status, loop.text).toBe(508);
+    expect(loop.body).toMatchObject({ code: 'LOOP_DETECTED', handle: '88.118.8/LOOP-1' });
 
     const nodes = await until('both nodes up with figures', async () => {
       const r = await call(top.proc!.url, 'GET', '/federation/v1/nodes', { key: top.adminKey });
@@ -226,6 +230,10 @@ describe('federation', () => {
 
   it('keeps changes made while the top-level node is down and delivers each exactly once', async () => {
     await top.proc!.stop();
+    // A prefix B has never looked up cannot be found while the top-level node is away: 504.
+    const unreachable = await call(b.proc!.url, 'GET', '/api/handles/88.118.9/X');
+    expect(unreachable.status, unreachable.text).toBe(504);
+    expect(unreachable.body).toMatchObject({ code: 'OWNER_UNREACHABLE', handle: '88.118.9/X' });
     const base = a.proc!.url;
     const total = 10_000;
     let next = 0;

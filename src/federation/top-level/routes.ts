@@ -38,10 +38,15 @@ export function topLevelRoutes(service: TopLevelService): FastifyPluginAsyncType
     app.decorateRequest('federationNode', null);
     app.addContentTypeParser(PROTOBUF_TYPE, { parseAs: 'buffer', bodyLimit: MAX_BODY }, (_request, raw, done) => done(null, raw));
 
-    const signed = { preHandler: async (request: FastifyRequest) => {
-      const raw = Buffer.isBuffer(request.body) ? request.body : undefined;
-      request.federationNode = await service.authenticate(request.method, request.url, request.headers, raw);
-    } };
+    const signed = {
+      onRequest: async (request: FastifyRequest) => {
+        request.federationNode = await service.precheck(request.headers);
+      },
+      preHandler: async (request: FastifyRequest) => {
+        const raw = Buffer.isBuffer(request.body) ? request.body : undefined;
+        await service.authenticate(request.federationNode!, request.method, request.url, request.headers, raw);
+      },
+    };
     const node = (request: FastifyRequest): NodeRow => request.federationNode!;
 
     app.post('/prefixes', { ...signed, bodyLimit: MAX_BODY }, async (request, reply) => {

@@ -74,11 +74,10 @@ export class TopLevelService {
   }
 
   /**
-   * Checks a federation request's signature and returns the node it comes from. Refused: missing
-   * headers, an unknown node, a timestamp outside the window, a wrong signature (tampered body,
-   * wrong key), and a signature seen before (a replay).
+   * Before the body is read: the signature headers are present, the node is known and the
+   * timestamp is inside the window (so nobody unknown can make the node read a large body).
    */
-  async authenticate(method: string, path: string, headers: Record<string, string | string[] | undefined>, body: Buffer | undefined): Promise<repo.NodeRow> {
+  async precheck(headers: Record<string, string | string[] | undefined>): Promise<repo.NodeRow> {
     const nodeId = headers[HEADER_NODE];
     const timestamp = headers[HEADER_TIMESTAMP];
     const signature = headers[HEADER_SIGNATURE];
@@ -92,8 +91,17 @@ export class TopLevelService {
     if (!Number.isFinite(at) || Math.abs(Date.now() - at) > this.options.timestampWindowMs) {
       throw unauthorised('STALE_TIMESTAMP', `timestamp ${timestamp} is outside the ${this.options.timestampWindowMs} ms window`);
     }
-    const sig = Buffer.from(signature, 'base64');
-    if (sig.length === 0 || !verifySignature(node.algorithm, node.publicKey, canonical(method, path, timestamp, nodeId, nonce, body), sig)) {
+    return node;
+  }
+
+  /**
+   * Checks a federation request's signature over method, path, headers and body. Refused: a
+   * wrong signature (tampered body, wrong key) and a signature seen before (a replay).
+   */
+  async authenticate(node: repo.NodeRow, method: string, path: string, headers: Record<string, string | string[] | undefined>, body: Buffer | undefined): Promise<repo.NodeRow> {
+    const sig = Buffer.from(String(headers[HEADER_SIGNATURE]), 'base64');
+    const data = canonical(method, path, String(headers[HEADER_TIMESTAMP]), node.nodeId, String(headers[HEADER_NONCE]), body);
+    if (sig.length === 0 || !verifySignature(node.algorithm, node.publicKey, data, sig)) {
       throw unauthorised('BAD_SIGNATURE', 'the signature does not match the request and the node\'s registered key');
     }
     if (!(await repo.rememberSignature(this.pool, createHash('sha256').update(sig).digest()))) {
