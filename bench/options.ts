@@ -31,6 +31,8 @@ export interface BenchOptions {
   statsIdentifiersPerPrefix: number;
   statsDays: number;
   statsDuration: number;
+  /** sync-drain: changes registered, then drained. */
+  drainChanges: number;
 }
 
 export class UsageError extends Error {}
@@ -79,6 +81,8 @@ Options:
                           stats: identifiers seeded under each of those prefixes (default ${DEFAULT_STATS.identifiersPerPrefix})
   --stats-days N          stats: days of daily statistics history before today (default ${DEFAULT_STATS.days})
   --stats-duration S      stats: measured seconds per route (default ${DEFAULT_STATS.duration})
+  --drain-changes N       sync-drain: changes registered with the top-level node down, then drained
+                          (default 100000; needs --database-url, where it creates two databases)
   -h, --help              this help
 
 Scenarios:
@@ -130,6 +134,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
         'stats-identifiers-per-prefix': { type: 'string' },
         'stats-days': { type: 'string' },
         'stats-duration': { type: 'string' },
+        'drain-changes': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -182,6 +187,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     statsIdentifiersPerPrefix: atMost('stats-identifiers-per-prefix', positiveNumber('stats-identifiers-per-prefix', v['stats-identifiers-per-prefix'], DEFAULT_STATS.identifiersPerPrefix, true, 0), 1_000_000),
     statsDays: atMost('stats-days', positiveNumber('stats-days', v['stats-days'], DEFAULT_STATS.days, true, 0), 3660),
     statsDuration: positiveNumber('stats-duration', v['stats-duration'], DEFAULT_STATS.duration, false, 0.5),
+    drainChanges: positiveNumber('drain-changes', v['drain-changes'], 100_000, true),
   };
 }
 

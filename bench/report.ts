@@ -7,6 +7,7 @@ import type { Percentiles } from './histogram.js';
 import type { PairDetail } from './pair.js';
 import type { ScenarioName } from './scenarios.js';
 import type { StatsDetail } from './stats.js';
+import type { DrainDetail } from './sync-drain.js';
 
 export interface ScenarioResult {
   name: ScenarioName;
@@ -57,6 +58,8 @@ export interface ScenarioResult {
     order: Array<[string, string]>;
     errors: number;
   };
+  /** sync-drain: registration and drain rates of the same backlog. */
+  drain?: DrainDetail;
   /** stats: the seed, the yardstick runs and each route's timing. */
   stats?: StatsDetail;
   ratio?: number;
@@ -74,6 +77,14 @@ type Rule = { rule: string; judge(r: ScenarioResult, seeded: number): { pass: bo
 const fmtRatio = (x: number | undefined): string => (x === undefined ? 'n/a' : x.toFixed(2));
 
 const TARGETS: Partial<Record<ScenarioName, Rule>> = {
+  'sync-drain': {
+    rule: 'drain rate >= 0.5 x registration rate (PUT), verify in sync',
+    judge: (r) => {
+      if (!r.drain) return { pass: undefined, why: 'no figures' };
+      const fails = [r.drain.ratio < 0.5 ? `drain/register ${fmtRatio(r.drain.ratio)} < 0.5` : '', r.drain.verify.inSync ? '' : 'verify reports drift'].filter(Boolean);
+      return { pass: fails.length === 0, why: fails.length ? fails.join(', ') : `register ${r.drain.registerPerSec}/s, drain ${r.drain.drainPerSec}/s, ratio ${fmtRatio(r.drain.ratio)}` };
+    },
+  },
   'resolve-l1': {
     rule: 'req/s >= 0.85 x ceiling, p99 <= 2 x ceiling p99',
     judge: (r) => {

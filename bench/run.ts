@@ -15,6 +15,7 @@ import { judge, machineInfo, table, writeRecord, type RunRecord, type ScenarioRe
 import { scenario, type SetInfo } from './scenarios.js';
 import { seed } from './seed.js';
 import { measureStats } from './stats.js';
+import { measureSyncDrain } from './sync-drain.js';
 
 async function runAll(options: BenchOptions, nodes: NodeSource, signal: AbortSignal, record: RunRecord): Promise<ScenarioResult[]> {
   const results: ScenarioResult[] = [];
@@ -36,7 +37,14 @@ async function runAll(options: BenchOptions, nodes: NodeSource, signal: AbortSig
         seeded = true;
       };
       let result: ScenarioResult;
-      if (s.kind === 'pair') {
+      if (s.kind === 'sync-drain') {
+        if (options.url) {
+          results.push({ name, config: s.config, status: 'skipped', note: 'starts its own secondary and top-level nodes: not with --url' });
+          continue;
+        }
+        result = await measureSyncDrain(name, { databaseUrl: options.databaseUrl, redisUrl: nodes.redis.ok ? options.redisUrl : undefined, changes: options.drainChanges, connections: options.connections, signal });
+        if (result.status === 'skipped') note(`[${name}] skipped: ${result.note}`);
+      } else if (s.kind === 'pair') {
         if (!nodes.acquirePair || !s.baseline) {
           results.push({ name, config: s.config, status: 'skipped', note: `needs two nodes the bench starts itself (${s.baseline} and ${s.config} side by side): not with --url` });
           note(`[${name}] skipped: needs two nodes the bench starts itself, not --url`);

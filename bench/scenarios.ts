@@ -6,7 +6,7 @@
 
 // stats comes last: its seed adds a million identifiers under other prefixes, which would change
 // what resolve-pg reads (a larger index) were it to run before.
-export const SCENARIO_NAMES = ['ceiling', 'resolve-l1', 'resolve-l1-nocount', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto', 'stats'] as const;
+export const SCENARIO_NAMES = ['ceiling', 'resolve-l1', 'resolve-l1-nocount', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto', 'stats', 'sync-drain'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 /**
@@ -34,7 +34,7 @@ export interface SetInfo {
 }
 
 export interface RequestPlan {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT';
   headers: Record<string, string>;
   /** Distinct requests before the rotation repeats. */
   size: number;
@@ -68,6 +68,11 @@ interface ScenarioBase {
 /** Seeds statistics history, then times each stats route against count(*) of identifiers (bench/stats.ts). */
 export interface StatsScenario extends ScenarioBase {
   kind: 'stats';
+}
+
+/** Registers changes with the top-level node down, then times the drain (bench/sync-drain.ts). */
+export interface DrainScenario extends ScenarioBase {
+  kind: 'sync-drain';
 }
 
 /**
@@ -162,7 +167,7 @@ const resolveL1 = {
   check: (probe: Probe, first: { path: string }) => checkRecord(probe, first.path),
 };
 
-const scenarios: Array<Scenario | StatsScenario> = [
+const scenarios: Array<Scenario | StatsScenario | DrainScenario> = [
   {
     name: 'ceiling',
     kind: 'load',
@@ -283,9 +288,16 @@ const scenarios: Array<Scenario | StatsScenario> = [
     config: 'default',
     needsRedis: false,
   },
+  {
+    name: 'sync-drain',
+    kind: 'sync-drain',
+    summary: 'PUT /api/handles/<handle> x --drain-changes with the top-level node down, then the outbox drained to it: drain rate / registration rate',
+    config: 'default',
+    needsRedis: false,
+  },
 ];
 
-export function scenario(name: ScenarioName): Scenario | StatsScenario {
+export function scenario(name: ScenarioName): Scenario | StatsScenario | DrainScenario {
   const found = scenarios.find((s) => s.name === name);
   if (!found) throw new Error(`no scenario ${name}`);
   return found;

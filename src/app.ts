@@ -1,5 +1,6 @@
 /** buildApp(config, deps): the fastify application with every module's routes. Never listens. */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { IncomingMessage as RawRequest, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
@@ -12,6 +13,7 @@ import { healthRoutes } from './infra/health-routes.js';
 import { registerErrorHandling } from './infra/http-errors.js';
 import { validatorCompiler } from './infra/validation.js';
 import type { Logger } from './infra/logger.js';
+import { Federation } from './federation/index.js';
 import type { ChangeSink } from './registry/change-sink.js';
 import { registryRoutes } from './registry/routes.js';
 import { batchRoutes } from './registry/batch-routes.js';
@@ -62,7 +64,10 @@ function requestId(req: IncomingMessage): string {
 }
 
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
+  // HTTPS when configured (federation links between nodes may need it without a TLS proxy).
+  const https = config.TLS_CERT_FILE ? { https: { cert: readFileSync(config.TLS_CERT_FILE), key: readFileSync(config.TLS_KEY_FILE) } } : {};
   const app = Fastify({
+    ...(https as object),
     loggerInstance: deps.log as FastifyBaseLogger,
     // Per-request lines go out at debug (onResponse below): INFO is kept for domain events.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
@@ -75,12 +80,14 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   closeKeepAliveOnShutdown(app);
 
   const tenancy = new TenancyService(deps.pool, deps.secret, config.NODE_PREFIX);
-  const { registry, batches, importer } = buildWriters(config, deps.pool, deps.cache, deps.log, deps.sinks);
+  const stats = new StatsService(deps.pool, tenancy, config.STATS_TIME_ZONE);
+  const federation = await Federation.create(config, { pool: deps.pool, log: deps.log, tenancy, stats });
+  const { registry, batches, importer } = buildWriters(config, deps.pool, deps.cache, deps.log, [...(federation?.sinks ?? []), ...(deps.sinks ?? [])]);
   app.decorate('importer', importer);
   // Stops between chunks (the job resumes on the next start), before the pool closes.
   app.addHook('onClose', async () => importer.close());
   const resolutionCounts = config.STATS_COUNT_RESOLUTIONS ? new ResolutionCounts(config.STATS_TIME_ZONE) : undefined;
-  const resolver = new ResolverService(registry, deps.cache, { maxTtlSeconds: config.CACHE_MAX_TTL, negativeTtlSeconds: config.NEGATIVE_CACHE_TTL }, resolutionCounts);
+  const resolver = new ResolverService(registry, deps.cache, { maxTtlSeconds: config.CACHE_MAX_TTL, negativeTtlSeconds: config.NEGATIVE_CACHE_TTL }, resolutionCounts, federation?.source);
   const statsWorker = new StatsWorker(deps.pool, resolutionCounts, config.STATS_FLUSH_MS, deps.log);
   app.decorate('statsWorker', statsWorker);
   statsWorker.start();
@@ -97,10 +104,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
   registerAuthentication(app, tenancy);
+  await federation?.register(app);
 
   await app.register(healthRoutes(deps.pool, deps.cache, config.NODE_ID));
   await app.register(adminRoutes(tenancy), { prefix: '/api/admin' });
-  await app.register(statsRoutes(new StatsService(deps.pool, tenancy, config.STATS_TIME_ZONE)), { prefix: '/api/stats' });
+  await app.register(statsRoutes(stats), { prefix: '/api/stats' });
   await app.register(dashboardRoutes());
   await app.register(registryRoutes(registry, config.MAX_VALUES_PER_RECORD));
   await app.register(batchRoutes(batches, config.MAX_VALUES_PER_RECORD, config.BATCH_BODY_LIMIT_BYTES));

@@ -49,6 +49,34 @@ export const ConfigSchema = Type.Object({
   STATS_FLUSH_MS: Type.Integer({ default: 5000, minimum: 100, maximum: 3600000, description: 'How often resolution counts are flushed to Postgres and registration deltas folded, in ms; a crash loses at most this much of resolution counts.' }),
   STATS_COUNT_RESOLUTIONS: Type.Boolean({ default: true, description: 'false: do not count resolutions (registrations are always counted).' }),
   BENCH_ROUTES: Type.Boolean({ default: false, description: 'true or 1: add the bench-only routes (/bench/ceiling, /bench/seed, /bench/seed-stats, /bench/count-identifiers). Never on a production node.' }),
+  ROLE: Type.Enum(['secondary', 'top-level'], {
+    default: 'secondary',
+    description: 'secondary: an ordinary node (federates upstream when UPSTREAM_URLS is set); top-level: also serve the national top-level side under /federation/v1/ (node registry, sync receiver with escrow copy, heartbeat monitor, takeover).',
+  }),
+  UPSTREAM_URLS: Type.String({
+    default: '',
+    pattern: '^(|https?://[^,\\s]+(,https?://[^,\\s]+)*)$',
+    description: 'Top-level endpoints in priority order, comma-separated (e.g. the primary, then the Nanjing disaster-recovery endpoint). Empty: no federation. Every endpoint must serve the same top-level store.',
+  }),
+  TLS_CERT_FILE: Type.String({ default: '', description: 'PEM certificate (chain) to serve HTTPS with; set TLS_KEY_FILE too. Empty: plain HTTP.' }),
+  TLS_KEY_FILE: Type.String({ default: '', description: 'PEM private key of TLS_CERT_FILE.' }),
+  PUBLIC_URL: Type.String({ default: '', pattern: '^(|https?://.+)$', description: 'Base URL partners resolve this node at, registered with the top-level node. Empty: http://HOST:PORT as listening.' }),
+  FEDERATION_KEY_FILE: Type.String({ default: '', description: 'PKCS#8 PEM private key that signs federation requests. Empty: DATA_DIR/federation-key.pem, generated on first start (FEDERATION_KEY_ALGORITHM) with its public half beside it.' }),
+  FEDERATION_KEY_ALGORITHM: Type.Enum(['ed25519', 'sm2'], { default: 'ed25519', description: 'Algorithm of a generated federation key: ed25519 or sm2 (signed with SM3).' }),
+  SYNC_BATCH_SIZE: Type.Integer({ default: 1000, minimum: 1, maximum: 10000, description: 'Most changes in one sync batch.' }),
+  SYNC_BATCH_WAIT_MS: Type.Integer({ default: 200, minimum: 0, maximum: 600000, description: 'How long a change may wait for a fuller batch before it is sent anyway, in ms.' }),
+  SYNC_RETRY_BASE_MS: Type.Integer({ default: 500, minimum: 10, maximum: 600000, description: 'First retry delay after a failed sync, doubled per failure (with jitter) up to SYNC_RETRY_MAX_MS.' }),
+  SYNC_RETRY_MAX_MS: Type.Integer({ default: 30000, minimum: 10, maximum: 3600000, description: 'Longest delay between sync retries, in ms.' }),
+  UPSTREAM_FAILOVER_AFTER: Type.Integer({ default: 3, minimum: 1, maximum: 1000, description: 'Consecutive failures of an upstream endpoint after which requests move to the next one in UPSTREAM_URLS.' }),
+  UPSTREAM_PRIMARY_RETRY_MS: Type.Integer({ default: 10000, minimum: 100, maximum: 3600000, description: 'While on a later endpoint, how often the first one is tried again (the node returns to it once it answers).' }),
+  UPSTREAM_CONNECT_TIMEOUT_MS: Type.Integer({ default: 5000, minimum: 100, maximum: 600000, description: 'Connect timeout of upstream and owner-node HTTP requests, in ms.' }),
+  UPSTREAM_HEADERS_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100, maximum: 600000, description: 'How long an upstream request waits for the answer headers, in ms.' }),
+  UPSTREAM_BODY_TIMEOUT_MS: Type.Integer({ default: 30000, minimum: 100, maximum: 600000, description: 'Longest silence while an upstream answer body arrives, in ms.' }),
+  HEARTBEAT_INTERVAL_MS: Type.Integer({ default: 5000, minimum: 100, maximum: 3600000, description: 'How often a federated node reports its status and figures to the top-level node, in ms.' }),
+  PREFIX_CACHE_SECONDS: Type.Integer({ default: 60, minimum: 0, maximum: 86400, description: 'How long a node remembers where a foreign prefix is homed (top-level lookups), in seconds.' }),
+  FEDERATION_MAX_HOPS: Type.Integer({ default: 3, minimum: 1, maximum: 16, description: 'Most federation hops a resolution may take (X-Snode-Hops); a request past it answers 508, so misconfigured homes cannot loop.' }),
+  FEDERATION_TIMESTAMP_WINDOW_MS: Type.Integer({ default: 300000, minimum: 1000, maximum: 86400000, description: 'top-level: how far a signed request timestamp may be from the clock, in ms; older or newer requests are refused.' }),
+  NODE_DOWN_AFTER_MS: Type.Integer({ default: 15000, minimum: 100, maximum: 86400000, description: 'top-level: silence after which a node is marked down and its prefixes are answered from the escrow copy, in ms.' }),
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100, maximum: 600000, description: 'How long a graceful shutdown waits for in-flight requests before it forces the exit.' }),
 });
 
@@ -88,6 +116,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     checkTimeZone(config.STATS_TIME_ZONE);
   } catch (err) {
     throw new ConfigError(`invalid configuration:\n  STATS_TIME_ZONE: ${(err as Error).message}`);
+  }
+  if (Boolean(config.TLS_CERT_FILE) !== Boolean(config.TLS_KEY_FILE)) {
+    throw new ConfigError('invalid configuration:\n  TLS_CERT_FILE, TLS_KEY_FILE: set both (HTTPS) or neither (HTTP)');
   }
   try {
     config.NODE_PREFIX = normalisePrefix(config.NODE_PREFIX);

@@ -18,6 +18,8 @@ import { runImportCommand } from './registry/import-command.js';
 import { reportCsv } from './stats/csv.js';
 import { StatsService } from './stats/service.js';
 import type pg from 'pg';
+import * as federationCli from './federation/cli.js';
+import { KEY_ALGORITHMS, type KeyAlgorithm } from './federation/signing.js';
 
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
@@ -42,6 +44,8 @@ async function withTenancy(fn: (tenancy: TenancyService, config: Config, pool: p
     await database.close();
   }
 }
+
+const cliLog = (config: Config) => createLogger(process.env.LOG_LEVEL ? config.LOG_LEVEL : 'warn', { nodeId: config.NODE_ID }, true);
 
 /** The command line acts with the database's authority: as an admin. */
 const CLI_ACTOR: Actor = { kind: 'key', keyId: 'cli', role: 'admin', enterpriseId: null, prefixes: [] };
@@ -121,6 +125,42 @@ function buildProgram(): Command {
     .option('--enterprise <id>', 'only this enterprise')
     .action((o: { enterprise?: string }) => withTenancy((t) => t.listKeys(o.enterprise)));
   key.command('revoke <id>').description('revoke an API key').action((id: string) => withTenancy((t) => t.revokeKey(id)));
+
+  admin
+    .command('register-node')
+    .description('top-level role: register a secondary node (its id, allocated node prefix and public key); again to rotate its key')
+    .requiredOption('--id <nodeId>', "the node's NODE_ID")
+    .requiredOption('--prefix <prefix>', 'the node prefix allocated to it, e.g. 88.118')
+    .requiredOption('--public-key <file>', "PEM file of the node's public key (snode federation public-key prints it)")
+    .addOption(new Option('--algorithm <algorithm>', 'key algorithm (detected from the key when left out)').choices([...KEY_ALGORITHMS]))
+    .option('--url <baseUrl>', 'base URL the node resolves at (the node also reports it itself)')
+    .action((o: { id: string; prefix: string; publicKey: string; algorithm?: KeyAlgorithm; url?: string }) =>
+      withTenancy((_t, config, pool) => federationCli.registerNode(pool, config, cliLog(config), o)),
+    );
+
+  const federation = program.command('federation').description('the link with the national top-level node');
+  federation.addHelpText('after', envHelp([...DB_ENV, 'NODE_ID', 'UPSTREAM_URLS', 'FEDERATION_KEY_FILE', 'FEDERATION_KEY_ALGORITHM']));
+  federation
+    .command('public-key')
+    .description("print this node's federation public key (generating the key pair on first use)")
+    .action(async () => {
+      const config = loadConfig();
+      process.stdout.write(await federationCli.publicKey(config, cliLog(config)));
+    });
+  federation
+    .command('verify')
+    .description('compare per-prefix counts and digests with the escrow copy on the top-level node; exit 1 on drift')
+    .action(() =>
+      withTenancy(async (_t, config, pool) => {
+        const report = await federationCli.verify(pool, config, cliLog(config));
+        if (report.drift) process.exitCode = EXIT_FAILED;
+        return report;
+      }),
+    );
+  federation
+    .command('resync')
+    .description('queue a full snapshot of every identifier for the top-level node, replacing its escrow copy (repairs drift)')
+    .action(() => withTenancy((_t, _config, pool) => federationCli.resync(pool)));
 
   const stats = program.command('stats').description('registration and resolution statistics');
   stats.addHelpText('after', envHelp([...DB_ENV, 'STATS_TIME_ZONE']));

@@ -1,6 +1,8 @@
 /** `snode import FILE --prefix P`: the streaming import, run by the command line on its own file. */
 import { stat } from 'node:fs/promises';
 import type { Config } from '../config.js';
+import { upstreamUrls } from '../federation/index.js';
+import { outboxSink } from '../federation/outbox-sink.js';
 import { createLogger } from '../infra/logger.js';
 import { openCache, openDatabase } from '../server.js';
 import type { Actor } from '../tenancy/actor.js';
@@ -40,7 +42,8 @@ export async function runImportCommand(config: Config, actor: Actor, file: strin
   try {
     const cache = await openCache(config, log);
     try {
-      const { importer } = buildWriters(config, database.pool, cache.cache, log);
+      // The same sinks as the node's: statistics always, the federation outbox when the node syncs.
+      const { importer } = buildWriters(config, database.pool, cache.cache, log, upstreamUrls(config).length > 0 ? [outboxSink()] : []);
       const print = progressPrinter(size);
       const job = await importer.importFile(actor, options.prefix, format, options.mode, file, (counts, bytesRead) => print(counts, bytesRead));
       print(job, size, true);

@@ -30,6 +30,16 @@ export interface RecordSource {
   findMany(handles: readonly Handle[]): Promise<Map<string, HandleRecord>>;
 }
 
+/**
+ * Records of prefixes homed on other nodes (federation), consulted on a miss instead of the local
+ * store. Its answers are cached in this process only, under their TTLs and maxTtlSeconds.
+ */
+export interface UpstreamSource {
+  /** true when the prefix is homed elsewhere; must not do I/O. */
+  isForeign(prefix: string): boolean;
+  find(handle: Handle): Promise<{ record: HandleRecord | undefined; maxTtlSeconds?: number }>;
+}
+
 export interface ResolverLimits {
   /** Longest an entry is cached, seconds. */
   maxTtlSeconds: number;
@@ -57,6 +67,7 @@ export class ResolverService {
     private readonly cache: ResolverCache,
     private readonly limits: ResolverLimits,
     private readonly counter: ResolutionCounter = { count: () => undefined },
+    private readonly upstream?: UpstreamSource,
   ) {}
 
   /** Seconds a record may be cached: its smallest value TTL, capped; 0 means not at all. */
@@ -93,7 +104,9 @@ export class ResolverService {
 
   /** The source of truth, past every cache (`auth=true`); nothing is stored. */
   async fresh(handle: Handle): Promise<CacheEntry> {
-    const record = await this.source.find(handle.prefix, handle.suffix);
+    const record = this.upstream?.isForeign(handle.prefix)
+      ? (await this.upstream.find(handle)).record
+      : await this.source.find(handle.prefix, handle.suffix);
     this.counter.count(handle.prefix, record !== undefined, false);
     return record ? foundEntry(record, 0) : missingEntry(handle.handle, 0);
   }
@@ -144,6 +157,7 @@ export class ResolverService {
   private miss(handle: Handle): Promise<Loaded> {
     const running = this.inFlight.get(handle.handle);
     if (running) return running;
+    if (this.upstream?.isForeign(handle.prefix)) return this.missUpstream(handle, this.upstream);
     const promise = new Promise<Loaded>((resolve, reject) => this.queued.push({ handle, resolve, reject }));
     this.inFlight.set(handle.handle, promise);
     if (!this.scheduled) {
@@ -174,6 +188,23 @@ export class ResolverService {
         },
       );
     }
+  }
+
+  /** A foreign handle: one fetch per handle at a time, cached in L1 only. */
+  private missUpstream(handle: Handle, upstream: UpstreamSource): Promise<Loaded> {
+    const since = this.cache.l1.begin();
+    const promise = upstream
+      .find(handle)
+      .then(({ record, maxTtlSeconds }): Loaded => {
+        const ttl = Math.min(record ? this.cacheTtl(record) : this.limits.negativeTtlSeconds, maxTtlSeconds ?? Infinity);
+        const expiresAt = ttl > 0 ? Date.now() + ttl * 1000 : 0;
+        const entry = record ? foundEntry(record, expiresAt) : missingEntry(handle.handle, expiresAt);
+        if (expiresAt > 0) this.cache.l1.set(entry, since);
+        return { entry, cached: false };
+      })
+      .finally(() => this.inFlight.delete(handle.handle));
+    this.inFlight.set(handle.handle, promise);
+    return promise;
   }
 
   /** L2 then Postgres for handles not in L1; fills both tiers. */

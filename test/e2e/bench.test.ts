@@ -1,7 +1,7 @@
 /**
  * Smoke run of the bench: every scenario for about two seconds on a small seed (resolve-l1-nocount
  * in two 1 s slices per node, stats on 20 enterprises x 50 identifiers and 30 days of history,
- * 1 s per route), against the machine's Postgres (a database of its own) and Redis (a key prefix
+ * 1 s per route, sync-drain over 300 changes), against the machine's Postgres (a database of its own) and Redis (a key prefix
  * of its own). It checks that each scenario produced requests and saw no errors, and that the two
  * comparisons have their measurements, never how fast anything was.
  */
@@ -17,7 +17,7 @@ import { TEST_REDIS_URL } from '../helpers/env.js';
 import { clearRedisPrefix } from '../helpers/node.js';
 import { ROOT } from '../helpers/process.js';
 
-const SCENARIOS = ['ceiling', 'resolve-l1', 'resolve-l1-nocount', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto', 'stats'];
+const SCENARIOS = ['ceiling', 'resolve-l1', 'resolve-l1-nocount', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto', 'stats', 'sync-drain'];
 
 interface Side {
   config: string;
@@ -49,6 +49,7 @@ interface BenchRecord {
     pair?: { slices: number; baseline: Side; measured: Side; ratio: number };
     ratio?: number;
     interleavedCeiling?: { reqPerSec: number; requests: number; slices: number; sliceReqPerSec: number[]; scenarioSliceReqPerSec: number[]; errors: number };
+    drain?: { changes: number; registerPerSec: number; drainPerSec: number; verify: { inSync: boolean; drift: boolean } };
     stats?: { seed: { body: unknown; response: { identifiers: number } }; today: string; yardstick: Timing[]; yardstickMeanMs: number; routes: Timing[] };
   }>;
 }
@@ -99,6 +100,7 @@ describe('bench smoke run', () => {
       '--stats-identifiers-per-prefix', '50',
       '--stats-days', '30',
       '--stats-duration', '1',
+      '--drain-changes', '300',
       '--json-out', out,
     ]);
     const log = `exit ${run.code}\n${run.stdout}\n${run.stderr.slice(-6000)}`;
@@ -140,6 +142,12 @@ describe('bench smoke run', () => {
     }
     expect(record.results.find((r) => r.name === 'ceiling')!.interleavedCeiling).toBeUndefined();
     expect(run.stdout).toContain('ceiling req/s (interleaved)');
+
+    // sync-drain: every change registered, drained and verified; both rates measured.
+    const drain = record.results.find((r) => r.name === 'sync-drain')!.drain;
+    expect(drain, log).toMatchObject({ changes: 300, verify: { inSync: true, drift: false } });
+    expect(drain!.registerPerSec).toBeGreaterThan(0);
+    expect(drain!.drainPerSec).toBeGreaterThan(0);
 
     // stats: the seed as asked, the yardstick before, between and after, and every route timed.
     const stats = record.results.find((r) => r.name === 'stats')!.stats;
@@ -187,5 +195,6 @@ describe('bench smoke run', () => {
     } finally {
       redis.disconnect();
     }
-  }, 300_000);
+    // About 200 s alone here; sync-drain starts two more nodes, and other e2e files run beside it.
+  }, 600_000);
 });

@@ -101,5 +101,7 @@ describe('snode CLI', () => {
     const missing = await runCli(['admin', 'enterprise', 'show', '00000000-0000-4000-8000-000000000000'], env);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('ENTERPRISE_NOT_FOUND');
-  }, 240_000); // a dozen CLI processes, each connecting and migrating: slow on a loaded machine
+    // Fourteen CLI processes of about two seconds each on a loaded 2-core machine (beside the
+    // federation e2e's node processes): more than the default 60 s at times.
+  }, 240_000);
 });

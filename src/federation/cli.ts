@@ -1,0 +1,90 @@
+/** What `snode federation ...` and `snode admin register-node` do. */
+import { readFile } from 'node:fs/promises';
+import type pg from 'pg';
+import type { Config } from '../config.js';
+import { errors } from '../infra/errors.js';
+import type { Logger } from '../infra/logger.js';
+import { HttpPools } from './http-pools.js';
+import { upstreamUrls } from './index.js';
+import { keyFile, loadOrCreateNodeKey } from './node-key.js';
+import * as outbox from './outbox-repository.js';
+import type { KeyAlgorithm } from './signing.js';
+import { TopLevelService } from './top-level/service.js';
+import { UpstreamClient } from './upstream-client.js';
+import { decode, type PrefixDigest } from './wire.js';
+
+export async function registerNode(pool: pg.Pool, config: Config, log: Logger, o: { id: string; prefix: string; publicKey: string; algorithm?: KeyAlgorithm; url?: string }) {
+  let pem: string;
+  try {
+    pem = await readFile(o.publicKey, 'utf8');
+  } catch (err) {
+    throw errors.badRequest('INVALID_PUBLIC_KEY', `cannot read ${o.publicKey}: ${(err as Error).message}`);
+  }
+  const service = new TopLevelService(pool, { timestampWindowMs: config.FEDERATION_TIMESTAMP_WINDOW_MS, downAfterMs: config.NODE_DOWN_AFTER_MS }, log);
+  const node = await service.registerNode({ nodeId: o.id, nodePrefix: o.prefix, publicKeyPem: pem, algorithm: o.algorithm, baseUrl: o.url });
+  return { nodeId: node.nodeId, nodePrefix: node.nodePrefix, algorithm: node.algorithm, baseUrl: node.baseUrl, registeredAt: node.registeredAt };
+}
+
+export async function publicKey(config: Config, log: Logger): Promise<string> {
+  const key = await loadOrCreateNodeKey(config, log);
+  return `# ${key.algorithm} public key of node ${config.NODE_ID} (${keyFile(config)})\n${key.publicKeyPem}`;
+}
+
+function client(config: Config, log: Logger, key: Awaited<ReturnType<typeof loadOrCreateNodeKey>>, pools: HttpPools): UpstreamClient {
+  const urls = upstreamUrls(config);
+  if (urls.length === 0) throw errors.badRequest('NO_UPSTREAM', 'UPSTREAM_URLS is empty: this node does not federate');
+  return new UpstreamClient(pools, { urls, nodeId: config.NODE_ID, key, failoverAfter: 1, primaryRetryMs: config.UPSTREAM_PRIMARY_RETRY_MS }, log);
+}
+
+export interface VerifyReport {
+  inSync: boolean;
+  drift: boolean;
+  backlog: number;
+  ackedSeq: { node: number; topLevel: number };
+  prefixes: Array<{ prefix: string; node: { count: number; digest: string } | null; escrow: { count: number; digest: string } | null; match: boolean }>;
+}
+
+/** Per-prefix counts and digests here against the top-level node's escrow copy. */
+export async function verify(pool: pg.Pool, config: Config, log: Logger): Promise<VerifyReport> {
+  const pools = new HttpPools({ connectTimeoutMs: config.UPSTREAM_CONNECT_TIMEOUT_MS, headersTimeoutMs: config.UPSTREAM_HEADERS_TIMEOUT_MS, bodyTimeoutMs: config.UPSTREAM_BODY_TIMEOUT_MS });
+  try {
+    const key = await loadOrCreateNodeKey(config, log);
+    const upstream = client(config, log, key, pools);
+    const [local, backlog, answer] = await Promise.all([
+      outbox.localDigests(pool),
+      outbox.backlog(pool),
+      tryEach(upstream, config).then((a) => decode('VerifyAnswer', a.body)),
+    ]);
+    const byPrefix = new Map<string, { node: PrefixDigest | null; escrow: PrefixDigest | null }>();
+    for (const d of local) byPrefix.set(d.prefix, { node: d, escrow: null });
+    for (const d of answer.prefixes) byPrefix.set(d.prefix, { node: byPrefix.get(d.prefix)?.node ?? null, escrow: d });
+    const prefixes = [...byPrefix.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([prefix, { node, escrow }]) => ({
+      prefix,
+      node: node ? { count: node.count, digest: node.digest } : null,
+      escrow: escrow ? { count: escrow.count, digest: escrow.digest } : null,
+      match: node !== null && escrow !== null && node.count === escrow.count && node.digest === escrow.digest,
+    }));
+    const drift = prefixes.some((p) => !p.match);
+    return { inSync: !drift && backlog.backlog === 0, drift, backlog: backlog.backlog, ackedSeq: { node: backlog.ackedSeq, topLevel: answer.ackedSeq }, prefixes };
+  } finally {
+    await pools.close();
+  }
+}
+
+/** One signed verify request, trying each endpoint in order (the CLI runs once; no failover state). */
+async function tryEach(upstream: UpstreamClient, config: Config) {
+  let last: unknown;
+  for (let i = 0; i < upstreamUrls(config).length; i += 1) {
+    try {
+      return await upstream.call('POST', '/federation/v1/verify');
+    } catch (err) {
+      last = err;
+    }
+  }
+  throw errors.unavailable(`no top-level endpoint answered: ${(last as Error).message}`);
+}
+
+export async function resync(pool: pg.Pool): Promise<{ firstSeq: number; lastSeq: number; records: number; note: string }> {
+  const queued = await outbox.enqueueSnapshot(pool);
+  return { ...queued, note: 'the snapshot is in the outbox; the running node sends it (watch GET /api/federation/status or run "snode federation verify")' };
+}
