@@ -4,8 +4,13 @@ import type { IncomingMessage } from 'node:http';
 import type { IncomingMessage as RawRequest, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { readFile } from 'node:fs/promises';
+import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import type { Config } from './config.js';
+import { auditRoutes } from './audit/routes.js';
+import { AuditLog, NO_AUDIT } from './audit/service.js';
+import { auditSink } from './audit/sink.js';
+import { trustProxy, type Config } from './config.js';
 import { closeKeepAliveOnShutdown } from './infra/graceful-close.js';
 import { benchRoutes } from './bench/routes.js';
 import { healthRoutes } from './infra/health-routes.js';
@@ -26,6 +31,10 @@ import { StatsWorker } from './stats/worker.js';
 import { resolverRoutes } from './resolver/routes.js';
 import { ResolverService } from './resolver/service.js';
 import { registerAuthentication } from './tenancy/auth.js';
+import { LocalTenancyChanges, RedisTenancyChanges } from './tenancy/change-bus.js';
+import { OnboardingService } from './tenancy/onboarding.js';
+import { onboardingRoutes } from './tenancy/onboarding-routes.js';
+import { registerRateLimits } from './tenancy/rate-limits.js';
 import { adminRoutes } from './tenancy/routes.js';
 import { TenancyService } from './tenancy/service.js';
 
@@ -36,6 +45,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Folds and flushes statistics; tests call tick() instead of waiting for the timer. */
     statsWorker: StatsWorker;
+    /** The audit log (its sealer runs every AUDIT_SEAL_MS; tests call seal()). */
+    auditLog: AuditLog;
   }
 }
 
@@ -47,6 +58,8 @@ export interface AppDeps {
   secret: Buffer;
   /** Change sinks run inside every identifier write's transaction. */
   sinks?: ChangeSink[];
+  /** Shared Redis (rate limits, tenancy changes); undefined in single-process mode. */
+  redis?: Redis;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -58,7 +71,10 @@ function requestId(req: IncomingMessage): string {
 }
 
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
+  const https = config.TLS_CERT ? { cert: await readFile(config.TLS_CERT), key: await readFile(config.TLS_KEY) } : undefined;
   const app = Fastify({
+    ...(https ? { https } : {}),
+    trustProxy: trustProxy(config.TRUST_PROXY) as never,
     loggerInstance: deps.log as FastifyBaseLogger,
     // Per-request lines go out at debug (onResponse below): INFO is kept for domain events.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
@@ -66,7 +82,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     bodyLimit: config.BODY_LIMIT_BYTES,
     // Handles are up to 255 bytes and may be percent-encoded three bytes per byte.
     routerOptions: { maxParamLength: 1024 },
-  }).withTypeProvider<TypeBoxTypeProvider>();
+  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
   app.setValidatorCompiler(validatorCompiler());
   closeKeepAliveOnShutdown(app);
 
@@ -75,9 +91,15 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     maxValueBytes: config.MAX_VALUE_BYTES,
     defaultTtl: config.DEFAULT_VALUE_TTL,
   };
-  const tenancy = new TenancyService(deps.pool, deps.secret, config.NODE_PREFIX);
-  const sinks = [registrationCountingSink(config.STATS_TIME_ZONE), ...(deps.sinks ?? [])];
-  const registry = new RegistryService(deps.pool, deps.cache, sinks, limits, config.NODE_PREFIX);
+  const auditLog = new AuditLog(deps.pool, deps.log);
+  const audit = config.AUDIT_LOG ? auditLog : NO_AUDIT;
+  const changes = deps.redis ? new RedisTenancyChanges(deps.redis, config.REDIS_KEY_PREFIX, deps.log) : new LocalTenancyChanges();
+  if (changes instanceof RedisTenancyChanges) await changes.start();
+  const tenancy = new TenancyService(deps.pool, deps.secret, config.NODE_PREFIX, { audit, changes, keyCacheMs: config.KEY_CACHE_MS });
+  await tenancy.loadDisabled();
+  const onboarding = new OnboardingService(deps.pool, tenancy);
+  const sinks = [registrationCountingSink(config.STATS_TIME_ZONE), ...(config.AUDIT_LOG ? [auditSink(audit)] : []), ...(deps.sinks ?? [])];
+  const registry = new RegistryService(deps.pool, deps.cache, sinks, limits, config.NODE_PREFIX, (prefix) => tenancy.isDisabled(prefix));
   const resolutionCounts = config.STATS_COUNT_RESOLUTIONS ? new ResolutionCounts(config.STATS_TIME_ZONE) : undefined;
   const resolver = new ResolverService(registry, deps.cache, { maxTtlSeconds: config.CACHE_MAX_TTL, negativeTtlSeconds: config.NEGATIVE_CACHE_TTL }, resolutionCounts);
   const statsWorker = new StatsWorker(deps.pool, resolutionCounts, config.STATS_FLUSH_MS, deps.log);
@@ -85,6 +107,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   statsWorker.start();
   // Before the pool closes (the server closes the app first): the last counts go out.
   app.addHook('onClose', async () => statsWorker.stop());
+  app.decorate('auditLog', auditLog);
+  if (config.AUDIT_LOG) auditLog.start(config.AUDIT_SEAL_MS);
+  app.addHook('onClose', async () => {
+    await auditLog.stop();
+    await changes.close();
+  });
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -96,9 +124,20 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
   registerAuthentication(app, tenancy);
+  const stopRateLimits = await registerRateLimits(app as unknown as FastifyInstance, {
+    windowMs: config.RATE_LIMIT_WINDOW_MS,
+    resolveAnonymous: config.RATE_LIMIT_RESOLVE_ANONYMOUS,
+    resolveKeyed: config.RATE_LIMIT_RESOLVE_KEYED,
+    register: config.RATE_LIMIT_REGISTER,
+    onboarding: config.RATE_LIMIT_ONBOARDING,
+    syncMs: config.RATE_LIMIT_SYNC_MS,
+  }, deps.redis, config.REDIS_KEY_PREFIX, deps.log);
+  app.addHook('onClose', async () => stopRateLimits());
 
   await app.register(healthRoutes(deps.pool, deps.cache, config.NODE_ID));
-  await app.register(adminRoutes(tenancy), { prefix: '/api/admin' });
+  await app.register(adminRoutes(tenancy, onboarding), { prefix: '/api/admin' });
+  await app.register(onboardingRoutes(onboarding), { prefix: '/api/enterprises' });
+  await app.register(auditRoutes(auditLog), { prefix: '/api/audit' });
   await app.register(statsRoutes(new StatsService(deps.pool, tenancy, config.STATS_TIME_ZONE)), { prefix: '/api/stats' });
   await app.register(dashboardRoutes());
   await app.register(registryRoutes(registry, config.MAX_VALUES_PER_RECORD));

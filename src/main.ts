@@ -13,6 +13,9 @@ import { loadServerSecret } from './infra/secrets.js';
 import { openDatabase, serve } from './server.js';
 import { ROLES, type Role } from './tenancy/api-keys.js';
 import { TenancyService } from './tenancy/service.js';
+import { AuditLog } from './audit/service.js';
+import { RedisTenancyChanges } from './tenancy/change-bus.js';
+import { createRedis } from './infra/redis.js';
 import type { Actor } from './tenancy/actor.js';
 import { reportCsv } from './stats/csv.js';
 import { StatsService } from './stats/service.js';
@@ -34,10 +37,16 @@ async function withTenancy(fn: (tenancy: TenancyService, config: Config, pool: p
   const log = createLogger(process.env.LOG_LEVEL ? config.LOG_LEVEL : 'warn', { nodeId: config.NODE_ID }, true);
   const secret = await loadServerSecret(config, log);
   const database = await openDatabase(config, log);
+  // With Redis, a revocation or prefix change reaches running nodes' key caches at once.
+  const redis = config.REDIS_URL ? createRedis(config.REDIS_URL, log) : undefined;
   try {
-    const result = await fn(new TenancyService(database.pool, secret, config.NODE_PREFIX), config, database.pool);
+    await redis?.connect().catch(() => undefined);
+    const changes = redis ? new RedisTenancyChanges(redis, config.REDIS_KEY_PREFIX, log) : undefined;
+    const tenancy = new TenancyService(database.pool, secret, config.NODE_PREFIX, { audit: new AuditLog(database.pool, log), ...(changes ? { changes } : {}) });
+    const result = await fn(tenancy, config, database.pool);
     process.stdout.write(typeof result === 'string' ? result : `${JSON.stringify(result, null, 2)}\n`);
   } finally {
+    redis?.disconnect();
     await database.close();
   }
 }
@@ -102,6 +111,10 @@ function buildProgram(): Command {
     .requiredOption('--enterprise <id>', 'enterprise id')
     .action((p: string, o: { enterprise: string }) => withTenancy((t) => t.addPrefix(o.enterprise, p)));
   prefix.command('list').description('list allocated prefixes').action(() => withTenancy((t) => t.listPrefixes()));
+  prefix.command('disable <prefix>').description('refuse every write under a prefix (its records still resolve)')
+    .action((p: string) => withTenancy((t) => t.setPrefixState(p, 'disabled')));
+  prefix.command('enable <prefix>').description('accept writes under a disabled prefix again')
+    .action((p: string) => withTenancy((t) => t.setPrefixState(p, 'active')));
 
   const key = admin.command('key').description('API keys');
   key
@@ -120,6 +133,20 @@ function buildProgram(): Command {
     .option('--enterprise <id>', 'only this enterprise')
     .action((o: { enterprise?: string }) => withTenancy((t) => t.listKeys(o.enterprise)));
   key.command('revoke <id>').description('revoke an API key').action((id: string) => withTenancy((t) => t.revokeKey(id)));
+
+  const audit = program.command('audit').description('the tamper-evident audit log');
+  audit.addHelpText('after', envHelp(DB_ENV));
+  audit
+    .command('verify')
+    .description('seal committed entries, recompute the hash chain and name the first entry that does not match (exit 1 if one does not)')
+    .action(() =>
+      withTenancy(async (_tenancy, _config, pool) => {
+        const log = createLogger('warn', {}, true);
+        const result = await new AuditLog(pool, log).verify();
+        if (!result.ok) process.exitCode = EXIT_FAILED;
+        return result;
+      }),
+    );
 
   const stats = program.command('stats').description('registration and resolution statistics');
   stats.addHelpText('after', envHelp([...DB_ENV, 'STATS_TIME_ZONE']));

@@ -39,7 +39,7 @@ export function registryRoutes(registry: RegistryService, maxValues: number): Fa
         throw errors.invalidHandle('the body names a different handle than the URL');
       }
       const conditions = writeConditions(request.headers, request.query.overwrite);
-      const result = await registry.put(request.actor, path, request.body.values, conditions);
+      const result = await registry.put(request.actor, path, request.body.values, conditions, { id: request.id, ip: request.ip });
       reply.header('etag', etag(result.record.version));
       reply.code(result.created && conditions.createOnly ? 201 : 200);
       return { responseCode: ResponseCode.SUCCESS, handle: result.record.handle };
@@ -54,7 +54,7 @@ export function registryRoutes(registry: RegistryService, maxValues: number): Fa
       },
     }, async (request) => {
       const conditions = writeConditions(request.headers, undefined);
-      const handle = await registry.delete(request.actor, request.params['*'], conditions.ifMatch === undefined ? {} : { ifMatch: conditions.ifMatch });
+      const handle = await registry.delete(request.actor, request.params['*'], conditions.ifMatch === undefined ? {} : { ifMatch: conditions.ifMatch }, { id: request.id, ip: request.ip });
       return { responseCode: ResponseCode.SUCCESS, handle };
     });
 
