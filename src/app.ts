@@ -34,7 +34,7 @@ import { registerAuthentication } from './tenancy/auth.js';
 import { LocalTenancyChanges, RedisTenancyChanges } from './tenancy/change-bus.js';
 import { OnboardingService } from './tenancy/onboarding.js';
 import { onboardingRoutes } from './tenancy/onboarding-routes.js';
-import { registerRateLimits } from './tenancy/rate-limits.js';
+import { registerRateLimits, type RateLimits } from './tenancy/rate-limits.js';
 import { adminRoutes } from './tenancy/routes.js';
 import { TenancyService } from './tenancy/service.js';
 
@@ -47,6 +47,8 @@ declare module 'fastify' {
     statsWorker: StatsWorker;
     /** The audit log (its sealer runs every AUDIT_SEAL_MS; tests call seal()). */
     auditLog: AuditLog;
+    /** Rate limits (tests call sync() instead of waiting for RATE_LIMIT_SYNC_MS). */
+    rateLimits: RateLimits;
   }
 }
 
@@ -124,7 +126,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
   registerAuthentication(app, tenancy);
-  const stopRateLimits = await registerRateLimits(app as unknown as FastifyInstance, {
+  const rateLimits = await registerRateLimits(app as unknown as FastifyInstance, {
     windowMs: config.RATE_LIMIT_WINDOW_MS,
     resolveAnonymous: config.RATE_LIMIT_RESOLVE_ANONYMOUS,
     resolveKeyed: config.RATE_LIMIT_RESOLVE_KEYED,
@@ -132,7 +134,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     onboarding: config.RATE_LIMIT_ONBOARDING,
     syncMs: config.RATE_LIMIT_SYNC_MS,
   }, deps.redis, config.REDIS_KEY_PREFIX, deps.log);
-  app.addHook('onClose', async () => stopRateLimits());
+  app.decorate('rateLimits', rateLimits);
+  app.addHook('onClose', async () => rateLimits.stop());
 
   await app.register(healthRoutes(deps.pool, deps.cache, config.NODE_ID));
   await app.register(adminRoutes(tenancy, onboarding), { prefix: '/api/admin' });

@@ -34,7 +34,13 @@ export const POLICY_ROUTES = {
 } as const;
 
 /** Registers the plugin and attaches each policy to its routes; call before any route is added. */
-export async function registerRateLimits(app: FastifyInstance, settings: RateLimitSettings, redis: Redis | undefined, keyPrefix: string, log: Logger): Promise<() => void> {
+export interface RateLimits {
+  /** Adds resolution counts to the shared budget now (the timer does it every RATE_LIMIT_SYNC_MS). */
+  sync(): Promise<void>;
+  stop(): void;
+}
+
+export async function registerRateLimits(app: FastifyInstance, settings: RateLimitSettings, redis: Redis | undefined, keyPrefix: string, log: Logger): Promise<RateLimits> {
   await app.register(fastifyRateLimit, {
     global: false,
     store: DispatchingStore as never,
@@ -74,5 +80,5 @@ export async function registerRateLimits(app: FastifyInstance, settings: RateLim
       route.onRequest = existing === undefined ? [hook] : [...(Array.isArray(existing) ? existing : [existing]), hook] as never;
     }
   });
-  return () => resolveStore.stop();
+  return { sync: () => resolveStore.sync(), stop: () => resolveStore.stop() };
 }
