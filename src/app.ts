@@ -31,7 +31,8 @@ import { StatsWorker } from './stats/worker.js';
 import { resolverRoutes } from './resolver/routes.js';
 import { ResolverService } from './resolver/service.js';
 import { registerAuthentication } from './tenancy/auth.js';
-import { LocalTenancyChanges, RedisTenancyChanges } from './tenancy/change-bus.js';
+import { enforceAccess } from './tenancy/access.js';
+import { PgTenancyChanges } from './tenancy/change-bus.js';
 import { OnboardingService } from './tenancy/onboarding.js';
 import { onboardingRoutes } from './tenancy/onboarding-routes.js';
 import { registerRateLimits, type RateLimits } from './tenancy/rate-limits.js';
@@ -95,8 +96,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   };
   const auditLog = new AuditLog(deps.pool, deps.log);
   const audit = config.AUDIT_LOG ? auditLog : NO_AUDIT;
-  const changes = deps.redis ? new RedisTenancyChanges(deps.redis, config.REDIS_KEY_PREFIX, deps.log) : new LocalTenancyChanges();
-  if (changes instanceof RedisTenancyChanges) await changes.start();
+  const changes = new PgTenancyChanges(deps.pool, deps.log);
+  await changes.start();
   const tenancy = new TenancyService(deps.pool, deps.secret, config.NODE_PREFIX, { audit, changes, keyCacheMs: config.KEY_CACHE_MS });
   await tenancy.loadDisabled();
   const onboarding = new OnboardingService(deps.pool, tenancy);
@@ -126,6 +127,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
   registerAuthentication(app, tenancy);
+  enforceAccess(app as unknown as FastifyInstance);
   const rateLimits = await registerRateLimits(app as unknown as FastifyInstance, {
     windowMs: config.RATE_LIMIT_WINDOW_MS,
     resolveAnonymous: config.RATE_LIMIT_RESOLVE_ANONYMOUS,

@@ -52,7 +52,7 @@ export const ConfigSchema = Type.Object({
     maxLength: 1000,
     description: 'Which proxies to believe about the client address (X-Forwarded-For), for rate limits and the audit log: empty or false: none (the socket address); true: any; a number: that many hops; or comma-separated addresses/CIDRs of your proxies.',
   }),
-  KEY_CACHE_MS: Type.Integer({ default: 60000, minimum: 0, maximum: 3600000, description: 'How long a checked API key is trusted in process without asking Postgres (0: ask every time). Revocations and prefix changes clear it on every process at once (Redis pub/sub); this bounds it if a message is lost.' }),
+  KEY_CACHE_MS: Type.Integer({ default: 60000, minimum: 0, maximum: 3600000, description: 'How long a checked API key is trusted in process without asking Postgres (0: ask every time). Revocations and prefix changes clear it on every process at once (Postgres NOTIFY); this bounds it if a notification is lost.' }),
   AUDIT_LOG: Type.Boolean({ default: true, description: 'false: append no audit entries (only to measure what the audit log costs; never on a production node).' }),
   AUDIT_SEAL_MS: Type.Integer({ default: 1000, minimum: 50, maximum: 3600000, description: 'How often committed audit entries are sealed into the hash chain, in ms.' }),
   RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 60000, minimum: 1000, maximum: 86400000, description: 'The window every rate limit counts over, in ms.' }),

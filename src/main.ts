@@ -14,8 +14,7 @@ import { openDatabase, serve } from './server.js';
 import { ROLES, type Role } from './tenancy/api-keys.js';
 import { TenancyService } from './tenancy/service.js';
 import { AuditLog } from './audit/service.js';
-import { RedisTenancyChanges } from './tenancy/change-bus.js';
-import { createRedis } from './infra/redis.js';
+import { PgTenancyChanges } from './tenancy/change-bus.js';
 import type { Actor } from './tenancy/actor.js';
 import { reportCsv } from './stats/csv.js';
 import { StatsService } from './stats/service.js';
@@ -37,16 +36,13 @@ async function withTenancy(fn: (tenancy: TenancyService, config: Config, pool: p
   const log = createLogger(process.env.LOG_LEVEL ? config.LOG_LEVEL : 'warn', { nodeId: config.NODE_ID }, true);
   const secret = await loadServerSecret(config, log);
   const database = await openDatabase(config, log);
-  // With Redis, a revocation or prefix change reaches running nodes' key caches at once.
-  const redis = config.REDIS_URL ? createRedis(config.REDIS_URL, log) : undefined;
   try {
-    await redis?.connect().catch(() => undefined);
-    const changes = redis ? new RedisTenancyChanges(redis, config.REDIS_KEY_PREFIX, log) : undefined;
-    const tenancy = new TenancyService(database.pool, secret, config.NODE_PREFIX, { audit: new AuditLog(database.pool, log), ...(changes ? { changes } : {}) });
+    // Publishing only (NOTIFY): a revocation or prefix change reaches running nodes' key caches at once.
+    const changes = new PgTenancyChanges(database.pool, log);
+    const tenancy = new TenancyService(database.pool, secret, config.NODE_PREFIX, { audit: new AuditLog(database.pool, log), changes });
     const result = await fn(tenancy, config, database.pool);
     process.stdout.write(typeof result === 'string' ? result : `${JSON.stringify(result, null, 2)}\n`);
   } finally {
-    redis?.disconnect();
     await database.close();
   }
 }

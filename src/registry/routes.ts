@@ -5,8 +5,6 @@ import Type from 'typebox';
 import { errors, ResponseCode } from '../infra/errors.js';
 import { etag, parseHandleOrThrow } from '../infra/handle-http.js';
 import { handleErrorResponses } from '../infra/http-schemas.js';
-import { ROLES } from '../tenancy/api-keys.js';
-import { requireRole } from '../tenancy/auth.js';
 import { HandleOk, recordBodySchema } from './http-schemas.js';
 import { writeConditions } from './preconditions.js';
 import type { RegistryService } from './service.js';
@@ -59,7 +57,6 @@ export function registryRoutes(registry: RegistryService, maxValues: number): Fa
     });
 
     app.get('/api/handles', {
-      onRequest: requireRole(...ROLES),
       schema: {
         querystring: Type.Object({
           prefix: Type.String({ minLength: 1, maxLength: 128 }),

@@ -1,14 +1,18 @@
 /**
  * Tells every process that tenancy changed (a key revoked, a prefix allocated, disabled or
- * enabled), so each drops what it cached about keys and prefixes. Over Redis pub/sub when there is
- * Redis; a process whose subscription was lost clears everything when it is back, since it may
- * have missed messages.
+ * enabled), so each drops what it cached about keys and prefixes. Over Postgres LISTEN/NOTIFY:
+ * every process already shares the database (with or without Redis, the command line included),
+ * and a notification is only delivered once the change committed. A listener whose connection
+ * was lost clears everything when it is back, since it may have missed notifications.
  */
-import type { Redis } from 'ioredis';
+import pg from 'pg';
 import type { Logger } from '../infra/logger.js';
 
+const CHANNEL = 'snode_tenancy';
+const RECONNECT_MS = 1000;
+
 export interface TenancyChanges {
-  /** Clears this process at once and tells the others; never throws. */
+  /** Clears this process at once and tells the others (after the change committed); never throws. */
   publish(): Promise<void>;
   onChange(listener: () => void): void;
   close(): Promise<void>;
@@ -32,53 +36,73 @@ export class LocalTenancyChanges implements TenancyChanges {
   async close(): Promise<void> {}
 }
 
-export class RedisTenancyChanges extends LocalTenancyChanges {
-  private subscriber: Redis | undefined;
-  private readonly channel: string;
+export class PgTenancyChanges extends LocalTenancyChanges {
+  private client: pg.Client | undefined;
+  private closed = false;
+  private retry: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly redis: Redis,
-    keyPrefix: string,
+    private readonly pool: pg.Pool,
     private readonly log: Logger,
   ) {
     super();
-    this.channel = `${keyPrefix}tenancy`;
   }
 
+  /** Starts listening (a dedicated connection); keeps retrying in the background if Postgres is away. */
   async start(): Promise<void> {
-    const subscriber = this.redis.duplicate({ lazyConnect: true });
-    this.subscriber = subscriber;
-    let lost = false;
-    subscriber.on('message', (channel: string) => {
-      if (channel === this.channel) this.fire();
+    await this.listen(false);
+  }
+
+  private async listen(missed: boolean): Promise<void> {
+    if (this.closed) return;
+    const client = new pg.Client(this.pool.options);
+    client.on('notification', (message) => {
+      if (message.channel === CHANNEL) this.fire();
     });
-    subscriber.on('error', () => {
-      lost = true;
-    });
-    // Subscribing again on every (re)connection is harmless and covers a start while Redis was down.
-    subscriber.on('ready', () => {
-      if (lost) this.fire();
-      lost = false;
-      subscriber.subscribe(this.channel).catch(() => undefined);
-    });
+    client.on('error', () => this.lost(client));
+    client.on('end', () => this.lost(client));
     try {
-      await subscriber.connect();
-      await subscriber.subscribe(this.channel);
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
+      this.client = client;
+      if (missed) this.fire();
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'tenancy change channel not subscribed yet; will keep trying');
+      this.log.warn({ err: (err as Error).message }, 'tenancy change listener not connected; retrying (key cache entries still expire after KEY_CACHE_MS)');
+      client.end().catch(() => undefined);
+      this.schedule();
     }
+  }
+
+  private lost(client: pg.Client): void {
+    if (this.client !== client) return;
+    this.client = undefined;
+    client.end().catch(() => undefined);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.closed || this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void this.listen(true);
+    }, RECONNECT_MS);
+    this.retry.unref();
   }
 
   override async publish(): Promise<void> {
     this.fire();
     try {
-      await this.redis.publish(this.channel, '1');
+      await this.pool.query(`NOTIFY ${CHANNEL}`);
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'tenancy change not published: other processes see it within KEY_CACHE_MS');
+      this.log.warn({ err: (err as Error).message }, 'tenancy change not announced: other processes see it within KEY_CACHE_MS');
     }
   }
 
   override async close(): Promise<void> {
-    await this.subscriber?.quit().catch(() => this.subscriber?.disconnect());
+    this.closed = true;
+    clearTimeout(this.retry);
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => undefined);
   }
 }
