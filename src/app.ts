@@ -14,7 +14,7 @@ import { trustProxy, type Config } from './config.js';
 import { closeKeepAliveOnShutdown } from './infra/graceful-close.js';
 import { benchRoutes } from './bench/routes.js';
 import { healthRoutes } from './infra/health-routes.js';
-import { registerErrorHandling } from './infra/http-errors.js';
+import { frameworkErrorHandler, registerErrorHandling } from './infra/http-errors.js';
 import { validatorCompiler } from './infra/validation.js';
 import type { Logger } from './infra/logger.js';
 import type { ChangeSink } from './registry/change-sink.js';
@@ -82,6 +82,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     // Per-request lines go out at debug (onResponse below): INFO is kept for domain events.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     genReqId: requestId,
+    frameworkErrors: frameworkErrorHandler as never,
     bodyLimit: config.BODY_LIMIT_BYTES,
     // Handles are up to 255 bytes and may be percent-encoded three bytes per byte.
     routerOptions: { maxParamLength: 1024 },
