@@ -44,7 +44,8 @@ export interface NodeSource {
 }
 
 /** Every variable the bench sets or clears for its nodes; the rest of the environment passes through. */
-const CONTROLLED = ['HOST', 'PORT', 'BENCH_ROUTES', 'LOG_LEVEL', 'DATA_DIR', 'API_KEY_SECRET', 'DATABASE_URL', 'REDIS_URL', 'REDIS_KEY_PREFIX', 'CACHE_MEMORY_BYTES', 'NODE_PREFIX', 'STATS_COUNT_RESOLUTIONS'];
+const CONTROLLED = ['HOST', 'PORT', 'BENCH_ROUTES', 'LOG_LEVEL', 'DATA_DIR', 'API_KEY_SECRET', 'DATABASE_URL', 'REDIS_URL', 'REDIS_KEY_PREFIX', 'CACHE_MEMORY_BYTES', 'NODE_PREFIX', 'STATS_COUNT_RESOLUTIONS', 'AUDIT_LOG',
+  'RATE_LIMIT_RESOLVE_ANONYMOUS', 'RATE_LIMIT_RESOLVE_KEYED', 'RATE_LIMIT_REGISTER'];
 
 interface Running {
   config: NodeConfigName;
@@ -99,18 +100,24 @@ export class StartedNodes implements NodeSource {
       DATA_DIR: this.dataDir,
       API_KEY_SECRET: this.secret,
       REDIS_KEY_PREFIX: this.redisKeyPrefix,
+      // Rate limits stay on (their cost is part of every figure) with budgets the load never reaches.
+      RATE_LIMIT_RESOLVE_ANONYMOUS: '1000000000',
+      RATE_LIMIT_RESOLVE_KEYED: '1000000000',
+      RATE_LIMIT_REGISTER: '1000000000',
       ...(parent ? { NODE_PREFIX: parent } : {}),
       ...(this.options.databaseUrl ? { DATABASE_URL: this.options.databaseUrl } : {}),
     });
-    if (config === 'default' || config === 'no-count') env.REDIS_URL = this.redis.ok ? this.options.redisUrl : '';
+    if (config === 'default' || config === 'no-count' || config === 'no-audit' || config === 'no-limit') env.REDIS_URL = this.redis.ok ? this.options.redisUrl : '';
     if (config === 'no-count') env.STATS_COUNT_RESOLUTIONS = 'false';
+    if (config === 'no-audit') env.AUDIT_LOG = 'false';
+    if (config === 'no-limit') Object.assign(env, { RATE_LIMIT_RESOLVE_ANONYMOUS: '0', RATE_LIMIT_RESOLVE_KEYED: '0' });
     if (config === 'l1-off') Object.assign(env, { REDIS_URL: this.options.redisUrl, CACHE_MEMORY_BYTES: '0' });
     if (config === 'no-cache') Object.assign(env, { REDIS_URL: '', CACHE_MEMORY_BYTES: '0' });
     return env;
   }
 
   private labelOf(config: NodeConfigName): { label: string; caveat: string | undefined } {
-    const withRedis = config === 'default' || config === 'no-count';
+    const withRedis = config === 'default' || config === 'no-count' || config === 'no-audit' || config === 'no-limit';
     if (!withRedis || this.redis.ok) return { label: config, caveat: undefined };
     return { label: `${config} (no Redis)`, caveat: 'Redis unreachable: in-process cache only' };
   }

@@ -71,6 +71,8 @@ const RSS_LIMIT_MIB = 300;
 /** resolve-l1-nocount: counting resolutions may cost at most 3% of resolve-l1's throughput. */
 const COUNTING_MIN = 0.97;
 const RSS_MEANT_AT_SEED = 1_000_000;
+/** write-audit: writes with the audit log on at least 0.8 x writes with it off (issue 5). */
+const AUDIT_MIN = 0.8;
 
 type Rule = { rule: string; judge(r: ScenarioResult, seeded: number): { pass: boolean | undefined; why?: string } };
 
@@ -116,6 +118,18 @@ const TARGETS: Partial<Record<ScenarioName, Rule>> = {
       if (!r.pair) return { pass: undefined, why: 'not measured' };
       const on = fmtRatio(r.pair.ratio);
       return r.pair.ratio >= COUNTING_MIN ? { pass: true, why: `count on ${on} x off` } : { pass: false, why: `count on ${on} x off < ${COUNTING_MIN}` };
+    },
+  },
+  'resolve-l1-nolimit': {
+    rule: 'resolve-l1 req/s with the resolution rate limits on, against off, over interleaved slices (reported, no target)',
+    judge: (r) => (r.pair ? { pass: undefined, why: `limit on ${fmtRatio(r.pair.ratio)} x off` } : { pass: undefined, why: 'not measured' }),
+  },
+  'write-audit': {
+    rule: `PUT req/s with the audit log on >= ${AUDIT_MIN} x req/s with it off, over interleaved slices`,
+    judge: (r) => {
+      if (!r.pair) return { pass: undefined, why: 'not measured' };
+      const on = fmtRatio(r.pair.ratio);
+      return r.pair.ratio >= AUDIT_MIN ? { pass: true, why: `audit on ${on} x off` } : { pass: false, why: `audit on ${on} x off < ${AUDIT_MIN}` };
     },
   },
   stats: {
@@ -187,7 +201,7 @@ export function table(results: ScenarioResult[], urlMode: boolean): string {
     ];
   });
   const notes = results.filter((r) => r.note).map((r) => `- ${r.name}${r.status === 'ok' ? '' : ` ${r.status}`}: ${r.note}`);
-  const extra = results.flatMap((r) => [r.pair ? pairTable(r.pair) : '', r.stats ? statsTable(r.stats) : '']).filter(Boolean);
+  const extra = results.flatMap((r) => [r.pair ? pairTable(r.name, r.pair) : '', r.stats ? statsTable(r.stats) : '']).filter(Boolean);
   return [markdown(header, rows, new Set([2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])), ...(notes.length ? ['', ...notes] : []), ...extra.flatMap((t) => ['', t])].join('\n');
 }
 
@@ -200,8 +214,9 @@ function markdown(header: string[], rows: string[][], numeric: Set<number>): str
 }
 
 /** resolve-l1-nocount: each slice's req/s on both nodes, and the sums compared. */
-function pairTable(p: PairDetail): string {
-  const header = ['resolve-l1-nocount', ...Array.from({ length: p.slices }, (_, k) => `slice ${k + 1}`), 'all slices', 'p99 ms', 'errors', 'cpu % node/bench/other'];
+function pairTable(name: string, p: PairDetail): string {
+  const [on, off] = name === 'write-audit' ? ['audit on', 'audit off'] : name === 'resolve-l1-nolimit' ? ['limit on', 'limit off'] : ['count on', 'count off'];
+  const header = [name, ...Array.from({ length: p.slices }, (_, k) => `slice ${k + 1}`), 'all slices', 'p99 ms', 'errors', 'cpu % node/bench/other'];
   const side = (s: PairDetail['baseline'], what: string) => [
     `${s.config} (${what}) req/s`,
     ...s.sliceReqPerSec.map(int),
@@ -210,10 +225,10 @@ function pairTable(p: PairDetail): string {
     String(s.errors),
     `${s.nodeCpuPct ?? 'n/a'}/${s.benchCpuPct}/${s.otherCpuPct ?? 'n/a'}`,
   ];
-  const ratio = ['count on / count off', ...p.baseline.sliceReqPerSec.map((b, k) => fmtRatio(p.measured.sliceReqPerSec[k] ? b / p.measured.sliceReqPerSec[k]! : undefined)), p.ratio.toFixed(3), '', '', ''];
+  const ratio = [`${on} / ${off}`, ...p.baseline.sliceReqPerSec.map((b, k) => fmtRatio(p.measured.sliceReqPerSec[k] ? b / p.measured.sliceReqPerSec[k]! : undefined)), p.ratio.toFixed(3), '', '', ''];
   const numeric = new Set(Array.from({ length: p.slices + 4 }, (_, k) => k + 1));
   const order = `order: ${p.order.map(([a, b]) => `${a}, ${b}`).join('; ')} (${p.sliceSeconds} s slices)`;
-  return `${markdown(header, [side(p.baseline, 'count on'), side(p.measured, 'count off'), ratio], numeric)}\n${order}`;
+  return `${markdown(header, [side(p.baseline, on), side(p.measured, off), ratio], numeric)}\n${order}`;
 }
 
 /** stats: each route's latency against the count(*) yardstick. */

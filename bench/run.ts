@@ -52,7 +52,7 @@ async function runAll(options: BenchOptions, nodes: NodeSource, signal: AbortSig
         }
         const [baseline, node] = await nodes.acquirePair(s.baseline, s.config);
         await seedOn(baseline.url);
-        result = await measurePair(s, baseline, node, set, { connections: options.connections, duration: options.duration, warmup: options.warmup, signal, slices: options.slices, slice: options.slice });
+        result = await measurePair(s, baseline, node, { ...set, key: await nodes.adminKey() }, { connections: options.connections, duration: options.duration, warmup: options.warmup, signal, slices: options.slices, slice: options.slice });
       } else if (s.kind === 'stats') {
         const node = await nodes.acquire(s.config);
         await seedOn(node.url);

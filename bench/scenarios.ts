@@ -6,14 +6,16 @@
 
 // stats comes last: its seed adds a million identifiers under other prefixes, which would change
 // what resolve-pg reads (a larger index) were it to run before.
-export const SCENARIO_NAMES = ['ceiling', 'resolve-l1', 'resolve-l1-nocount', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto', 'stats', 'sync-drain'] as const;
+export const SCENARIO_NAMES = ['ceiling', 'resolve-l1', 'resolve-l1-nocount', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto', 'resolve-l1-nolimit', 'write-audit', 'stats', 'sync-drain'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 /**
  * default: L1 in-process cache + Redis; l1-off: Redis only; no-cache: every resolve reads Postgres;
- * no-count: default with STATS_COUNT_RESOLUTIONS=false (resolutions are not counted).
+ * no-count: default with STATS_COUNT_RESOLUTIONS=false (resolutions are not counted);
+ * no-audit: default with AUDIT_LOG=false (identifier writes append no audit entry);
+ * no-limit: default with the resolution rate limits off (RATE_LIMIT_RESOLVE_* = 0).
  */
-export type NodeConfigName = 'default' | 'l1-off' | 'no-cache' | 'no-count';
+export type NodeConfigName = 'default' | 'l1-off' | 'no-cache' | 'no-count' | 'no-audit' | 'no-limit';
 
 export const BATCH_SIZE = 100;
 /**
@@ -31,6 +33,8 @@ export interface SetInfo {
   seeded: number;
   /** Hot set: BENCH-0 .. BENCH-<hot-1>; also the size of the miss set NOPE-0 .. NOPE-<hot-1>. */
   hot: number;
+  /** An admin key, for the scenarios that write. */
+  key?: string;
 }
 
 export interface RequestPlan {
@@ -134,6 +138,23 @@ function batches(set: SetInfo, size: number, perRequest: number, shifting: boole
       const handles = Array.from({ length: count }, (_, k) => bench(set, (start + k) % size));
       return { path: '/api/resolve', body: JSON.stringify({ handles }) };
     },
+  };
+}
+
+/**
+ * PUT plans: request i replaces WRITE-<n> (n scattered over the hot set's size) with a value that
+ * changes every cycle, so each request is a real update (a new version, an audit entry).
+ */
+function writes(set: SetInfo): RequestPlan {
+  const order = scatter(set.hot);
+  return {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${set.key ?? ''}` },
+    size: set.hot,
+    at: (i) => ({
+      path: `/api/handles/${set.prefix}/WRITE-${order(i)}`,
+      body: JSON.stringify({ values: [{ index: 1, type: 'URL', data: { format: 'string', value: `https://bench.example/${i}` } }] }),
+    }),
   };
 }
 
@@ -280,6 +301,31 @@ const scenarios: Array<Scenario | StatsScenario | DrainScenario> = [
       if (probe.status !== 200) return `answered ${probe.status} ${probe.body.toString('utf8').slice(0, 200)}`;
       return probe.contentType.startsWith(PROTOBUF) ? undefined : `answered Content-Type ${probe.contentType || '(none)'}, expected ${PROTOBUF}`;
     },
+  },
+  {
+    name: 'resolve-l1-nolimit',
+    kind: 'pair',
+    summary: 'resolve-l1 on a node without resolution rate limits and a default node side by side, in interleaved slices (what the anonymous rate limit costs an L1 hit)',
+    config: 'no-limit',
+    baseline: 'default',
+    needsRedis: false,
+    selfContained: true,
+    expectedStatus: 200,
+    identifiersPerRequest: 1,
+    ...resolveL1,
+  },
+  {
+    name: 'write-audit',
+    kind: 'pair',
+    summary: 'PUT /api/handles/<prefix>/WRITE-<i> (admin key, one URL value) on a default node and a no-audit node side by side, in interleaved slices (what the audit log costs writes)',
+    config: 'no-audit',
+    baseline: 'default',
+    needsRedis: false,
+    selfContained: false,
+    expectedStatus: 200,
+    identifiersPerRequest: 1,
+    plan: (set) => writes(set),
+    check: (probe) => (probe.status === 200 ? undefined : `answered ${probe.status} ${probe.body.toString('utf8').slice(0, 200)}`),
   },
   {
     name: 'stats',

@@ -1,16 +1,20 @@
 /** buildApp(config, deps): the fastify application with every module's routes. Never listens. */
 import { randomUUID } from 'node:crypto';
-import { readFileSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import type { IncomingMessage as RawRequest, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { readFile } from 'node:fs/promises';
+import type { Redis } from 'ioredis';
 import type pg from 'pg';
-import type { Config } from './config.js';
+import { auditRoutes } from './audit/routes.js';
+import { AuditLog, NO_AUDIT } from './audit/service.js';
+import { auditSink } from './audit/sink.js';
+import { trustProxy, type Config } from './config.js';
 import { closeKeepAliveOnShutdown } from './infra/graceful-close.js';
 import { benchRoutes } from './bench/routes.js';
 import { healthRoutes } from './infra/health-routes.js';
-import { registerErrorHandling } from './infra/http-errors.js';
+import { frameworkErrorHandler, registerErrorHandling } from './infra/http-errors.js';
 import { validatorCompiler } from './infra/validation.js';
 import type { Logger } from './infra/logger.js';
 import { Federation } from './federation/index.js';
@@ -30,6 +34,11 @@ import { StatsWorker } from './stats/worker.js';
 import { resolverRoutes } from './resolver/routes.js';
 import { ResolverService } from './resolver/service.js';
 import { registerAuthentication } from './tenancy/auth.js';
+import { enforceAccess } from './tenancy/access.js';
+import { PgTenancyChanges } from './tenancy/change-bus.js';
+import { OnboardingService } from './tenancy/onboarding.js';
+import { onboardingRoutes } from './tenancy/onboarding-routes.js';
+import { registerRateLimits, type RateLimits } from './tenancy/rate-limits.js';
 import { adminRoutes } from './tenancy/routes.js';
 import { TenancyService } from './tenancy/service.js';
 
@@ -42,6 +51,10 @@ declare module 'fastify' {
     statsWorker: StatsWorker;
     /** Streaming imports; the server resumes unfinished ones once it listens. */
     importer: Importer;
+    /** The audit log (its sealer runs every AUDIT_SEAL_MS; tests call seal()). */
+    auditLog: AuditLog;
+    /** Rate limits (tests call sync() instead of waiting for RATE_LIMIT_SYNC_MS). */
+    rateLimits: RateLimits;
   }
 }
 
@@ -53,6 +66,8 @@ export interface AppDeps {
   secret: Buffer;
   /** Change sinks run inside every identifier write's transaction. */
   sinks?: ChangeSink[];
+  /** Shared Redis (rate limits, tenancy changes); undefined in single-process mode. */
+  redis?: Redis;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -64,25 +79,33 @@ function requestId(req: IncomingMessage): string {
 }
 
 export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
-  // HTTPS when configured (federation links between nodes may need it without a TLS proxy).
-  const https = config.TLS_CERT_FILE ? { https: { cert: readFileSync(config.TLS_CERT_FILE), key: readFileSync(config.TLS_KEY_FILE) } } : {};
+  const https = config.TLS_CERT ? { cert: await readFile(config.TLS_CERT), key: await readFile(config.TLS_KEY) } : undefined;
   const app = Fastify({
-    ...(https as object),
+    ...(https ? { https } : {}),
+    trustProxy: trustProxy(config.TRUST_PROXY) as never,
     loggerInstance: deps.log as FastifyBaseLogger,
     // Per-request lines go out at debug (onResponse below): INFO is kept for domain events.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     genReqId: requestId,
+    frameworkErrors: frameworkErrorHandler as never,
     bodyLimit: config.BODY_LIMIT_BYTES,
     // Handles are up to 255 bytes and may be percent-encoded three bytes per byte.
     routerOptions: { maxParamLength: 1024 },
-  }).withTypeProvider<TypeBoxTypeProvider>();
+  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
   app.setValidatorCompiler(validatorCompiler());
   closeKeepAliveOnShutdown(app);
 
-  const tenancy = new TenancyService(deps.pool, deps.secret, config.NODE_PREFIX);
+  const auditLog = new AuditLog(deps.pool, deps.log);
+  const audit = config.AUDIT_LOG ? auditLog : NO_AUDIT;
+  const changes = new PgTenancyChanges(deps.pool, deps.log);
+  await changes.start();
+  const tenancy = new TenancyService(deps.pool, deps.secret, config.NODE_PREFIX, { audit, changes, keyCacheMs: config.KEY_CACHE_MS });
+  await tenancy.loadDisabled();
+  const onboarding = new OnboardingService(deps.pool, tenancy);
   const stats = new StatsService(deps.pool, tenancy, config.STATS_TIME_ZONE);
   const federation = await Federation.create(config, { pool: deps.pool, log: deps.log, tenancy, stats });
-  const { registry, batches, importer } = buildWriters(config, deps.pool, deps.cache, deps.log, [...(federation?.sinks ?? []), ...(deps.sinks ?? [])]);
+  const sinks = [...(config.AUDIT_LOG ? [auditSink(audit)] : []), ...(federation?.sinks ?? []), ...(deps.sinks ?? [])];
+  const { registry, batches, importer } = buildWriters(config, deps.pool, deps.cache, deps.log, sinks, (prefix) => tenancy.isDisabled(prefix));
   app.decorate('importer', importer);
   // Stops between chunks (the job resumes on the next start), before the pool closes.
   app.addHook('onClose', async () => importer.close());
@@ -93,6 +116,12 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   statsWorker.start();
   // Before the pool closes (the server closes the app first): the last counts go out.
   app.addHook('onClose', async () => statsWorker.stop());
+  app.decorate('auditLog', auditLog);
+  if (config.AUDIT_LOG) auditLog.start(config.AUDIT_SEAL_MS);
+  app.addHook('onClose', async () => {
+    await auditLog.stop();
+    await changes.close();
+  });
 
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -104,10 +133,23 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
   registerAuthentication(app, tenancy);
-  await federation?.register(app);
+  enforceAccess(app as unknown as FastifyInstance);
+  const rateLimits = await registerRateLimits(app as unknown as FastifyInstance, {
+    windowMs: config.RATE_LIMIT_WINDOW_MS,
+    resolveAnonymous: config.RATE_LIMIT_RESOLVE_ANONYMOUS,
+    resolveKeyed: config.RATE_LIMIT_RESOLVE_KEYED,
+    register: config.RATE_LIMIT_REGISTER,
+    onboarding: config.RATE_LIMIT_ONBOARDING,
+    syncMs: config.RATE_LIMIT_SYNC_MS,
+  }, deps.redis, config.REDIS_KEY_PREFIX, deps.log);
+  app.decorate('rateLimits', rateLimits);
+  app.addHook('onClose', async () => rateLimits.stop());
 
+  await federation?.register(app);
   await app.register(healthRoutes(deps.pool, deps.cache, config.NODE_ID));
-  await app.register(adminRoutes(tenancy), { prefix: '/api/admin' });
+  await app.register(adminRoutes(tenancy, onboarding), { prefix: '/api/admin' });
+  await app.register(onboardingRoutes(onboarding), { prefix: '/api/enterprises' });
+  await app.register(auditRoutes(auditLog), { prefix: '/api/audit' });
   await app.register(statsRoutes(stats), { prefix: '/api/stats' });
   await app.register(dashboardRoutes());
   await app.register(registryRoutes(registry, config.MAX_VALUES_PER_RECORD));

@@ -48,6 +48,22 @@ export const ConfigSchema = Type.Object({
   STATS_TIME_ZONE: Type.String({ default: 'Asia/Shanghai', maxLength: 64, description: 'IANA time zone whose calendar days, months and quarters the statistics count in.' }),
   STATS_FLUSH_MS: Type.Integer({ default: 5000, minimum: 100, maximum: 3600000, description: 'How often resolution counts are flushed to Postgres and registration deltas folded, in ms; a crash loses at most this much of resolution counts.' }),
   STATS_COUNT_RESOLUTIONS: Type.Boolean({ default: true, description: 'false: do not count resolutions (registrations are always counted).' }),
+  TLS_CERT: Type.String({ default: '', description: 'Path of a PEM certificate (chain): with TLS_KEY, the node serves HTTPS directly.' }),
+  TLS_KEY: Type.String({ default: '', description: 'Path of the PEM private key for TLS_CERT.' }),
+  TRUST_PROXY: Type.String({
+    default: '',
+    maxLength: 1000,
+    description: 'Which proxies to believe about the client address (X-Forwarded-For), for rate limits and the audit log: empty or false: none (the socket address); true: any; a number: that many hops; or comma-separated addresses/CIDRs of your proxies.',
+  }),
+  KEY_CACHE_MS: Type.Integer({ default: 60000, minimum: 0, maximum: 3600000, description: 'How long a checked API key is trusted in process without asking Postgres (0: ask every time). Revocations and prefix changes clear it on every process at once (Postgres NOTIFY); this bounds it if a notification is lost.' }),
+  AUDIT_LOG: Type.Boolean({ default: true, description: 'false: append no audit entries (only to measure what the audit log costs; never on a production node).' }),
+  AUDIT_SEAL_MS: Type.Integer({ default: 1000, minimum: 50, maximum: 3600000, description: 'How often committed audit entries are sealed into the hash chain, in ms.' }),
+  RATE_LIMIT_WINDOW_MS: Type.Integer({ default: 60000, minimum: 1000, maximum: 86400000, description: 'The window every rate limit counts over, in ms.' }),
+  RATE_LIMIT_RESOLVE_ANONYMOUS: Type.Integer({ default: 12000, minimum: 0, description: 'Resolutions per window per client IP (IPv6 per /64) without a key (0: no limit).' }),
+  RATE_LIMIT_RESOLVE_KEYED: Type.Integer({ default: 120000, minimum: 0, description: 'Resolutions per window per API key (0: no limit).' }),
+  RATE_LIMIT_REGISTER: Type.Integer({ default: 30000, minimum: 0, description: 'Writes (PUT, DELETE, batch requests) per window per API key (0: no limit).' }),
+  RATE_LIMIT_ONBOARDING: Type.Integer({ default: 10, minimum: 0, description: 'Applications (POST /api/enterprises/apply) per window per client IP (0: no limit).' }),
+  RATE_LIMIT_SYNC_MS: Type.Integer({ default: 100, minimum: 10, maximum: 60000, description: 'How often resolution counts are added to the shared budget in Redis, in ms (resolution limits count in process in between).' }),
   BENCH_ROUTES: Type.Boolean({ default: false, description: 'true or 1: add the bench-only routes (/bench/ceiling, /bench/seed, /bench/seed-stats, /bench/count-identifiers). Never on a production node.' }),
   ROLE: Type.Enum(['secondary', 'top-level'], {
     default: 'secondary',
@@ -58,8 +74,6 @@ export const ConfigSchema = Type.Object({
     pattern: '^(|https?://[^,\\s]+(,https?://[^,\\s]+)*)$',
     description: 'Top-level endpoints in priority order, comma-separated (e.g. the primary, then the Nanjing disaster-recovery endpoint). Empty: no federation. Every endpoint must serve the same top-level store.',
   }),
-  TLS_CERT_FILE: Type.String({ default: '', description: 'PEM certificate (chain) to serve HTTPS with; set TLS_KEY_FILE too. Empty: plain HTTP.' }),
-  TLS_KEY_FILE: Type.String({ default: '', description: 'PEM private key of TLS_CERT_FILE.' }),
   PUBLIC_URL: Type.String({ default: '', pattern: '^(|https?://.+)$', description: 'Base URL partners resolve this node at, registered with the top-level node. Empty: http://HOST:PORT as listening.' }),
   FEDERATION_KEY_FILE: Type.String({ default: '', description: 'PKCS#8 PEM private key that signs federation requests. Empty: DATA_DIR/federation-key.pem, generated on first start (FEDERATION_KEY_ALGORITHM) with its public half beside it.' }),
   FEDERATION_KEY_ALGORITHM: Type.Enum(['ed25519', 'sm2'], { default: 'ed25519', description: 'Algorithm of a generated federation key: ed25519 or sm2 (signed with SM3).' }),
@@ -117,8 +131,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } catch (err) {
     throw new ConfigError(`invalid configuration:\n  STATS_TIME_ZONE: ${(err as Error).message}`);
   }
-  if (Boolean(config.TLS_CERT_FILE) !== Boolean(config.TLS_KEY_FILE)) {
-    throw new ConfigError('invalid configuration:\n  TLS_CERT_FILE, TLS_KEY_FILE: set both (HTTPS) or neither (HTTP)');
+  if ((config.TLS_CERT === '') !== (config.TLS_KEY === '')) {
+    throw new ConfigError('invalid configuration:\n  TLS_CERT, TLS_KEY: give both (HTTPS) or neither (HTTP)');
   }
   try {
     config.NODE_PREFIX = normalisePrefix(config.NODE_PREFIX);
@@ -126,6 +140,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`invalid configuration:\n  NODE_PREFIX: ${(err as Error).message} (got ${shown('NODE_PREFIX', env.NODE_PREFIX ?? '')})`);
   }
   return config;
+}
+
+/** TRUST_PROXY as fastify's trustProxy option. */
+export function trustProxy(value: string): boolean | number | string[] {
+  const v = value.trim().toLowerCase();
+  if (v === '' || v === 'false') return false;
+  if (v === 'true') return true;
+  if (/^[0-9]+$/.test(v)) return Number(v);
+  return value.split(',').map((s) => s.trim()).filter((s) => s.length > 0);
 }
 
 /** Rows for `snode config` and the README table. */

@@ -13,6 +13,8 @@ import { loadServerSecret } from './infra/secrets.js';
 import { openDatabase, serve } from './server.js';
 import { ROLES, type Role } from './tenancy/api-keys.js';
 import { TenancyService } from './tenancy/service.js';
+import { AuditLog } from './audit/service.js';
+import { PgTenancyChanges } from './tenancy/change-bus.js';
 import type { Actor } from './tenancy/actor.js';
 import { runImportCommand } from './registry/import-command.js';
 import { reportCsv } from './stats/csv.js';
@@ -38,7 +40,10 @@ async function withTenancy(fn: (tenancy: TenancyService, config: Config, pool: p
   const secret = await loadServerSecret(config, log);
   const database = await openDatabase(config, log);
   try {
-    const result = await fn(new TenancyService(database.pool, secret, config.NODE_PREFIX), config, database.pool);
+    // Publishing only (NOTIFY): a revocation or prefix change reaches running nodes' key caches at once.
+    const changes = new PgTenancyChanges(database.pool, log);
+    const tenancy = new TenancyService(database.pool, secret, config.NODE_PREFIX, { audit: new AuditLog(database.pool, log), changes });
+    const result = await fn(tenancy, config, database.pool);
     process.stdout.write(typeof result === 'string' ? result : `${JSON.stringify(result, null, 2)}\n`);
   } finally {
     await database.close();
@@ -107,6 +112,10 @@ function buildProgram(): Command {
     .requiredOption('--enterprise <id>', 'enterprise id')
     .action((p: string, o: { enterprise: string }) => withTenancy((t) => t.addPrefix(o.enterprise, p)));
   prefix.command('list').description('list allocated prefixes').action(() => withTenancy((t) => t.listPrefixes()));
+  prefix.command('disable <prefix>').description('refuse every write under a prefix (its records still resolve)')
+    .action((p: string) => withTenancy((t) => t.setPrefixState(p, 'disabled')));
+  prefix.command('enable <prefix>').description('accept writes under a disabled prefix again')
+    .action((p: string) => withTenancy((t) => t.setPrefixState(p, 'active')));
 
   const key = admin.command('key').description('API keys');
   key
@@ -161,6 +170,20 @@ function buildProgram(): Command {
     .command('resync')
     .description('queue a full snapshot of every identifier for the top-level node, replacing its escrow copy (repairs drift)')
     .action(() => withTenancy((_t, _config, pool) => federationCli.resync(pool)));
+
+  const audit = program.command('audit').description('the tamper-evident audit log');
+  audit.addHelpText('after', envHelp(DB_ENV));
+  audit
+    .command('verify')
+    .description('seal committed entries, recompute the hash chain and name the first entry that does not match (exit 1 if one does not)')
+    .action(() =>
+      withTenancy(async (_tenancy, _config, pool) => {
+        const log = createLogger('warn', {}, true);
+        const result = await new AuditLog(pool, log).verify();
+        if (!result.ok) process.exitCode = EXIT_FAILED;
+        return result;
+      }),
+    );
 
   const stats = program.command('stats').description('registration and resolution statistics');
   stats.addHelpText('after', envHelp([...DB_ENV, 'STATS_TIME_ZONE']));

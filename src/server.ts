@@ -9,9 +9,11 @@ import { createLogger, type Logger } from './infra/logger.js';
 import { runMigrations } from './infra/migrations.js';
 import { createPool } from './infra/postgres.js';
 import { connectRedis, createRedis } from './infra/redis.js';
+import type { Redis } from 'ioredis';
 import { loadServerSecret } from './infra/secrets.js';
 import { RedisCache } from './resolver/redis-cache.js';
 import { ResolverCache } from './resolver/resolver-cache.js';
+import { AuditLog, NO_AUDIT } from './audit/service.js';
 import { ensureFirstAdminKey } from './tenancy/bootstrap.js';
 import { TenancyService } from './tenancy/service.js';
 
@@ -53,6 +55,8 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
 
 export interface Cache {
   cache: ResolverCache;
+  /** The shared Redis client (rate limits, tenancy changes); undefined without REDIS_URL. */
+  redis?: Redis;
   close(): Promise<void>;
 }
 
@@ -71,6 +75,7 @@ export async function openCache(config: Config, log: Logger): Promise<Cache> {
   await cache.start();
   return {
     cache,
+    redis,
     close: async () => {
       await cache.close();
       await redis.quit().catch(() => redis.disconnect());
@@ -100,8 +105,9 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
   let app: App | undefined;
   try {
     cache = await openCache(config, log);
-    await ensureFirstAdminKey(database.pool, new TenancyService(database.pool, secret, config.NODE_PREFIX), config.DATA_DIR, log);
-    app = await buildApp(config, { pool: database.pool, cache: cache.cache, log, secret, sinks: options.sinks ?? [] });
+    const audit = config.AUDIT_LOG ? new AuditLog(database.pool, log) : NO_AUDIT;
+    await ensureFirstAdminKey(database.pool, new TenancyService(database.pool, secret, config.NODE_PREFIX, { audit }), config.DATA_DIR, log);
+    app = await buildApp(config, { pool: database.pool, cache: cache.cache, log, secret, sinks: options.sinks ?? [], redis: cache.redis });
     const url = await app.listen({ host: config.HOST, port: config.PORT });
     log.info({ url, nodePrefix: config.NODE_PREFIX }, 'snode listening');
     app.importer.resumeUnfinished();

@@ -11,7 +11,6 @@ import { parseHandleOrThrow } from '../infra/handle-http.js';
 import { usccCheckCharacter } from '../handle/uscc.js';
 import { dayIn } from '../stats/periods.js';
 import { appendRegistrationDeltas, rollupUpsert } from '../stats/repository.js';
-import { requireRole } from '../tenancy/auth.js';
 import { BENCH_SUFFIX, benchValuesJson, ceilingBody } from './records.js';
 
 const CHUNK = 50_000;
@@ -28,7 +27,6 @@ export function benchRoutes(pool: pg.Pool, nodePrefix: string, timeZone: string)
     });
 
     app.post('/bench/seed', {
-      onRequest: requireRole('admin'),
       schema: {
         body: Type.Object({
           prefix: Type.String({ minLength: 1, maxLength: 200 }),
@@ -60,7 +58,6 @@ export function benchRoutes(pool: pg.Pool, nodePrefix: string, timeZone: string)
     // A node with history: enterprises, one prefix each (NODE_PREFIX.B<k>), identifiers under
     // every prefix, and `days` of daily statistics before today for registrations and resolutions.
     app.post('/bench/seed-stats', {
-      onRequest: requireRole('admin'),
       schema: {
         body: Type.Object({
           enterprises: Type.Integer({ minimum: 1, maximum: 100_000 }),

@@ -113,7 +113,7 @@ export class Federation {
     if (!baseUrl) {
       const address = this.app?.server.address() as AddressInfo | null | undefined;
       const host = this.config.HOST === '0.0.0.0' || this.config.HOST === '::' ? '127.0.0.1' : this.config.HOST;
-      baseUrl = address ? `${this.config.TLS_CERT_FILE ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${address.port}` : '';
+      baseUrl = address ? `${this.config.TLS_CERT ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${address.port}` : '';
     }
     return { nodeId: this.config.NODE_ID, nodePrefix: this.config.NODE_PREFIX, baseUrl: baseUrl.replace(/\/$/, ''), version: SOFTWARE_VERSION };
   }

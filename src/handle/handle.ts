@@ -41,6 +41,10 @@ export function normalisePrefix(input: string): string {
 const SIMPLE_PREFIX = /^[A-Za-z0-9]+(?:\.[A-Za-z0-9]+)*$/;
 const SIMPLE_SUFFIX = /^[\x20-\x7e]+$/;
 const LOWER = /[a-z]/;
+// "." or ".." as a /-separated segment of the suffix: proxies and clients rewrite such paths
+// (/api/handles/88.118.8/../x reaches /api/handles/x), so one handle would read differently on
+// different routes. Refused everywhere instead.
+const DOT_SEGMENT = /(?:^|\/)\.{1,2}(?:\/|$)/;
 
 /** Parses `PREFIX/SUFFIX`; throws InvalidHandleError with a reason a client can act on. */
 export function parseHandle(input: string): Handle {
@@ -50,7 +54,7 @@ export function parseHandle(input: string): Handle {
   if (slash > 0 && input.length <= MAX_HANDLE_BYTES) {
     const rawPrefix = input.slice(0, slash);
     const suffix = input.slice(slash + 1);
-    if (SIMPLE_PREFIX.test(rawPrefix) && SIMPLE_SUFFIX.test(suffix)) {
+    if (SIMPLE_PREFIX.test(rawPrefix) && SIMPLE_SUFFIX.test(suffix) && (suffix.indexOf('.') < 0 || !DOT_SEGMENT.test(suffix))) {
       const prefix = LOWER.test(rawPrefix) ? rawPrefix.toUpperCase() : rawPrefix;
       return { prefix, suffix, handle: prefix === rawPrefix ? input : `${prefix}/${suffix}` };
     }
@@ -67,6 +71,7 @@ function parseHandleFully(input: string): Handle {
   if (suffix.length === 0) throw new InvalidHandleError(input, 'suffix is empty');
   if (CONTROL.test(suffix)) throw new InvalidHandleError(input, 'suffix contains a control character');
   if (LONE_SURROGATE.test(suffix)) throw new InvalidHandleError(input, 'suffix is not valid UTF-8');
+  if (DOT_SEGMENT.test(suffix)) throw new InvalidHandleError(input, 'suffix has a "." or ".." path segment');
   const handle = `${prefix}/${suffix}`;
   const bytes = Buffer.byteLength(handle, 'utf8');
   if (bytes > MAX_HANDLE_BYTES) {

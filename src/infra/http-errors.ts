@@ -76,6 +76,16 @@ export function sendError(request: FastifyRequest, reply: FastifyReply, outcome:
   return reply.send({ error: { code: outcome.code, message: outcome.message, requestId: request.id } });
 }
 
+/**
+ * For fastify's `frameworkErrors` option: errors raised before routing (bad percent-encoding in
+ * the URL, a bad Content-Type header) answer with the same stable bodies as everything else,
+ * not fastify's default `FST_ERR_*` body.
+ */
+export function frameworkErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  reply.header('x-request-id', request.id);
+  sendError(request, reply, classify(error));
+}
+
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error: FastifyError, request, reply) => {
     const outcome = classify(error);

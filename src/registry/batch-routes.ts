@@ -2,7 +2,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { HandleErrorBody, handleErrorResponses } from '../infra/http-schemas.js';
-import { requireRole } from '../tenancy/auth.js';
 import { BATCH_MAX_OPERATIONS, type BatchOperation, type BatchRegistry } from './batch.js';
 import { itemChecker } from './batch-items.js';
 import { IDEMPOTENCY_KEY_PATTERN } from './idempotency.js';
@@ -30,7 +29,6 @@ export function batchRoutes(batches: BatchRegistry, maxValues: number, bodyLimit
 
   return async (app) => {
     app.post('/api/handles/batch', {
-      onRequest: requireRole('enterprise', 'admin'),
       bodyLimit,
       schema: {
         headers: Type.Object({ 'idempotency-key': Type.Optional(Type.String({ pattern: IDEMPOTENCY_KEY_PATTERN, description: 'Retries with the same key and body answer the first answer and apply nothing again.' })) }),
@@ -54,7 +52,7 @@ export function batchRoutes(batches: BatchRegistry, maxValues: number, bodyLimit
     }, async (request, reply) => {
       const operations = request.body.operations as BatchOperation[];
       const mode = request.body.mode ?? 'partial';
-      const result = await batches.run(request.actor, mode, operations, itemError(operations), request.headers['idempotency-key']);
+      const result = await batches.run(request.actor, mode, operations, itemError(operations), request.headers['idempotency-key'], { id: request.id, ip: request.ip });
       if (result.replayed) reply.header('idempotency-replayed', 'true');
       reply.code(result.status);
       return result.body;

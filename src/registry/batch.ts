@@ -15,7 +15,7 @@ import { withTransaction, type Tx } from '../infra/postgres.js';
 import type { CacheInvalidation } from '../resolver/resolver-cache.js';
 import type { Actor } from '../tenancy/actor.js';
 import * as batchRepo from './batch-repository.js';
-import type { IdentifierChange } from './change-sink.js';
+import type { IdentifierChange, RequestInfo } from './change-sink.js';
 import * as idempotency from './idempotency.js';
 import type { LockedRecord } from './repository.js';
 import type { RegistryService } from './service.js';
@@ -105,6 +105,7 @@ export class BatchRegistry {
     operations: readonly BatchOperation[],
     itemError: (i: number) => string | undefined,
     idempotencyKey?: string,
+    request?: RequestInfo,
   ): Promise<{ status: number; body: BatchAnswer; replayed: boolean }> {
     if (actor.kind !== 'key') throw errors.authenticationNeeded();
     if (actor.role === 'auditor') throw errors.forbidden('ROLE_NOT_ALLOWED', 'auditor keys are read-only');
@@ -120,7 +121,7 @@ export class BatchRegistry {
             if (stored) return { ...stored, body: stored.body as BatchAnswer, replayed: true, written: [] as string[] };
           }
           const itemResults = [...results];
-          const written = await this.apply(tx, actor, mode, planned, itemResults);
+          const written = await this.apply(tx, actor, mode, planned, itemResults, request);
           const body = summarise(mode, itemResults, written !== undefined);
           // A failed atomic batch answers the status of its first failing item.
           const status = body.applied ? 200 : (itemResults.find((r) => r.code !== 'NOT_APPLIED' && r.responseCode !== ResponseCode.SUCCESS)?.status ?? 409);
@@ -202,7 +203,14 @@ export class BatchRegistry {
    * has a failure) writes: inserts, replacements and deletes, one statement each, then one call
    * per change sink. Returns the handles written, or undefined when an atomic batch failed.
    */
-  private async apply(tx: Tx, actor: Extract<Actor, { kind: 'key' }>, mode: BatchMode, planned: readonly Planned[], results: ItemResult[]): Promise<string[] | undefined> {
+  private async apply(
+    tx: Tx,
+    actor: Extract<Actor, { kind: 'key' }>,
+    mode: BatchMode,
+    planned: readonly Planned[],
+    results: ItemResult[],
+    request?: RequestInfo,
+  ): Promise<string[] | undefined> {
     if (mode === 'atomic' && results.some((r) => r !== undefined)) return this.notApplied(planned, results);
     const now = new Date().toISOString();
     const existing = await batchRepo.lockMany(tx, planned.map((p) => p.handle));
@@ -252,7 +260,7 @@ export class BatchRegistry {
     const changes: IdentifierChange[] = [];
     const key = { keyId: actor.keyId, role: actor.role };
     const change = (op: IdentifierChange['op'], p: Planned, version: number, values: HandleValue[] | null, previous: LockedRecord | null): IdentifierChange => ({
-      op, handle: p.handle.handle, prefix: p.handle.prefix, suffix: p.handle.suffix, version, values, previous, actor: key, at: now,
+      op, handle: p.handle.handle, prefix: p.handle.prefix, suffix: p.handle.suffix, version, values, previous, actor: key, at: now, ...(request ? { request } : {}),
     });
     for (const p of inserts) {
       changes.push(change('create', p, 1, p.values, null));

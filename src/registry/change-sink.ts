@@ -8,6 +8,13 @@ import type { HandleValue } from '../handle/values.js';
 import type { Tx } from '../infra/postgres.js';
 import type { Role } from '../tenancy/api-keys.js';
 
+/** Which request made a change, as the audit log records it. */
+export interface RequestInfo {
+  id: string;
+  /** The client address as TRUST_PROXY lets the node see it. */
+  ip: string;
+}
+
 export interface IdentifierChange {
   op: 'create' | 'update' | 'delete';
   handle: string;
@@ -20,6 +27,8 @@ export interface IdentifierChange {
   /** The record before the change; null for a create. */
   previous: { version: number; values: HandleValue[] } | null;
   actor: { keyId: string; role: Role };
+  /** The HTTP request behind the change (absent for the command line and imports). */
+  request?: RequestInfo;
   /** ISO time of the change (server clock). */
   at: string;
 }

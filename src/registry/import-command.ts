@@ -1,11 +1,14 @@
 /** `snode import FILE --prefix P`: the streaming import, run by the command line on its own file. */
 import { stat } from 'node:fs/promises';
 import type { Config } from '../config.js';
+import { AuditLog } from '../audit/service.js';
+import { auditSink } from '../audit/sink.js';
 import { upstreamUrls } from '../federation/index.js';
 import { outboxSink } from '../federation/outbox-sink.js';
 import { createLogger } from '../infra/logger.js';
 import { openCache, openDatabase } from '../server.js';
 import type { Actor } from '../tenancy/actor.js';
+import { disabledPrefixes } from '../tenancy/repository.js';
 import type { ImportJob } from './import-jobs.js';
 import type { ImportFormat, ImportMode } from './import-lines.js';
 import { buildWriters } from './writers.js';
@@ -42,8 +45,11 @@ export async function runImportCommand(config: Config, actor: Actor, file: strin
   try {
     const cache = await openCache(config, log);
     try {
-      // The same sinks as the node's: statistics always, the federation outbox when the node syncs.
-      const { importer } = buildWriters(config, database.pool, cache.cache, log, upstreamUrls(config).length > 0 ? [outboxSink()] : []);
+      // The same sinks as the node's: statistics always, the audit log unless off, the outbox when the node syncs.
+      // Disabled prefixes as they are when the command starts.
+      const disabled = new Set(await disabledPrefixes(database.pool));
+      const sinks = [...(config.AUDIT_LOG ? [auditSink(new AuditLog(database.pool, log))] : []), ...(upstreamUrls(config).length > 0 ? [outboxSink()] : [])];
+      const { importer } = buildWriters(config, database.pool, cache.cache, log, sinks, (prefix) => disabled.has(prefix));
       const print = progressPrinter(size);
       const job = await importer.importFile(actor, options.prefix, format, options.mode, file, (counts, bytesRead) => print(counts, bytesRead));
       print(job, size, true);

@@ -5,8 +5,6 @@ import Type from 'typebox';
 import { errors, ResponseCode } from '../infra/errors.js';
 import { etag, parseHandleOrThrow } from '../infra/handle-http.js';
 import { handleErrorResponses } from '../infra/http-schemas.js';
-import { ROLES } from '../tenancy/api-keys.js';
-import { requireRole } from '../tenancy/auth.js';
 import { HandleOk, recordBodySchema } from './http-schemas.js';
 import { writeConditions } from './preconditions.js';
 import type { RegistryService } from './service.js';
@@ -39,7 +37,7 @@ export function registryRoutes(registry: RegistryService, maxValues: number): Fa
         throw errors.invalidHandle('the body names a different handle than the URL');
       }
       const conditions = writeConditions(request.headers, request.query.overwrite);
-      const result = await registry.put(request.actor, path, request.body.values, conditions);
+      const result = await registry.put(request.actor, path, request.body.values, conditions, { id: request.id, ip: request.ip });
       reply.header('etag', etag(result.record.version));
       reply.code(result.created && conditions.createOnly ? 201 : 200);
       return { responseCode: ResponseCode.SUCCESS, handle: result.record.handle };
@@ -54,12 +52,11 @@ export function registryRoutes(registry: RegistryService, maxValues: number): Fa
       },
     }, async (request) => {
       const conditions = writeConditions(request.headers, undefined);
-      const handle = await registry.delete(request.actor, request.params['*'], conditions.ifMatch === undefined ? {} : { ifMatch: conditions.ifMatch });
+      const handle = await registry.delete(request.actor, request.params['*'], conditions.ifMatch === undefined ? {} : { ifMatch: conditions.ifMatch }, { id: request.id, ip: request.ip });
       return { responseCode: ResponseCode.SUCCESS, handle };
     });
 
     app.get('/api/handles', {
-      onRequest: requireRole(...ROLES),
       schema: {
         querystring: Type.Object({
           prefix: Type.String({ minLength: 1, maxLength: 128 }),

@@ -8,7 +8,7 @@ import { errors } from '../infra/errors.js';
 import { withTransaction } from '../infra/postgres.js';
 import type { CacheInvalidation } from '../resolver/resolver-cache.js';
 import { canList, ownsPrefix, type Actor } from '../tenancy/actor.js';
-import type { ChangeSink, IdentifierChange } from './change-sink.js';
+import type { ChangeSink, IdentifierChange, RequestInfo } from './change-sink.js';
 import * as repo from './repository.js';
 
 /** Preconditions of a write, from `overwrite`, `If-None-Match` and `If-Match`. */
@@ -33,6 +33,8 @@ export class RegistryService {
     private readonly sinks: readonly ChangeSink[],
     private readonly limits: ValueLimits,
     private readonly nodePrefix: string,
+    /** Disabled prefixes accept no writes, from anyone. Synchronous: answered from memory. */
+    private readonly isDisabled: (prefix: string) => boolean = () => false,
   ) {}
 
   /**
@@ -56,6 +58,7 @@ export class RegistryService {
     if (!ownsPrefix(actor, handle.prefix, this.nodePrefix)) {
       throw errors.forbidden('PREFIX_NOT_OWNED', `this key may not write under prefix ${handle.prefix}`);
     }
+    if (this.isDisabled(handle.prefix)) throw errors.forbidden('PREFIX_DISABLED', `prefix ${handle.prefix} is disabled: it accepts no writes`);
     return actor;
   }
 
@@ -68,7 +71,7 @@ export class RegistryService {
   }
 
   /** Creates or replaces a record. Values are checked before any row is touched. */
-  async put(actor: Actor, handleInput: string, input: readonly ValueInput[], conditions: WriteConditions = {}): Promise<PutResult> {
+  async put(actor: Actor, handleInput: string, input: readonly ValueInput[], conditions: WriteConditions = {}, request?: RequestInfo): Promise<PutResult> {
     const { handle, actor: key } = this.authoriseWrite(actor, handleInput);
     const now = new Date().toISOString();
     const toValues = (previous?: repo.LockedRecord) => {
@@ -91,13 +94,13 @@ export class RegistryService {
           if (conditions.createOnly) throw errors.handleExists(handle.handle);
           const values = toValues(existing);
           const version = await repo.replaceRecord(tx, handle.prefix, handle.suffix, values);
-          const change = this.change('update', handle, key, now, version, values, existing);
+          const change = this.change('update', handle, key, now, version, values, existing, request);
           await this.emit(tx, [change]);
           return { created: false, record: { handle: handle.handle, version, values } };
         }
         const values = toValues();
         if (await repo.insertRecord(tx, handle.prefix, handle.suffix, values)) {
-          await this.emit(tx, [this.change('create', handle, key, now, 1, values, null)]);
+          await this.emit(tx, [this.change('create', handle, key, now, 1, values, null, request)]);
           return { created: true, record: { handle: handle.handle, version: 1, values } };
         }
       }
@@ -108,7 +111,7 @@ export class RegistryService {
   }
 
   /** Deletes a record; returns its normalised handle. */
-  async delete(actor: Actor, handleInput: string, conditions: Pick<WriteConditions, 'ifMatch'> = {}): Promise<string> {
+  async delete(actor: Actor, handleInput: string, conditions: Pick<WriteConditions, 'ifMatch'> = {}, request?: RequestInfo): Promise<string> {
     const { handle, actor: key } = this.authoriseWrite(actor, handleInput);
     const now = new Date().toISOString();
     await withTransaction(this.pool, async (tx) => {
@@ -119,7 +122,7 @@ export class RegistryService {
       }
       RegistryService.checkIfMatch(handle.handle, existing.version, conditions.ifMatch);
       await repo.deleteRecord(tx, handle.prefix, handle.suffix);
-      await this.emit(tx, [this.change('delete', handle, key, now, existing.version, null, existing)]);
+      await this.emit(tx, [this.change('delete', handle, key, now, existing.version, null, existing, request)]);
     });
     await this.cache.invalidate([handle.handle]);
     return handle.handle;
@@ -158,8 +161,10 @@ export class RegistryService {
     version: number,
     values: IdentifierChange['values'],
     previous: repo.LockedRecord | null,
+    request: RequestInfo | undefined,
   ): IdentifierChange {
     return {
+      ...(request ? { request } : {}),
       op,
       handle: handle.handle,
       prefix: handle.prefix,

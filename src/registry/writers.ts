@@ -20,10 +20,18 @@ export interface Writers {
   importer: Importer;
 }
 
-export function buildWriters(config: Config, pool: pg.Pool, cache: CacheInvalidation, log: Logger, extraSinks: readonly ChangeSink[] = []): Writers {
+export function buildWriters(
+  config: Config,
+  pool: pg.Pool,
+  cache: CacheInvalidation,
+  log: Logger,
+  extraSinks: readonly ChangeSink[] = [],
+  /** Prefixes an admin disabled accept no writes (the tenancy service knows them). */
+  isDisabled: (prefix: string) => boolean = () => false,
+): Writers {
   const limits = { maxValues: config.MAX_VALUES_PER_RECORD, maxValueBytes: config.MAX_VALUE_BYTES, defaultTtl: config.DEFAULT_VALUE_TTL };
   const sinks = [registrationCountingSink(config.STATS_TIME_ZONE), ...extraSinks];
-  const registry = new RegistryService(pool, cache, sinks, limits, config.NODE_PREFIX);
+  const registry = new RegistryService(pool, cache, sinks, limits, config.NODE_PREFIX, isDisabled);
   const batches = new BatchRegistry(pool, registry, cache, limits, config.IDEMPOTENCY_KEY_TTL);
   const importer = new Importer(pool, batches, cache, itemChecker(config.MAX_VALUES_PER_RECORD), join(config.DATA_DIR, 'imports'), log);
   return { registry, batches, importer };

@@ -1,7 +1,6 @@
 /** /api/stats/*: overview, series, top enterprises and the period report (JSON or CSV). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { requireRole } from '../tenancy/auth.js';
 import { reportCsv } from './csv.js';
 import type { StatsService } from './service.js';
 
@@ -40,10 +39,8 @@ const ReportRow = Type.Object({
 });
 
 export function statsRoutes(stats: StatsService): FastifyPluginAsyncTypebox {
-  const readers = requireRole('auditor', 'admin', 'enterprise');
   return async (app) => {
     app.get('/overview', {
-      onRequest: readers,
       schema: {
         response: {
           200: Type.Object({
@@ -59,16 +56,15 @@ export function statsRoutes(stats: StatsService): FastifyPluginAsyncTypebox {
       },
     }, async (request) => stats.overview(request.actor));
 
-    app.get('/registrations', { onRequest: readers, schema: { querystring: SeriesQuery, response: { 200: seriesResponse(Registrations) } } }, async (request) =>
+    app.get('/registrations', { schema: { querystring: SeriesQuery, response: { 200: seriesResponse(Registrations) } } }, async (request) =>
       stats.series(request.actor, 'registrations', request.query),
     );
 
-    app.get('/resolutions', { onRequest: readers, schema: { querystring: SeriesQuery, response: { 200: seriesResponse(Resolutions) } } }, async (request) =>
+    app.get('/resolutions', { schema: { querystring: SeriesQuery, response: { 200: seriesResponse(Resolutions) } } }, async (request) =>
       stats.series(request.actor, 'resolutions', request.query),
     );
 
     app.get('/top', {
-      onRequest: readers,
       schema: {
         querystring: Type.Object({
           metric: Type.Enum(['registrations', 'resolutions']),
@@ -88,7 +84,6 @@ export function statsRoutes(stats: StatsService): FastifyPluginAsyncTypebox {
     }, async (request) => stats.top(request.actor, request.query.metric, request.query.period, request.query.limit ?? 10));
 
     app.get('/report', {
-      onRequest: readers,
       schema: {
         querystring: Type.Object({ period: PeriodLabel, format: Type.Optional(Type.Enum(['json', 'csv'])) }),
         response: {

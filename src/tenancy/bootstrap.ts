@@ -19,7 +19,7 @@ export async function ensureFirstAdminKey(pool: pg.Pool, tenancy: TenancyService
   return withTransaction(pool, async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock($1)', [BOOTSTRAP_LOCK]);
     if ((await tenancy.countKeys(tx)) > 0) return undefined;
-    const created = await tenancy.createKey({ role: 'admin', label: 'first admin key (bootstrap)' }, tx);
+    const created = await tenancy.createKey({ role: 'admin', label: 'first admin key (bootstrap)' }, { keyId: null, role: 'system' }, tx);
     const file = path.resolve(dataDir, ADMIN_KEY_FILE);
     await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
     await writeFile(file, `${created.key}\n`, { mode: 0o600 });

@@ -27,13 +27,18 @@ export interface ApiKeyRow {
   expiresAt: string | null;
   revokedAt: string | null;
   lastUsedAt: string | null;
+  /** null: every prefix of the enterprise; otherwise only these. */
+  prefixes: string[] | null;
 }
 
 export interface KeyIdentity {
   id: string;
   role: Role;
   enterpriseId: string | null;
+  /** Active prefixes this key may write: its enterprise's, narrowed to the key's restriction. */
   prefixes: string[];
+  /** When the key expires (ms since the epoch), or null. */
+  expiresAt: number | null;
 }
 
 const iso = (d: Date | null): string | null => (d ? d.toISOString() : null);
@@ -92,12 +97,12 @@ export async function listPrefixes(db: Db, limit: number, offset: number): Promi
 
 export async function insertApiKey(
   db: Db,
-  key: { hash: Buffer; hint: string; role: Role; enterpriseId: string | null; label: string; expiresAt: Date | null },
+  key: { hash: Buffer; hint: string; role: Role; enterpriseId: string | null; label: string; expiresAt: Date | null; prefixes: string[] | null },
 ): Promise<ApiKeyRow> {
   const { rows } = await db.query<{ id: string; created_at: Date }>(
-    `INSERT INTO api_keys (key_hash, key_hint, role, enterprise_id, label, expires_at)
-     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id, created_at`,
-    [key.hash, key.hint, key.role, key.enterpriseId, key.label, key.expiresAt],
+    `INSERT INTO api_keys (key_hash, key_hint, role, enterprise_id, label, expires_at, prefixes)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id, created_at`,
+    [key.hash, key.hint, key.role, key.enterpriseId, key.label, key.expiresAt, key.prefixes],
   );
   return {
     id: rows[0]!.id,
@@ -109,6 +114,7 @@ export async function insertApiKey(
     expiresAt: iso(key.expiresAt),
     revokedAt: null,
     lastUsedAt: null,
+    prefixes: key.prefixes,
   };
 }
 
@@ -122,6 +128,7 @@ type KeyDbRow = {
   expires_at: Date | null;
   revoked_at: Date | null;
   last_used_at: Date | null;
+  prefixes: string[] | null;
 };
 const toKey = (r: KeyDbRow): ApiKeyRow => ({
   id: r.id,
@@ -133,11 +140,12 @@ const toKey = (r: KeyDbRow): ApiKeyRow => ({
   expiresAt: iso(r.expires_at),
   revokedAt: iso(r.revoked_at),
   lastUsedAt: iso(r.last_used_at),
+  prefixes: r.prefixes,
 });
 
 export async function listApiKeys(db: Db, enterpriseId: string | undefined): Promise<ApiKeyRow[]> {
   const { rows } = await db.query<KeyDbRow>(
-    `SELECT id, key_hint, role, enterprise_id, label, created_at, expires_at, revoked_at, last_used_at
+    `SELECT id, key_hint, role, enterprise_id, label, created_at, expires_at, revoked_at, last_used_at, prefixes
      FROM api_keys WHERE ($1::uuid IS NULL OR enterprise_id = $1) ORDER BY created_at, id`,
     [enterpriseId ?? null],
   );
@@ -148,7 +156,7 @@ export async function listApiKeys(db: Db, enterpriseId: string | undefined): Pro
 export async function revokeApiKey(db: Db, id: string): Promise<ApiKeyRow | undefined> {
   const { rows } = await db.query<KeyDbRow>(
     `UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1
-     RETURNING id, key_hint, role, enterprise_id, label, created_at, expires_at, revoked_at, last_used_at`,
+     RETURNING id, key_hint, role, enterprise_id, label, created_at, expires_at, revoked_at, last_used_at, prefixes`,
     [id],
   );
   return rows[0] ? toKey(rows[0]) : undefined;
@@ -156,17 +164,63 @@ export async function revokeApiKey(db: Db, id: string): Promise<ApiKeyRow | unde
 
 /** The live key with this hash and its enterprise's active prefixes. */
 export async function findKeyIdentity(db: Db, hash: Buffer): Promise<KeyIdentity | undefined> {
-  const { rows } = await db.query<{ id: string; role: Role; enterprise_id: string | null; prefixes: string[] }>(
-    `SELECT k.id, k.role, k.enterprise_id,
+  const { rows } = await db.query<{ id: string; role: Role; enterprise_id: string | null; prefixes: string[]; expires_at: Date | null }>(
+    `SELECT k.id, k.role, k.enterprise_id, k.expires_at,
             COALESCE(array_agg(p.prefix) FILTER (WHERE p.prefix IS NOT NULL), '{}') AS prefixes
      FROM api_keys k
      LEFT JOIN prefixes p ON p.enterprise_id = k.enterprise_id AND p.state = 'active'
+                          AND (k.prefixes IS NULL OR p.prefix = ANY (k.prefixes))
      WHERE k.key_hash = $1 AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
      GROUP BY k.id`,
     [hash],
   );
   const row = rows[0];
-  return row ? { id: row.id, role: row.role, enterpriseId: row.enterprise_id, prefixes: row.prefixes } : undefined;
+  return row
+    ? { id: row.id, role: row.role, enterpriseId: row.enterprise_id, prefixes: row.prefixes, expiresAt: row.expires_at ? row.expires_at.getTime() : null }
+    : undefined;
+}
+
+export async function findApiKey(db: Db, id: string): Promise<ApiKeyRow | undefined> {
+  const { rows } = await db.query<KeyDbRow>(
+    `SELECT id, key_hint, role, enterprise_id, label, created_at, expires_at, revoked_at, last_used_at, prefixes FROM api_keys WHERE id = $1`,
+    [id],
+  );
+  return rows[0] ? toKey(rows[0]) : undefined;
+}
+
+/** Changes a prefix's state; returns the state before, or undefined when there is no such prefix. */
+export async function setPrefixState(db: Db, prefix: string, state: string): Promise<{ before: string; row: PrefixRow } | undefined> {
+  const { rows } = await db.query<{ before: string; enterprise_id: string; created_at: Date }>(
+    `UPDATE prefixes p SET state = $2 FROM (SELECT prefix, state AS before FROM prefixes WHERE prefix = $1 FOR UPDATE) old
+     WHERE p.prefix = old.prefix RETURNING old.before, p.enterprise_id, p.created_at`,
+    [prefix, state],
+  );
+  const r = rows[0];
+  return r ? { before: r.before, row: { prefix, enterpriseId: r.enterprise_id, state, createdAt: r.created_at.toISOString() } } : undefined;
+}
+
+export async function enterprisePrefixes(db: Db, enterpriseId: string): Promise<string[]> {
+  const { rows } = await db.query<{ prefix: string }>('SELECT prefix FROM prefixes WHERE enterprise_id = $1 ORDER BY prefix', [enterpriseId]);
+  return rows.map((r) => r.prefix);
+}
+
+export async function disabledPrefixes(db: Db): Promise<string[]> {
+  const { rows } = await db.query<{ prefix: string }>("SELECT prefix FROM prefixes WHERE state = 'disabled'");
+  return rows.map((r) => r.prefix);
+}
+
+/** Every allocated prefix directly below `parent` (to find the next free one). */
+export async function childPrefixes(db: Db, parent: string): Promise<string[]> {
+  const { rows } = await db.query<{ prefix: string }>(
+    "SELECT prefix FROM prefixes WHERE prefix LIKE $1 || '.%' AND position('.' in substr(prefix, length($1) + 2)) = 0",
+    [parent],
+  );
+  return rows.map((r) => r.prefix);
+}
+
+export async function findEnterpriseIdByUscc(db: Db, uscc: string): Promise<string | undefined> {
+  const { rows } = await db.query<{ id: string }>('SELECT id FROM enterprises WHERE uscc = $1', [uscc]);
+  return rows[0]?.id;
 }
 
 export async function touchApiKey(db: Db, id: string): Promise<void> {

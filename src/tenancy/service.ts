@@ -1,9 +1,13 @@
 /** Enterprises, their prefixes and API keys: the logic behind /api/admin and `snode admin`. */
 import type pg from 'pg';
+import type { AuditContext } from '../audit/entry.js';
+import { NO_AUDIT, type AuditTrail } from '../audit/service.js';
 import { InvalidHandleError, isChildPrefix, normalisePrefix } from '../handle/handle.js';
 import { usccProblem } from '../handle/uscc.js';
 import { errors } from '../infra/errors.js';
-import { FOREIGN_KEY_VIOLATION, sqlState, UNIQUE_VIOLATION, type Db } from '../infra/postgres.js';
+import { FOREIGN_KEY_VIOLATION, sqlState, UNIQUE_VIOLATION, withTransaction, type Db } from '../infra/postgres.js';
+import { LocalTenancyChanges, type TenancyChanges } from './change-bus.js';
+import { KeyCache } from './key-cache.js';
 import { ANONYMOUS, type Actor } from './actor.js';
 import { generateApiKey, hashApiKey, looksLikeApiKey, type Role } from './api-keys.js';
 import * as repo from './repository.js';
@@ -22,23 +26,89 @@ function checkId(id: string, what: string): string {
   return id;
 }
 
+/** The command line acts with the database's authority. */
+export const CLI_CONTEXT: AuditContext = { keyId: 'cli', role: 'system' };
+
+export interface TenancyOptions {
+  /** Where state changes are recorded, in their own transaction. */
+  audit?: AuditTrail;
+  /** Tells every process that keys or prefixes changed. */
+  changes?: TenancyChanges;
+  /** How long a checked key is trusted without asking Postgres again (0: always ask). */
+  keyCacheMs?: number;
+}
+
+export function checkedUscc(input: string): string {
+  const uscc = input.trim().toUpperCase();
+  const problem = usccProblem(uscc);
+  if (problem) throw errors.badRequest('INVALID_USCC', problem);
+  return uscc;
+}
+
+export function checkedPrefix(input: string, nodePrefix: string): string {
+  let prefix: string;
+  try {
+    prefix = normalisePrefix(input.trim());
+  } catch (err) {
+    if (err instanceof InvalidHandleError) throw errors.badRequest('INVALID_PREFIX', err.message);
+    throw err;
+  }
+  if (!isChildPrefix(prefix, nodePrefix)) {
+    throw errors.badRequest('PREFIX_OUTSIDE_NODE', `an enterprise prefix is one segment below the node prefix ${nodePrefix} (like ${nodePrefix}.8); got ${prefix}`);
+  }
+  return prefix;
+}
+
 export class TenancyService {
   private readonly touched = new Map<string, number>();
+  readonly audit: AuditTrail;
+  readonly changes: TenancyChanges;
+  private readonly keys: KeyCache;
+  private disabled = new Set<string>();
+  private disabledLoad: Promise<void> | undefined;
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly secret: Buffer,
     readonly nodePrefix: string,
-  ) {}
+    options: TenancyOptions = {},
+  ) {
+    this.audit = options.audit ?? NO_AUDIT;
+    this.changes = options.changes ?? new LocalTenancyChanges();
+    this.keys = new KeyCache(options.keyCacheMs ?? 0);
+    this.changes.onChange(() => {
+      this.keys.clear();
+      void this.loadDisabled();
+    });
+  }
 
-  async createEnterprise(input: { name: string; uscc: string }): Promise<repo.EnterpriseRow> {
+  /** Loads the disabled prefixes (also on every tenancy change); writes under them are refused. */
+  loadDisabled(): Promise<void> {
+    const load = repo.disabledPrefixes(this.pool).then(
+      (prefixes) => {
+        if (this.disabledLoad === load) this.disabled = new Set(prefixes);
+      },
+      () => undefined, // keep the last known set; the next change or start retries
+    );
+    this.disabledLoad = load;
+    return load;
+  }
+
+  /** Whether writes under this prefix are refused because it is disabled. Synchronous: no I/O. */
+  isDisabled(prefix: string): boolean {
+    return this.disabled.has(prefix);
+  }
+
+  async createEnterprise(input: { name: string; uscc: string }, by: AuditContext = CLI_CONTEXT): Promise<repo.EnterpriseRow> {
     const name = input.name.trim();
     if (name.length === 0) throw errors.badRequest('INVALID_NAME', 'enterprise name is empty');
-    const uscc = input.uscc.trim().toUpperCase();
-    const problem = usccProblem(uscc);
-    if (problem) throw errors.badRequest('INVALID_USCC', problem);
+    const uscc = checkedUscc(input.uscc);
     try {
-      return await repo.insertEnterprise(this.pool, name, uscc);
+      return await withTransaction(this.pool, async (tx) => {
+        const row = await repo.insertEnterprise(tx, name, uscc);
+        await this.audit.append(tx, [{ context: by, action: 'enterprise.create', target: row.id, after: row, detail: { uscc } }]);
+        return row;
+      });
     } catch (err) {
       if (sqlState(err) === UNIQUE_VIOLATION) throw errors.conflict('ENTERPRISE_EXISTS', `an enterprise with code ${uscc} exists already`);
       throw err;
@@ -64,24 +134,42 @@ export class TenancyService {
     return repo.listEnterprises(this.pool, limit, offset);
   }
 
-  async addPrefix(enterpriseId: string, prefixInput: string): Promise<repo.PrefixRow> {
-    let prefix: string;
+  async addPrefix(enterpriseId: string, prefixInput: string, by: AuditContext = CLI_CONTEXT): Promise<repo.PrefixRow> {
+    const prefix = checkedPrefix(prefixInput, this.nodePrefix);
+    let row: repo.PrefixRow;
     try {
-      prefix = normalisePrefix(prefixInput.trim());
-    } catch (err) {
-      if (err instanceof InvalidHandleError) throw errors.badRequest('INVALID_PREFIX', err.message);
-      throw err;
-    }
-    if (!isChildPrefix(prefix, this.nodePrefix)) {
-      throw errors.badRequest('PREFIX_OUTSIDE_NODE', `an enterprise prefix is one segment below the node prefix ${this.nodePrefix} (like ${this.nodePrefix}.8); got ${prefix}`);
-    }
-    try {
-      return await repo.insertPrefix(this.pool, prefix, checkId(enterpriseId, 'enterprise id'));
+      row = await withTransaction(this.pool, async (tx) => {
+        const inserted = await repo.insertPrefix(tx, prefix, checkId(enterpriseId, 'enterprise id'));
+        await this.audit.append(tx, [{ context: by, action: 'prefix.allocate', target: prefix, after: inserted, detail: { enterpriseId } }]);
+        return inserted;
+      });
     } catch (err) {
       if (sqlState(err) === UNIQUE_VIOLATION) throw errors.conflict('PREFIX_TAKEN', `prefix ${prefix} is allocated already`);
       if (sqlState(err) === FOREIGN_KEY_VIOLATION) throw errors.notFound('ENTERPRISE_NOT_FOUND', `no enterprise ${enterpriseId}`);
       throw err;
     }
+    await this.changes.publish(); // the enterprise's cached keys learn the new prefix
+    return row;
+  }
+
+  /** active <-> disabled. A disabled prefix accepts no writes from anyone; its records still resolve. */
+  async setPrefixState(prefixInput: string, state: 'active' | 'disabled', by: AuditContext = CLI_CONTEXT): Promise<repo.PrefixRow> {
+    const prefix = checkedPrefix(prefixInput, this.nodePrefix);
+    const row = await withTransaction(this.pool, async (tx) => {
+      const changed = await repo.setPrefixState(tx, prefix, state);
+      if (!changed) throw errors.notFound('PREFIX_NOT_FOUND', `prefix ${prefix} is not allocated`);
+      if (changed.before !== 'active' && changed.before !== 'disabled') {
+        throw errors.conflict('PREFIX_STATE', `prefix ${prefix} is ${changed.before}; only active and disabled prefixes change state`);
+      }
+      await this.audit.append(tx, [{
+        context: by, action: state === 'disabled' ? 'prefix.disable' : 'prefix.enable', target: prefix,
+        before: { prefix, state: changed.before }, after: { prefix, state }, detail: { from: changed.before, to: state },
+      }]);
+      return changed.row;
+    });
+    await this.changes.publish();
+    await this.loadDisabled();
+    return row;
   }
 
   listPrefixes(limit = 10000, offset = 0): Promise<repo.PrefixRow[]> {
@@ -89,8 +177,18 @@ export class TenancyService {
   }
 
   async createKey(
-    input: { role: Role; enterpriseId?: string | null; label?: string; expiresAt?: string | null },
-    db: Db = this.pool,
+    input: { role: Role; enterpriseId?: string | null; label?: string; expiresAt?: string | null; prefixes?: readonly string[] | null },
+    by: AuditContext = CLI_CONTEXT,
+    db?: Db,
+  ): Promise<NewKey> {
+    if (db) return this.insertKey(db, input, by);
+    return withTransaction(this.pool, (tx) => this.insertKey(tx, input, by));
+  }
+
+  private async insertKey(
+    db: Db,
+    input: { role: Role; enterpriseId?: string | null; label?: string; expiresAt?: string | null; prefixes?: readonly string[] | null },
+    by: AuditContext,
   ): Promise<NewKey> {
     const enterpriseId = input.enterpriseId ? checkId(input.enterpriseId, 'enterpriseId') : null;
     if (input.role === 'enterprise' && !enterpriseId) throw errors.badRequest('ENTERPRISE_REQUIRED', 'an enterprise key needs enterpriseId');
@@ -103,6 +201,15 @@ export class TenancyService {
       if (Number.isNaN(expiresAt.getTime())) throw errors.badRequest('INVALID_EXPIRY', 'expiresAt is not a date-time');
       if (expiresAt.getTime() <= Date.now()) throw errors.badRequest('INVALID_EXPIRY', 'expiresAt is in the past');
     }
+    let prefixes: string[] | null = null;
+    if (input.prefixes !== undefined && input.prefixes !== null) {
+      if (input.role !== 'enterprise') throw errors.badRequest('PREFIXES_NOT_ALLOWED', 'only enterprise keys are restricted to prefixes');
+      prefixes = [...new Set(input.prefixes.map((p) => checkedPrefix(p, this.nodePrefix)))].sort();
+      if (prefixes.length === 0) throw errors.badRequest('INVALID_PREFIXES', 'prefixes, when given, names at least one prefix');
+      const owned = new Set(await repo.enterprisePrefixes(db, enterpriseId!));
+      const foreign = prefixes.filter((p) => !owned.has(p));
+      if (foreign.length > 0) throw errors.badRequest('PREFIX_NOT_OWNED', `the enterprise does not hold ${foreign.join(', ')}`);
+    }
     const { key, hint } = generateApiKey();
     try {
       const row = await repo.insertApiKey(db, {
@@ -112,7 +219,12 @@ export class TenancyService {
         enterpriseId,
         label: input.label?.trim() ?? '',
         expiresAt,
+        prefixes,
       });
+      await this.audit.append(db, [{
+        context: by, action: 'key.create', target: row.id, after: row,
+        detail: { role: row.role, enterpriseId: row.enterpriseId, prefixes: row.prefixes, expiresAt: row.expiresAt },
+      }]);
       return { ...row, key };
     } catch (err) {
       if (sqlState(err) === FOREIGN_KEY_VIOLATION) throw errors.notFound('ENTERPRISE_NOT_FOUND', `no enterprise ${enterpriseId}`);
@@ -124,9 +236,20 @@ export class TenancyService {
     return repo.listApiKeys(this.pool, enterpriseId === undefined ? undefined : checkId(enterpriseId, 'enterpriseId'));
   }
 
-  async revokeKey(id: string): Promise<repo.ApiKeyRow> {
-    const row = await repo.revokeApiKey(this.pool, checkId(id, 'key id'));
-    if (!row) throw errors.notFound('KEY_NOT_FOUND', `no API key ${id}`);
+  getKey(id: string): Promise<repo.ApiKeyRow | undefined> {
+    return repo.findApiKey(this.pool, checkId(id, 'key id'));
+  }
+
+  /** Revokes a key; every process refuses it from the next request on. */
+  async revokeKey(id: string, by: AuditContext = CLI_CONTEXT): Promise<repo.ApiKeyRow> {
+    const row = await withTransaction(this.pool, async (tx) => {
+      const before = await repo.findApiKey(tx, checkId(id, 'key id'));
+      const revoked = await repo.revokeApiKey(tx, id);
+      if (!revoked || !before) throw errors.notFound('KEY_NOT_FOUND', `no API key ${id}`);
+      await this.audit.append(tx, [{ context: by, action: 'key.revoke', target: id, before, after: revoked, detail: { role: revoked.role, enterpriseId: revoked.enterpriseId } }]);
+      return revoked;
+    });
+    await this.changes.publish();
     return row;
   }
 
@@ -137,7 +260,14 @@ export class TenancyService {
     if (!match) throw errors.authenticationNeeded('the Authorization header must be "Bearer <api key>"');
     const key = match[1]!;
     if (!looksLikeApiKey(key)) throw errors.invalidKey();
-    const identity = await repo.findKeyIdentity(this.pool, hashApiKey(this.secret, key));
+    const hash = hashApiKey(this.secret, key);
+    const cacheKey = hash.toString('base64');
+    let identity = this.keys.get(cacheKey);
+    if (identity === undefined) {
+      const token = this.keys.begin();
+      identity = (await repo.findKeyIdentity(this.pool, hash)) ?? null;
+      this.keys.set(cacheKey, identity, token);
+    }
     if (!identity) throw errors.invalidKey();
     this.touch(identity.id);
     return { kind: 'key', keyId: identity.id, role: identity.role, enterpriseId: identity.enterpriseId, prefixes: identity.prefixes };

@@ -17,7 +17,7 @@ import { TEST_REDIS_URL } from '../helpers/env.js';
 import { clearRedisPrefix } from '../helpers/node.js';
 import { ROOT } from '../helpers/process.js';
 
-const SCENARIOS = ['ceiling', 'resolve-l1', 'resolve-l1-nocount', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto', 'stats', 'sync-drain'];
+const SCENARIOS = ['ceiling', 'resolve-l1', 'resolve-l1-nocount', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto', 'resolve-l1-nolimit', 'write-audit', 'stats', 'sync-drain'];
 
 interface Side {
   config: string;
@@ -127,6 +127,15 @@ describe('bench smoke run', () => {
     }
     expect(pair!.ratio).toBeGreaterThan(0);
     expect(record.results.find((r) => r.name === 'resolve-l1-nocount')!.target?.pass).not.toBeUndefined();
+    // write-audit: the same comparison for writes, audit log on (default) against off (no-audit).
+    const writes = record.results.find((r) => r.name === 'write-audit')!.pair;
+    expect(writes, log).toBeDefined();
+    expect([writes!.baseline.config, writes!.measured.config]).toEqual(['default', 'no-audit']);
+    for (const side of [writes!.baseline, writes!.measured]) {
+      for (const rate of side.sliceReqPerSec) expect(rate, `${side.config}: a slice without writes\n${log}`).toBeGreaterThan(0);
+      expect(side.errors).toBe(0);
+    }
+    expect(record.results.find((r) => r.name === 'write-audit')!.target?.pass).not.toBeUndefined();
 
     // Every scenario judged against the ceiling: a ceiling measured on its node in interleaved
     // slices (2 s in 2 slices of 1 s each), and the ratio taken against it.

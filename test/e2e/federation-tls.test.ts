@@ -29,7 +29,7 @@ beforeAll(async () => {
   cert = path.join(dir, 'cert.pem');
   const key = path.join(dir, 'key.pem');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
-  topEnv = { DATABASE_URL: topDb.url, DATA_DIR: path.join(dir, 'top'), API_KEY_SECRET: SECRET, ROLE: 'top-level', NODE_ID: 'top', NODE_PREFIX: '99', PORT: '0', TLS_CERT_FILE: cert, TLS_KEY_FILE: key };
+  topEnv = { DATABASE_URL: topDb.url, DATA_DIR: path.join(dir, 'top'), API_KEY_SECRET: SECRET, ROLE: 'top-level', NODE_ID: 'top', NODE_PREFIX: '99', PORT: '0', TLS_CERT: cert, TLS_KEY: key };
   nodeEnv = { DATABASE_URL: nodeDb.url, DATA_DIR: path.join(dir, 'node'), API_KEY_SECRET: SECRET, NODE_ID: 'node-t', NODE_PREFIX: '88.118', PORT: '0', HEARTBEAT_INTERVAL_MS: '500', SYNC_BATCH_WAIT_MS: '20', SYNC_RETRY_BASE_MS: '50', SYNC_RETRY_MAX_MS: '500' };
   const printed = await runCli(['federation', 'public-key'], nodeEnv);
   expect(printed.code, printed.stderr).toBe(0);

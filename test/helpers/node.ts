@@ -42,6 +42,11 @@ export async function startTestNode(options: TestNodeOptions): Promise<TestNode>
     DATA_DIR: dataDir,
     API_KEY_SECRET: 'test-secret-test-secret-test-secret-0123',
     NODE_PREFIX: '88.118',
+    // Tests send bursts from one address; the rate limit suites set their own limits.
+    RATE_LIMIT_RESOLVE_ANONYMOUS: '100000000',
+    RATE_LIMIT_RESOLVE_KEYED: '100000000',
+    RATE_LIMIT_REGISTER: '100000000',
+    RATE_LIMIT_ONBOARDING: '100000000',
     ...options.env,
   });
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');

@@ -1,6 +1,4 @@
 /** Redis goes away mid-run and comes back: resolution keeps answering, then the caches recover. */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,55 +6,23 @@ import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { call, onboard, url } from '../helpers/http.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { makeUscc } from '../helpers/uscc.js';
+import { OwnRedis } from '../helpers/redis-server.js';
 
 let db: TestDatabase;
 let sql: pg.Pool;
 let node: TestNode;
 let key: string;
+let redis: OwnRedis;
 let port: number;
-let server: ChildProcess | undefined;
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port: p } = probe.address() as { port: number };
-      probe.close(() => resolve(p));
-    });
-  });
-}
-
-/** A real redis-server of the test's own, so it can be stopped without touching anyone else's. */
-async function startRedis(): Promise<void> {
-  server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' });
-  const probe = new Redis({ port, lazyConnect: true, retryStrategy: () => 50, maxRetriesPerRequest: null });
-  probe.on('error', () => undefined);
-  try {
-    const deadline = Date.now() + 10_000;
-    while ((await probe.ping().catch(() => 'down')) !== 'PONG') {
-      if (Date.now() > deadline) throw new Error(`redis-server on port ${port} did not answer`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  } finally {
-    probe.disconnect();
-  }
-}
-
-async function stopRedis(): Promise<void> {
-  const running = server;
-  server = undefined;
-  if (!running || running.exitCode !== null) return;
-  await new Promise<void>((resolve) => {
-    running.once('exit', () => resolve());
-    running.kill('SIGKILL');
-  });
-}
+const startRedis = () => redis.start();
+const stopRedis = () => redis.stop();
 
 beforeAll(async () => {
   db = await createTestDatabase();
   sql = new pg.Pool({ connectionString: db.url, max: 2 });
-  port = await freePort();
+  redis = await OwnRedis.create();
+  port = redis.port;
   await startRedis();
   node = await startTestNode({ databaseUrl: db.url, redis: `redis://127.0.0.1:${port}` });
   ({ key } = await onboard(node.url, node.adminKey, makeUscc(901), '88.118.9'));

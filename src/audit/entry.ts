@@ -1,0 +1,66 @@
+/** Audit entries and the hash chain over them. Pure: no I/O. */
+import { createHash } from 'node:crypto';
+
+/** Who did something, from where, under which request. */
+export interface AuditContext {
+  /** The API key's id; null for anonymous callers; 'cli' for the command line. */
+  keyId: string | null;
+  /** anonymous, enterprise, auditor, admin, or system (the command line). */
+  role: string;
+  requestId?: string | null;
+  clientIp?: string | null;
+}
+
+export interface AuditEntry {
+  context: AuditContext;
+  /** Dotted verb, e.g. identifier.create, key.revoke, application.approve. */
+  action: string;
+  /** What the action touched: a handle, a prefix, a key id, an application id. */
+  target: string;
+  /** The state before and after; only their digests are kept. undefined/null: none. */
+  before?: unknown;
+  after?: unknown;
+  /** Small facts worth keeping in clear (a reason, a role), never secrets. */
+  detail?: Record<string, unknown> | null;
+}
+
+/** JSON with object keys sorted, so equal data always digests equally. */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+/** SHA-256 (hex) of the canonical JSON of a state; null when there is no state. */
+export function digestOf(state: unknown): string | null {
+  if (state === undefined || state === null) return null;
+  return createHash('sha256').update(canonicalJson(state)).digest('hex');
+}
+
+/** A stored entry as the chain sees it: every column, times in microseconds, detail as stored text. */
+export interface StoredEntry {
+  id: string;
+  atMicros: string;
+  actorKey: string | null;
+  actorRole: string;
+  action: string;
+  target: string;
+  requestId: string | null;
+  clientIp: string | null;
+  beforeDigest: string | null;
+  afterDigest: string | null;
+  detail: string | null;
+}
+
+export const GENESIS = Buffer.alloc(32);
+
+/** hash(n) = SHA-256(hash(n-1) || canonical entry n with its position): changing, dropping or moving an entry breaks every later link. */
+export function chainHash(previous: Buffer, seq: string, e: StoredEntry): Buffer {
+  const body = JSON.stringify([
+    seq, e.id, e.atMicros, e.actorKey, e.actorRole, e.action, e.target, e.requestId, e.clientIp, e.beforeDigest, e.afterDigest, e.detail,
+  ]);
+  return createHash('sha256').update(previous).update(body, 'utf8').digest();
+}

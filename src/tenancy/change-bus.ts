@@ -1,0 +1,108 @@
+/**
+ * Tells every process that tenancy changed (a key revoked, a prefix allocated, disabled or
+ * enabled), so each drops what it cached about keys and prefixes. Over Postgres LISTEN/NOTIFY:
+ * every process already shares the database (with or without Redis, the command line included),
+ * and a notification is only delivered once the change committed. A listener whose connection
+ * was lost clears everything when it is back, since it may have missed notifications.
+ */
+import pg from 'pg';
+import type { Logger } from '../infra/logger.js';
+
+const CHANNEL = 'snode_tenancy';
+const RECONNECT_MS = 1000;
+
+export interface TenancyChanges {
+  /** Clears this process at once and tells the others (after the change committed); never throws. */
+  publish(): Promise<void>;
+  onChange(listener: () => void): void;
+  close(): Promise<void>;
+}
+
+export class LocalTenancyChanges implements TenancyChanges {
+  protected readonly listeners: Array<() => void> = [];
+
+  onChange(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  protected fire(): void {
+    for (const listener of this.listeners) listener();
+  }
+
+  async publish(): Promise<void> {
+    this.fire();
+  }
+
+  async close(): Promise<void> {}
+}
+
+export class PgTenancyChanges extends LocalTenancyChanges {
+  private client: pg.Client | undefined;
+  private closed = false;
+  private retry: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly log: Logger,
+  ) {
+    super();
+  }
+
+  /** Starts listening (a dedicated connection); keeps retrying in the background if Postgres is away. */
+  async start(): Promise<void> {
+    await this.listen(false);
+  }
+
+  private async listen(missed: boolean): Promise<void> {
+    if (this.closed) return;
+    const client = new pg.Client(this.pool.options);
+    client.on('notification', (message) => {
+      if (message.channel === CHANNEL) this.fire();
+    });
+    client.on('error', () => this.lost(client));
+    client.on('end', () => this.lost(client));
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CHANNEL}`);
+      this.client = client;
+      if (missed) this.fire();
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'tenancy change listener not connected; retrying (key cache entries still expire after KEY_CACHE_MS)');
+      client.end().catch(() => undefined);
+      this.schedule();
+    }
+  }
+
+  private lost(client: pg.Client): void {
+    if (this.client !== client) return;
+    this.client = undefined;
+    client.end().catch(() => undefined);
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.closed || this.retry) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      void this.listen(true);
+    }, RECONNECT_MS);
+    this.retry.unref();
+  }
+
+  override async publish(): Promise<void> {
+    this.fire();
+    try {
+      await this.pool.query(`NOTIFY ${CHANNEL}`);
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'tenancy change not announced: other processes see it within KEY_CACHE_MS');
+    }
+  }
+
+  override async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.retry);
+    const client = this.client;
+    this.client = undefined;
+    await client?.end().catch(() => undefined);
+  }
+}

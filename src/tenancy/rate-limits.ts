@@ -1,0 +1,84 @@
+/**
+ * Rate limit policies (@fastify/rate-limit), and which routes each covers: this list is the one
+ * place that says so. Every window is RATE_LIMIT_WINDOW_MS; a limit of 0 turns its policy off.
+ *
+ * | policy           | routes                                   | counted per          | store (with Redis)        | Redis unreachable       |
+ * |------------------|------------------------------------------|----------------------|---------------------------|-------------------------|
+ * | resolve-anonymous| GET /api/handles/*, POST /api/resolve, GET /{handle}, no key | client IP (IPv6 /64) | local-first, synced | open: per-process budget |
+ * | resolve-keyed    | the same routes, with a key              | API key              | local-first, synced       | open: per-process budget |
+ * | register         | PUT, DELETE /api/handles/*, POST /api/handles/batch, POST /api/imports | API key   | Redis (exact)             | open: not limited       |
+ * | onboarding       | POST /api/enterprises/apply              | client IP (IPv6 /64) | Redis (exact)             | closed: 503             |
+ */
+import fastifyRateLimit, { type RateLimitOptions } from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Redis } from 'ioredis';
+import { AppError, ResponseCode } from '../infra/errors.js';
+import type { Logger } from '../infra/logger.js';
+import { DispatchingStore, failClosed, LocalFirstStore, pluginLocalStore, pluginRedisStore, type RateLimitStore } from './rate-limit-stores.js';
+
+export interface RateLimitSettings {
+  windowMs: number;
+  resolveAnonymous: number;
+  resolveKeyed: number;
+  register: number;
+  onboarding: number;
+  syncMs: number;
+}
+
+type Hook = (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+
+export const POLICY_ROUTES = {
+  resolution: ['GET /api/handles/*', 'HEAD /api/handles/*', 'POST /api/resolve', 'GET /*', 'HEAD /*'],
+  register: ['PUT /api/handles/*', 'DELETE /api/handles/*', 'POST /api/handles/batch', 'POST /api/imports'],
+  onboarding: ['POST /api/enterprises/apply'],
+} as const;
+
+/** Registers the plugin and attaches each policy to its routes; call before any route is added. */
+export interface RateLimits {
+  /** Adds resolution counts to the shared budget now (the timer does it every RATE_LIMIT_SYNC_MS). */
+  sync(): Promise<void>;
+  stop(): void;
+}
+
+export async function registerRateLimits(app: FastifyInstance, settings: RateLimitSettings, redis: Redis | undefined, keyPrefix: string, log: Logger): Promise<RateLimits> {
+  await app.register(fastifyRateLimit, {
+    global: false,
+    store: DispatchingStore as never,
+    errorResponseBuilder: (_request, context) =>
+      new AppError('RATE_LIMITED', `rate limit exceeded (${context.max} requests per ${settings.windowMs} ms); retry after ${context.after}`, 429, ResponseCode.SERVER_TOO_BUSY),
+  });
+  const ns = `${keyPrefix}rl:`;
+  const resolveStore = new LocalFirstStore(redis, `${ns}resolve:`, settings.syncMs, log);
+  const exact = (name: string): RateLimitStore => (redis ? pluginRedisStore(redis, `${ns}${name}:`) : pluginLocalStore());
+  const byKey = (request: FastifyRequest) => (request.actor.kind === 'key' ? request.actor.keyId : `ip:${request.ip}`);
+  const policy = (max: number, options: RateLimitOptions & { backend: RateLimitStore }): Hook | undefined =>
+    max > 0 ? (app.rateLimit({ hook: 'onRequest', max, timeWindow: settings.windowMs, ...options } as RateLimitOptions) as unknown as Hook) : undefined;
+
+  const anonymous = policy(settings.resolveAnonymous, { backend: resolveStore });
+  const keyed = policy(settings.resolveKeyed, { backend: resolveStore, keyGenerator: (r) => `key:${byKey(r)}` });
+  const hooks: Record<keyof typeof POLICY_ROUTES, Hook | undefined> = {
+    resolution: anonymous || keyed
+      ? (request, reply) => {
+          const hook = request.actor.kind === 'key' ? keyed : anonymous;
+          return hook ? hook(request, reply) : Promise.resolve();
+        }
+      : undefined,
+    register: policy(settings.register, { backend: exact('register'), keyGenerator: byKey, skipOnError: true }),
+    onboarding: policy(settings.onboarding, { backend: redis ? failClosed(exact('onboarding')) : exact('onboarding') }),
+  };
+
+  const routes = new Map<string, Hook>();
+  for (const [name, list] of Object.entries(POLICY_ROUTES) as Array<[keyof typeof POLICY_ROUTES, readonly string[]]>) {
+    const hook = hooks[name];
+    if (hook) for (const route of list) routes.set(route, hook);
+  }
+  app.addHook('onRoute', (route) => {
+    for (const method of Array.isArray(route.method) ? route.method : [route.method]) {
+      const hook = routes.get(`${method} ${route.url}`);
+      if (!hook) continue;
+      const existing = route.onRequest;
+      route.onRequest = existing === undefined ? [hook] : [...(Array.isArray(existing) ? existing : [existing]), hook] as never;
+    }
+  });
+  return { sync: () => resolveStore.sync(), stop: () => resolveStore.stop() };
+}

@@ -1,0 +1,68 @@
+/**
+ * Rate limits with Redis stopped: resolution and registration fail open (resolution keeps a
+ * per-process budget), onboarding fails closed (503), and the shared budgets return with Redis.
+ */
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
+import { call, onboard, url } from '../helpers/http.js';
+import { startTestNode, type TestNode } from '../helpers/node.js';
+import { OwnRedis } from '../helpers/redis-server.js';
+import { makeUscc } from '../helpers/uscc.js';
+
+let db: TestDatabase;
+let sql: pg.Pool;
+let node: TestNode;
+let redis: OwnRedis;
+let key: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  sql = new pg.Pool({ connectionString: db.url, max: 2 });
+  redis = await OwnRedis.create();
+  await redis.start();
+  node = await startTestNode({
+    databaseUrl: db.url,
+    redis: redis.url,
+    env: { RATE_LIMIT_RESOLVE_ANONYMOUS: '20', RATE_LIMIT_REGISTER: '3', RATE_LIMIT_ONBOARDING: '100', RATE_LIMIT_SYNC_MS: '50' },
+  });
+  ({ key } = await onboard(node.url, node.adminKey, makeUscc(751), '88.118.75'));
+  await call(node.url, 'PUT', '/api/handles/88.118.75/R', { key: node.adminKey, body: { values: [url('https://r.example')] } });
+});
+
+afterAll(async () => {
+  await node?.close();
+  await redis?.stop();
+  await sql?.end();
+  await db?.drop();
+});
+
+const applyBody = (i: number) => ({ name: `E${i}`, uscc: makeUscc(760 + i), contact: { name: 'n', email: 'a@b.cn' }, industryCode: 'C' });
+
+describe('Redis stopped', () => {
+  it('resolution fails open to a per-process budget, registration is not limited, onboarding answers 503', async () => {
+    await redis.stop();
+    // Resolution: still limited, by this process alone.
+    const statuses = [];
+    for (let i = 0; i < 21; i += 1) statuses.push((await call(node.url, 'GET', '/api/handles/88.118.75/R')).status);
+    expect(statuses.slice(0, 20).every((s) => s === 200)).toBe(true);
+    expect(statuses[20]).toBe(429);
+    // Registration: the exact shared budget cannot be read, so writes go through (limit 3, five writes).
+    for (let i = 0; i < 5; i += 1) {
+      expect((await call(node.url, 'PUT', `/api/handles/88.118.75/W-${i}`, { key, body: { values: [url('https://w.example')] } })).status).toBe(200);
+    }
+    // Onboarding: anonymous writes need a working limit.
+    const refused = await call(node.url, 'POST', '/api/enterprises/apply', { body: applyBody(1) });
+    expect(refused.status).toBe(503);
+    expect(refused.body.error.code).toBe('RATE_LIMIT_UNAVAILABLE');
+    expect((await sql.query('SELECT count(*)::int AS n FROM enterprise_applications')).rows[0].n).toBe(0);
+  });
+
+  it('enforces the shared budgets again when Redis is back', async () => {
+    await redis.start();
+    await expect.poll(async () => (await call(node.url, 'POST', '/api/enterprises/apply', { body: applyBody(2) })).status, { timeout: 15_000, interval: 200 }).toBe(201);
+    const statuses = [];
+    for (let i = 0; i < 4; i += 1) statuses.push((await call(node.url, 'PUT', `/api/handles/88.118.75/V-${i}`, { key, body: { values: [url('https://v.example')] } })).status);
+    expect(statuses).toEqual([200, 200, 200, 429]);
+  });
+});
