@@ -42,8 +42,8 @@ function sendBatch(request: FastifyRequest, reply: FastifyReply, inputs: readonl
   const parts: Buffer[] = new Array(items.length);
   for (let i = 0; i < items.length; i += 1) {
     const item = items[i]!;
-    if (item instanceof InvalidHandleError) {
-      const body = invalidItem(inputs[i]!, item);
+    if (item instanceof InvalidHandleError || item instanceof AppError) {
+      const body = item instanceof AppError ? { responseCode: item.responseCode, handle: inputs[i]!, message: item.message, code: item.code } : invalidItem(inputs[i]!, item);
       parts[i] = proto ? encodeResolution(body as never) : Buffer.from(JSON.stringify(body));
       continue;
     }

@@ -6,6 +6,7 @@
  * not-found is cached briefly.
  */
 import { InvalidHandleError, parseHandle, type Handle } from '../handle/handle.js';
+import { AppError } from '../infra/errors.js';
 import { minTtl, type HandleRecord } from '../handle/values.js';
 import { foundEntry, decodeFrame, encodeFrame, missingEntry, type CacheEntry } from './cache-entry.js';
 import type { ResolverCache } from './resolver-cache.js';
@@ -15,8 +16,8 @@ export interface ResolutionCounter {
   count(prefix: string, found: boolean, cached: boolean): void;
 }
 
-/** A batch item: its entry, or why the string is not a handle. */
-export type ResolvedItem = CacheEntry | InvalidHandleError;
+/** A batch item: its entry, why the string is not a handle, or why its owner node did not answer. */
+export type ResolvedItem = CacheEntry | InvalidHandleError | AppError;
 
 /** An entry and whether a cache tier (L1 or Redis) served it. */
 interface Loaded {
@@ -140,10 +141,18 @@ export class ResolverService {
       }
       const h = handle!;
       (waits ??= []).push(
-        this.miss(h).then(({ entry, cached }) => {
-          results[i] = entry;
-          this.counter.count(h.prefix, entry.found, cached);
-        }),
+        this.miss(h).then(
+          ({ entry, cached }) => {
+            results[i] = entry;
+            this.counter.count(h.prefix, entry.found, cached);
+          },
+          (err: unknown) => {
+            // A foreign handle whose owner cannot answer (504, 508) fails alone; anything else
+            // (this node's database down) fails the batch.
+            if (!(err instanceof AppError && this.upstream?.isForeign(h.prefix))) throw err;
+            results[i] = err;
+          },
+        ),
       );
     }
     return waits ? Promise.all(waits).then(() => results) : results;

@@ -54,8 +54,12 @@ export async function registerRateLimits(app: FastifyInstance, settings: RateLim
   const policy = (max: number, options: RateLimitOptions & { backend: RateLimitStore }): Hook | undefined =>
     max > 0 ? (app.rateLimit({ hook: 'onRequest', max, timeWindow: settings.windowMs, ...options } as RateLimitOptions) as unknown as Hook) : undefined;
 
-  const anonymous = policy(settings.resolveAnonymous, { backend: resolveStore });
-  const keyed = policy(settings.resolveKeyed, { backend: resolveStore, keyGenerator: (r) => `key:${byKey(r)}` });
+  // Resolution answers carry the x-ratelimit-* headers only with a 429: three more headers on every
+  // cached answer cost the line-rate path measurably (issue 3's resolve-l1), for callers that are
+  // told when they exceed anyway.
+  const quiet = { addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false } };
+  const anonymous = policy(settings.resolveAnonymous, { backend: resolveStore, ...quiet });
+  const keyed = policy(settings.resolveKeyed, { backend: resolveStore, keyGenerator: (r) => `key:${byKey(r)}`, ...quiet });
   const hooks: Record<keyof typeof POLICY_ROUTES, Hook | undefined> = {
     resolution: anonymous || keyed
       ? (request, reply) => {

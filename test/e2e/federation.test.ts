@@ -234,6 +234,14 @@ describe('federation', () => {
     const unreachable = await call(b.proc!.url, 'GET', '/api/handles/88.118.9/X');
     expect(unreachable.status, unreachable.text).toBe(504);
     expect(unreachable.body).toMatchObject({ code: 'OWNER_UNREACHABLE', handle: '88.118.9/X' });
+    // In a batch the unreachable owner fails its own item only.
+    const batch = await call(b.proc!.url, 'POST', '/api/resolve', { body: { handles: ['88.118.9/X', '88.119.1/NONE', 'bad'] } });
+    expect(batch.status, batch.text).toBe(200);
+    expect(batch.body.results.map((r: { code?: string; responseCode: number }) => [r.responseCode, r.code])).toEqual([
+      [2, 'OWNER_UNREACHABLE'],
+      [100, 'HANDLE_NOT_FOUND'],
+      [102, 'INVALID_HANDLE'],
+    ]);
     const base = a.proc!.url;
     const total = 10_000;
     let next = 0;

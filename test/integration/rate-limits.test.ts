@@ -79,7 +79,12 @@ describe('anonymous resolution (counted in process, shared through Redis)', () =
     expect(limited.status).toBe(429);
     expect(limited.body).toMatchObject({ responseCode: 3, code: 'RATE_LIMITED' });
     expect(limited.headers.get('retry-after')).toBeTruthy();
-    expect((await get(a, '203.0.113.6')).status).toBe(200); // another client
+    expect(limited.headers.get('x-ratelimit-limit')).toBe('10');
+    expect(limited.headers.get('x-ratelimit-remaining')).toBe('0');
+    const other = await get(a, '203.0.113.6'); // another client
+    expect(other.status).toBe(200);
+    // Answers under the limit carry no rate headers (they cost the line-rate path).
+    expect(other.headers.get('x-ratelimit-limit')).toBeNull();
   });
 
   it('counts an IPv6 /64 as one client', async () => {
