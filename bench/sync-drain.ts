@@ -5,7 +5,7 @@
  * 1. Two databases beside --database-url's (created, dropped at the end); a secondary node with
  *    UPSTREAM_URLS pointing at a port where nothing listens yet, registered (register-node) on the
  *    top-level node's database.
- * 2. Register: N identifiers through PUT /api/handles/{handle} (the node has no faster write route)
+ * 2. Register: N identifiers through POST /api/handles/batch, 1,000 a request (the node's fastest write route)
  *    under autocannon; the rate is N / elapsed. Nothing drains: the top-level node is not running.
  * 3. Drain: start the top-level node; from the moment it listens until the secondary's backlog is 0,
  *    the rate is N / elapsed (the sender's retry delay is capped at SYNC_RETRY_MAX_MS=200 here).
@@ -120,7 +120,9 @@ async function drain(
       created.push(db);
     }
     const topPort = await freePort();
-    const base = { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'info', API_KEY_SECRET: randomBytes(24).toString('hex'), REDIS_URL: options.redisUrl ?? '', BENCH_ROUTES: '' };
+    // Rate limits stay on (their cost is part of the figure) with budgets the load never reaches, as for every bench node.
+    const unreachableBudgets = { RATE_LIMIT_RESOLVE_ANONYMOUS: '1000000000', RATE_LIMIT_RESOLVE_KEYED: '1000000000', RATE_LIMIT_REGISTER: '1000000000' };
+    const base = { ...process.env, HOST: '127.0.0.1', LOG_LEVEL: 'info', API_KEY_SECRET: randomBytes(24).toString('hex'), REDIS_URL: options.redisUrl ?? '', BENCH_ROUTES: '', ...unreachableBudgets };
     const topEnv = { ...base, ROLE: 'top-level', NODE_ID: 'bench-top', NODE_PREFIX: '99', PORT: String(topPort), DATABASE_URL: withDb(options.databaseUrl, dbs.top), DATA_DIR: path.join(dir, 'top'), REDIS_KEY_PREFIX: `snode-bench:${tag}:top:` };
     const batchSize = 1000;
     const nodeEnv = {
@@ -152,19 +154,34 @@ async function drain(
     await json(`${node.url}/api/admin/enterprises/${String(ent.body.id)}/prefixes`, 'POST', adminKey, { prefix: '88.118.8' });
     const key = String((await json(`${node.url}/api/admin/keys`, 'POST', adminKey, { role: 'enterprise', enterpriseId: ent.body.id })).body.key);
 
-    note(`[sync-drain] registering ${options.changes.toLocaleString('en')} identifiers with PUT /api/handles/{handle}, ${options.connections} connections`);
-    const body = JSON.stringify({ values: [{ index: 1, type: 'URL', data: { format: 'string', value: 'https://example.com/drain' } }] });
+    // The fastest registration route: POST /api/handles/batch, 1,000 creates a request.
+    const perRequest = 1000;
+    const requests = Math.ceil(options.changes / perRequest);
+    const connections = Math.min(options.connections, 4);
+    note(`[sync-drain] registering ${options.changes.toLocaleString('en')} identifiers with POST /api/handles/batch (${perRequest} a request), ${connections} connections`);
+    const value = [{ index: 1, type: 'URL', data: { format: 'string', value: 'https://example.com/drain' } }];
     const t0 = Date.now();
     const load = await runLoad({
       baseUrl: node.url,
-      connections: options.connections,
-      amount: options.changes,
+      connections,
+      amount: requests,
       signal: options.signal,
-      plan: { method: 'PUT', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, size: options.changes, at: (i) => ({ path: `/api/handles/88.118.8/DRAIN-${i}`, body }) },
+      plan: {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        size: requests,
+        at: (i) => {
+          const from = i * perRequest;
+          const count = Math.min(perRequest, options.changes - from);
+          const operations = Array.from({ length: count }, (_, k) => ({ op: 'create', handle: `88.118.8/DRAIN-${from + k}`, values: value }));
+          return { path: '/api/handles/batch', body: JSON.stringify({ mode: 'atomic', operations }) };
+        },
+      },
     });
     const registerSeconds = (Date.now() - t0) / 1000;
-    const ok = load.statuses['200'] ?? 0;
-    const errors = load.connErrors + (load.requests - ok);
+    const okRequests = load.statuses['200'] ?? 0;
+    const ok = Math.min(options.changes, okRequests * perRequest);
+    const errors = load.connErrors + (load.requests - okRequests);
     const status = async () => (await json(`${node.url}/api/federation/status`, 'GET', adminKey)).body as { outbox: { backlog: number } };
     const backlog = (await status()).outbox.backlog;
     if (backlog !== ok) throw new Error(`expected a backlog of ${ok} changes, found ${backlog}`);
@@ -184,7 +201,7 @@ async function drain(
 
     const registerPerSec = Math.round(ok / registerSeconds);
     const drainPerSec = Math.round(ok / drainSeconds);
-    const drain: DrainDetail = { changes: ok, route: 'PUT /api/handles/{handle}', registerSeconds, registerPerSec, drainSeconds, drainPerSec, ratio: Math.round((drainPerSec / registerPerSec) * 100) / 100, batchSize, verify };
+    const drain: DrainDetail = { changes: ok, route: 'POST /api/handles/batch (1,000 a request)', registerSeconds, registerPerSec, drainSeconds, drainPerSec, ratio: Math.round((drainPerSec / registerPerSec) * 100) / 100, batchSize, verify };
     note(`[sync-drain] registered ${ok} in ${registerSeconds.toFixed(1)} s (${registerPerSec}/s); drained in ${drainSeconds.toFixed(1)} s (${drainPerSec}/s); drain/register ${drain.ratio}; verify ${verify.inSync ? 'in sync' : 'DRIFT'}`);
     return {
       name,
