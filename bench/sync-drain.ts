@@ -157,7 +157,7 @@ async function drain(
     // The fastest registration route: POST /api/handles/batch, 1,000 creates a request.
     const perRequest = 1000;
     const requests = Math.ceil(options.changes / perRequest);
-    const connections = Math.min(options.connections, 4);
+    const connections = Math.min(options.connections, 4, requests); // autocannon refuses more connections than requests
     note(`[sync-drain] registering ${options.changes.toLocaleString('en')} identifiers with POST /api/handles/batch (${perRequest} a request), ${connections} connections`);
     const value = [{ index: 1, type: 'URL', data: { format: 'string', value: 'https://example.com/drain' } }];
     const t0 = Date.now();
