@@ -210,11 +210,13 @@ NDJSON: one {"suffix":"X","values":[...]} (or "handle") a line. CSV: a header "s
 (a type per column, optionally "index:type"), then one identifier a row; empty cells are left out.
 Prints the job as JSON at the end; rejected lines: GET /api/imports/<id>/rejected. Exit 1 when the job failed.
 ${envHelp([...DB_ENV, 'REDIS_URL', 'REDIS_KEY_PREFIX'])}`)
-    .action(async (file: string, o: { prefix: string; format?: 'ndjson' | 'csv'; mode: 'create' | 'upsert' }) => {
-      const job = await runImportCommand(loadConfig(), CLI_ACTOR, file, o);
-      process.stdout.write(`${JSON.stringify(job, null, 2)}\n`);
-      if (job.state !== 'done') process.exitCode = EXIT_FAILED;
-    });
+    .action((file: string, o: { prefix: string; format?: 'ndjson' | 'csv'; mode: 'create' | 'upsert' }) =>
+      withTenancy(async (tenancy, config, pool) => {
+        const job = await runImportCommand(config, pool, tenancy, CLI_ACTOR, file, o);
+        if (job.state !== 'done') process.exitCode = EXIT_FAILED;
+        return job;
+      }),
+    );
 
   program.addHelpText('after', '\nExit codes: 0 success, 1 the operation failed, 2 bad usage or configuration.\nRun "snode config" for every environment variable.\n');
   return program;

@@ -81,13 +81,13 @@ const toJob = (r: Row): ImportJob => ({
 
 export async function createJob(
   db: Db,
-  job: Pick<ImportJob, 'actor' | 'prefix' | 'format' | 'mode' | 'source' | 'state'> & { filePath: (id: string) => string },
+  job: Pick<ImportJob, 'actor' | 'prefix' | 'format' | 'mode' | 'source' | 'state'> & { filePath: (id: string) => string; bytes?: number },
 ): Promise<ImportJob> {
   const id = randomUUID();
   const { rows } = await db.query<Row>(
-    `INSERT INTO imports (id, api_key_id, actor, prefix, format, mode, source, file_path, state)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING ${COLUMNS}`,
-    [id, job.actor.keyId, JSON.stringify(job.actor), job.prefix, job.format, job.mode, job.source, job.filePath(id), job.state],
+    `INSERT INTO imports (id, api_key_id, actor, prefix, format, mode, source, file_path, state, bytes)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${COLUMNS}`,
+    [id, job.actor.keyId, JSON.stringify(job.actor), job.prefix, job.format, job.mode, job.source, job.filePath(id), job.state, job.bytes ?? 0],
   );
   return toJob(rows[0]!);
 }

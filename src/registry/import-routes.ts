@@ -3,6 +3,7 @@ import { Readable } from 'node:stream';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { csvCell } from '../infra/csv-cell.js';
+import { AppError } from '../infra/errors.js';
 import { errorResponses } from '../infra/http-schemas.js';
 import type { ImportJob } from './import-jobs.js';
 import type { ImportFormat } from './import-lines.js';
@@ -53,10 +54,7 @@ export function importRoutes(importer: Importer, maxBytes: number): FastifyPlugi
       const contentType = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
       const format: ImportFormat = request.query.format ?? (contentType === CSV_TYPE ? 'csv' : 'ndjson');
       const body = request.body as unknown;
-      if (!(body instanceof Readable)) {
-        reply.code(415);
-        return { error: { code: 'UNSUPPORTED_MEDIA_TYPE', message: `send the file as ${NDJSON_TYPE} or ${CSV_TYPE}`, requestId: request.id } } as never;
-      }
+      if (!(body instanceof Readable)) throw new AppError('UNSUPPORTED_MEDIA_TYPE', `send the file as ${NDJSON_TYPE} or ${CSV_TYPE}`, 415);
       const job = await importer.upload(request.actor, request.query.prefix, format, request.query.mode ?? 'upsert', body, maxBytes);
       reply.code(202).header('location', `/api/imports/${job.id}`);
       return view(job);

@@ -102,8 +102,7 @@ export class Importer {
   async importFile(actor: Actor, prefix: string, format: ImportFormat, mode: ImportMode, path: string, progress?: ImportProgress): Promise<jobs.ImportJob> {
     const key = this.authorise(actor, prefix);
     const { size } = await stat(path);
-    const job = await jobs.createJob(this.pool, { actor: key, prefix, format, mode, source: 'cli', state: 'queued', filePath: () => path });
-    await jobs.setState(this.pool, job.id, 'queued', { bytes: size });
+    const job = await jobs.createJob(this.pool, { actor: key, prefix, format, mode, source: 'cli', state: 'queued', filePath: () => path, bytes: size });
     await this.runLocked(job.id, { fromCli: true, progress });
     return (await jobs.getJob(this.pool, job.id))!;
   }

@@ -132,7 +132,8 @@ export class ResolverService {
           results[i] = err;
           continue;
         }
-        hit = l1.get(handle.handle);
+        // Already looked up when the string was the normalised handle.
+        if (handle.handle !== input) hit = l1.get(handle.handle);
       }
       if (hit) {
         results[i] = hit;

@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InvalidHandleError, parseHandle, type Handle } from '../../src/handle/handle.js';
+import { AppError } from '../../src/infra/errors.js';
 import type { HandleRecord } from '../../src/handle/values.js';
 import { createLogger } from '../../src/infra/logger.js';
 import { findRecord, findRecords } from '../../src/registry/repository.js';
@@ -152,8 +153,8 @@ describe('single flight', () => {
       const batch = ['88.118.6/SF-2', '88.118.6/NONE-1', '88.118.6/NONE-2', '88.118.6/SF', 'not a handle'];
       const [a, b] = await Promise.all([resolver.resolveMany(batch), resolver.resolveMany(batch)]);
       expect(queries).toBe(2);
-      const entries = (items: ResolvedItem[]) => items.filter((e): e is CacheEntry => !(e instanceof InvalidHandleError));
-      expect(a.map((e) => (e instanceof InvalidHandleError ? 'invalid' : e.found))).toEqual([true, false, false, true, 'invalid']);
+      const entries = (items: ResolvedItem[]) => items.filter((e): e is CacheEntry => !(e instanceof InvalidHandleError || e instanceof AppError));
+      expect(a.map((e) => (e instanceof InvalidHandleError ? 'invalid' : e instanceof AppError ? e.code : e.found))).toEqual([true, false, false, true, 'invalid']);
       expect(entries(b).map((e) => e.json.toString())).toEqual(entries(a).map((e) => e.json.toString()));
     } finally {
       await cache.close();
