@@ -55,6 +55,8 @@ export interface BatchAnswer {
   results: ItemResult[];
 }
 
+type KeyActor = Extract<Actor, { kind: 'key' }>;
+
 /** An item that passed the checks that need no database. */
 interface Planned {
   index: number;
@@ -62,6 +64,21 @@ interface Planned {
   handle: Handle;
   input?: ValueInput[];
   version?: number;
+  /** Grouped single writes: each keeps its own caller and request for the change sinks. */
+  actor?: KeyActor;
+  request?: RequestInfo;
+}
+
+/**
+ * A single write (PUT) that the write coalescer groups with others into one transaction. Its
+ * checks that need no database (handle, ownership, values) are done already.
+ */
+export interface GroupedWrite {
+  op: 'create' | 'upsert';
+  handle: Handle;
+  input: ValueInput[];
+  actor: KeyActor;
+  request?: RequestInfo;
 }
 
 const NOT_APPLIED: Pick<ItemResult, 'code' | 'message' | 'responseCode' | 'status'> = {
@@ -158,6 +175,18 @@ export class BatchRegistry {
     return { body: summarise(mode, results, written !== undefined), written: written ?? [] };
   }
 
+  /**
+   * Single writes of different requests in the caller's transaction (registry/write-coalescer.ts),
+   * each decided and answered as it would be alone: no two name the same handle. The caller
+   * invalidates `written` after its commit and runs the transaction again when `isRaceToRetry(err)`.
+   */
+  async applyGroup(tx: Tx, writes: readonly GroupedWrite[]): Promise<{ results: ItemResult[]; written: string[] }> {
+    const results: ItemResult[] = new Array(writes.length);
+    const planned = writes.map((w, index): Planned => ({ index, op: w.op, handle: w.handle, input: w.input, actor: w.actor, ...(w.request ? { request: w.request } : {}) }));
+    const written = await this.apply(tx, undefined, 'partial', planned, results);
+    return { results, written: written ?? [] };
+  }
+
   /** The checks that need no database; failures go into `results`, the rest is returned. */
   private check(actor: Actor, operations: readonly BatchOperation[], itemError: (i: number) => string | undefined, results: ItemResult[]): Planned[] {
     const planned: Planned[] = [];
@@ -205,7 +234,8 @@ export class BatchRegistry {
    */
   private async apply(
     tx: Tx,
-    actor: Extract<Actor, { kind: 'key' }>,
+    /** The batch's caller; undefined for a group of single writes, whose items carry their own. */
+    actor: KeyActor | undefined,
     mode: BatchMode,
     planned: readonly Planned[],
     results: ItemResult[],
@@ -258,10 +288,14 @@ export class BatchRegistry {
     await batchRepo.deleteMany(tx, deletes.map((p) => p.handle));
 
     const changes: IdentifierChange[] = [];
-    const key = { keyId: actor.keyId, role: actor.role };
-    const change = (op: IdentifierChange['op'], p: Planned, version: number, values: HandleValue[] | null, previous: LockedRecord | null): IdentifierChange => ({
-      op, handle: p.handle.handle, prefix: p.handle.prefix, suffix: p.handle.suffix, version, values, previous, actor: key, at: now, ...(request ? { request } : {}),
-    });
+    const batchKey = actor ? { keyId: actor.keyId, role: actor.role } : undefined;
+    const change = (op: IdentifierChange['op'], p: Planned, version: number, values: HandleValue[] | null, previous: LockedRecord | null): IdentifierChange => {
+      const by = p.request ?? request;
+      return {
+        op, handle: p.handle.handle, prefix: p.handle.prefix, suffix: p.handle.suffix, version, values, previous,
+        actor: p.actor ? { keyId: p.actor.keyId, role: p.actor.role } : batchKey!, at: now, ...(by ? { request: by } : {}),
+      };
+    };
     for (const p of inserts) {
       changes.push(change('create', p, 1, p.values, null));
       results[p.index] = { responseCode: ResponseCode.SUCCESS, handle: p.handle.handle, op: p.op, status: 201, version: 1 };

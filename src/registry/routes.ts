@@ -38,9 +38,9 @@ export function registryRoutes(registry: RegistryService, maxValues: number): Fa
       }
       const conditions = writeConditions(request.headers, request.query.overwrite);
       const result = await registry.put(request.actor, path, request.body.values, conditions, { id: request.id, ip: request.ip });
-      reply.header('etag', etag(result.record.version));
+      reply.header('etag', etag(result.version));
       reply.code(result.created && conditions.createOnly ? 201 : 200);
-      return { responseCode: ResponseCode.SUCCESS, handle: result.record.handle };
+      return { responseCode: ResponseCode.SUCCESS, handle: result.handle };
     });
 
     app.delete('/api/handles/*', {

@@ -4,11 +4,12 @@ import { InvalidHandleError, isPrefixUnder, normalisePrefix, type Handle } from 
 import { parseHandleOrThrow } from '../infra/handle-http.js';
 import { InvalidValueError } from '../handle/formats.js';
 import { normaliseValues, type HandleRecord, type ValueInput, type ValueLimits } from '../handle/values.js';
-import { errors } from '../infra/errors.js';
+import { AppError, errors, ResponseCode } from '../infra/errors.js';
 import { withTransaction } from '../infra/postgres.js';
 import type { CacheInvalidation } from '../resolver/resolver-cache.js';
 import { canList, ownsPrefix, type Actor } from '../tenancy/actor.js';
 import type { ChangeSink, IdentifierChange, RequestInfo } from './change-sink.js';
+import type { GroupedWrite, ItemResult } from './batch.js';
 import * as repo from './repository.js';
 
 /** Preconditions of a write, from `overwrite`, `If-None-Match` and `If-Match`. */
@@ -21,12 +22,20 @@ export interface WriteConditions {
 
 export interface PutResult {
   created: boolean;
-  record: HandleRecord;
+  handle: string;
+  version: number;
+}
+
+/** Where single writes without If-Match go to share a transaction (registry/write-coalescer.ts). */
+export interface GroupWriter {
+  write(write: GroupedWrite): Promise<ItemResult>;
 }
 
 type KeyActor = Extract<Actor, { kind: 'key' }>;
 
 export class RegistryService {
+  private grouped: GroupWriter | undefined;
+
   constructor(
     private readonly pool: pg.Pool,
     private readonly cache: CacheInvalidation,
@@ -36,6 +45,14 @@ export class RegistryService {
     /** Disabled prefixes accept no writes, from anyone. Synchronous: answered from memory. */
     private readonly isDisabled: (prefix: string) => boolean = () => false,
   ) {}
+
+  /**
+   * From now on, creates and replacements without If-Match go through `writer`, which commits
+   * them in groups; writes with If-Match and deletes keep a transaction of their own.
+   */
+  groupWritesWith(writer: GroupWriter): void {
+    this.grouped = writer;
+  }
 
   /**
    * May this actor write this handle? Checked first thing on a request (before its body is even
@@ -84,7 +101,21 @@ export class RegistryService {
     };
     toValues(); // refuse bad input before opening a transaction
 
+    if (this.grouped && conditions.ifMatch === undefined) {
+      const outcome = await this.grouped.write({ op: conditions.createOnly ? 'create' : 'upsert', handle, input: [...input], actor: key, ...(request ? { request } : {}) });
+      if (outcome.responseCode !== ResponseCode.SUCCESS) throw new AppError(outcome.code ?? 'WRITE_FAILED', outcome.message ?? 'the write failed', outcome.status, outcome.responseCode);
+      return { created: outcome.status === 201, handle: handle.handle, version: outcome.version! };
+    }
+
     const result = await withTransaction(this.pool, async (tx) => {
+      // A create that must not replace (overwrite=false, If-None-Match: *) has nothing to lock:
+      // the insert either takes the key or finds it taken. One statement less than the general path.
+      if (conditions.createOnly && conditions.ifMatch === undefined) {
+        const values = toValues();
+        if (!(await repo.insertRecord(tx, handle.prefix, handle.suffix, values))) throw errors.handleExists(handle.handle);
+        await this.emit(tx, [this.change('create', handle, key, now, 1, values, null, request)]);
+        return { created: true, handle: handle.handle, version: 1 };
+      }
       // A concurrent create between our lock attempt and insert makes the insert a no-op; the
       // second pass then finds and locks that row. Two passes always suffice.
       for (let attempt = 0; attempt < 2; attempt += 1) {
@@ -96,12 +127,12 @@ export class RegistryService {
           const version = await repo.replaceRecord(tx, handle.prefix, handle.suffix, values);
           const change = this.change('update', handle, key, now, version, values, existing, request);
           await this.emit(tx, [change]);
-          return { created: false, record: { handle: handle.handle, version, values } };
+          return { created: false, handle: handle.handle, version };
         }
         const values = toValues();
         if (await repo.insertRecord(tx, handle.prefix, handle.suffix, values)) {
           await this.emit(tx, [this.change('create', handle, key, now, 1, values, null, request)]);
-          return { created: true, record: { handle: handle.handle, version: 1, values } };
+          return { created: true, handle: handle.handle, version: 1 };
         }
       }
       throw new Error(`could not settle a concurrent write of ${handle.handle}`);

@@ -13,6 +13,7 @@ import { itemChecker } from './batch-items.js';
 import type { ChangeSink } from './change-sink.js';
 import { Importer } from './importer.js';
 import { RegistryService } from './service.js';
+import { WriteCoalescer } from './write-coalescer.js';
 
 export interface Writers {
   registry: RegistryService;
@@ -33,6 +34,8 @@ export function buildWriters(
   const sinks = [registrationCountingSink(config.STATS_TIME_ZONE), ...extraSinks];
   const registry = new RegistryService(pool, cache, sinks, limits, config.NODE_PREFIX, isDisabled);
   const batches = new BatchRegistry(pool, registry, cache, limits, config.IDEMPOTENCY_KEY_TTL);
+  // Single writes commit in groups; half the pool at most, so reads always find a connection.
+  registry.groupWritesWith(new WriteCoalescer(pool, batches, cache, Math.max(1, Math.floor(config.PG_POOL_MAX / 2))));
   const importer = new Importer(pool, batches, cache, itemChecker(config.MAX_VALUES_PER_RECORD), join(config.DATA_DIR, 'imports'), log);
   return { registry, batches, importer };
 }

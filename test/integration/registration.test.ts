@@ -106,6 +106,29 @@ describe('PUT /api/handles/{handle}', () => {
     expect(results.filter((r) => r.status === 409)).toHaveLength(9);
   });
 
+  it('commits concurrent single writes in shared transactions, each answered, versioned and audited as if alone', async () => {
+    const n = 60;
+    const creates = await Promise.all(Array.from({ length: n }, (_, i) => put(`88.118.8/GRP-${i}`, [url(`g${i}`)], { query: '?overwrite=false' })));
+    expect(creates.map((r) => r.status)).toEqual(Array(n).fill(201));
+    expect(creates.map((r) => r.headers.get('etag'))).toEqual(Array(n).fill('"1"'));
+    // One transaction stamps its rows with one xmin: fewer xmins than writes means shared commits.
+    const { rows } = await sql.query("SELECT count(*)::int AS n, count(DISTINCT xmin::text)::int AS transactions FROM identifiers WHERE prefix = '88.118.8' AND suffix LIKE 'GRP-%'");
+    expect(rows[0].n).toBe(n);
+    expect(rows[0].transactions).toBeLessThan(n);
+    // Each write is audited once, with its own request id.
+    const audit = await sql.query("SELECT count(*)::int AS n, count(DISTINCT request_id)::int AS requests FROM audit_log WHERE action = 'identifier.create' AND target LIKE '88.118.8/GRP-%'");
+    expect(audit.rows[0]).toEqual({ n, requests: n });
+    // A refused write in a shared group fails alone, with the answer it gets alone.
+    const mixed = await Promise.all([
+      ...Array.from({ length: 20 }, (_, i) => put(`88.118.8/GRP-NEW-${i}`, [url('x')], { query: '?overwrite=false' })),
+      put('88.118.8/GRP-0', [url('again')], { query: '?overwrite=false' }),
+    ]);
+    expect(mixed.slice(0, 20).map((r) => r.status)).toEqual(Array(20).fill(201));
+    expect(mixed[20]!.status).toBe(409);
+    expect(mixed[20]!.body).toMatchObject({ responseCode: 101, code: 'HANDLE_ALREADY_EXISTS' });
+    expect((await get('88.118.8/GRP-0')).body.values[0].data.value).toBe('g0');
+  });
+
   it('serialises concurrent replacements: every write gets its own version', async () => {
     await put('88.118.8/CONC', [url('start')]);
     const results = await Promise.all(Array.from({ length: 10 }, (_, i) => put('88.118.8/CONC', [url(`w${i}`)])));

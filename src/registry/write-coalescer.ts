@@ -1,0 +1,95 @@
+/**
+ * Group commit for single writes. A durable commit waits for its WAL flush: on a disk that flushes
+ * a few hundred times a second, one transaction per PUT caps registration at (flushes/s) x (pool
+ * connections). The coalescer lets at most `maxInFlight` write transactions run; PUTs that arrive
+ * meanwhile wait and go together in the next transaction (the batch path: one statement set and
+ * one call per change sink for the whole group), each decided and answered as it would be alone,
+ * and each acknowledged only after that transaction commits. A lone PUT on a quiet node starts at
+ * once, so it waits for nothing.
+ *
+ * What a group shares: its commit, and its fate when the database fails (a sink error or a lost
+ * connection fails every write of the group, as it would fail a batch). Two writes of the same
+ * handle never share a group: the later one waits for the next.
+ */
+import type pg from 'pg';
+import { withTransaction } from '../infra/postgres.js';
+import type { CacheInvalidation } from '../resolver/resolver-cache.js';
+import { isRaceToRetry, type BatchRegistry, type GroupedWrite, type ItemResult } from './batch.js';
+
+interface Waiting {
+  write: GroupedWrite;
+  resolve(result: ItemResult): void;
+  reject(err: unknown): void;
+}
+
+/** Postgres' deadlock_detected: two groups inserting the same new handles in crossed order. */
+const isDeadlock = (err: unknown): boolean => (err as { code?: unknown })?.code === '40P01';
+
+const ATTEMPTS = 3;
+
+export class WriteCoalescer {
+  private queue: Waiting[] = [];
+  private inFlight = 0;
+  /** Writes that shared a transaction with at least one other, and groups run (for tests and logs). */
+  readonly counts = { writes: 0, groups: 0, grouped: 0 };
+
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly batches: BatchRegistry,
+    private readonly cache: CacheInvalidation,
+    /** Write transactions at once; the rest of the pool stays free for reads. */
+    private readonly maxInFlight: number,
+    private readonly maxGroup = 500,
+  ) {}
+
+  /** Resolves with the write's own result once its group has committed (or failed it alone). */
+  write(write: GroupedWrite): Promise<ItemResult> {
+    return new Promise<ItemResult>((resolve, reject) => {
+      this.queue.push({ write, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
+      const group: Waiting[] = [];
+      const later: Waiting[] = [];
+      const handles = new Set<string>();
+      for (const waiting of this.queue) {
+        const handle = waiting.write.handle.handle;
+        if (group.length < this.maxGroup && !handles.has(handle)) {
+          handles.add(handle);
+          group.push(waiting);
+        } else {
+          later.push(waiting);
+        }
+      }
+      this.queue = later;
+      this.inFlight += 1;
+      void this.run(group).finally(() => {
+        this.inFlight -= 1;
+        this.pump();
+      });
+    }
+  }
+
+  private async run(group: Waiting[]): Promise<void> {
+    this.counts.groups += 1;
+    this.counts.writes += group.length;
+    if (group.length > 1) this.counts.grouped += group.length;
+    // Primary-key order, as a batch locks: groups that insert the same new handles meet in order.
+    const ordered = [...group].sort((a, b) => (a.write.handle.handle < b.write.handle.handle ? -1 : a.write.handle.handle > b.write.handle.handle ? 1 : 0));
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        const { results, written } = await withTransaction(this.pool, (tx) => this.batches.applyGroup(tx, ordered.map((w) => w.write)));
+        if (written.length > 0) await this.cache.invalidate(written);
+        ordered.forEach((waiting, i) => waiting.resolve(results[i]!));
+        return;
+      } catch (err) {
+        if ((isRaceToRetry(err) || isDeadlock(err)) && attempt < ATTEMPTS) continue;
+        for (const waiting of ordered) waiting.reject(err);
+        return;
+      }
+    }
+  }
+}
