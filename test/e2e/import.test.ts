@@ -1,13 +1,17 @@
 /**
  * Streaming imports against real node processes on real Postgres and Redis: malformed lines and
  * columns, a node killed mid-import and restarted (every line applied exactly once), and the
- * command line importing 1,000,000 lines.
+ * command line importing 1,000,000 lines. The node federates with a top-level node that is down
+ * (UPSTREAM_URLS names a port where nothing listens), so every change it makes stays in its sync
+ * outbox, where the tests count it next to the audit log and the statistics: each item of a batch
+ * and each line of an import is seen exactly once by all three.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
+import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
@@ -19,6 +23,7 @@ import { makeUscc } from '../helpers/uscc.js';
 
 let db: TestDatabase;
 let dataDir: string;
+let closedPort: number;
 let sql: pg.Pool;
 let node: NodeProcess | undefined;
 let adminKey: string;
@@ -34,12 +39,26 @@ function env(): Record<string, string> {
     API_KEY_SECRET: 'test-secret-test-secret-test-secret-0123',
     PORT: '0',
     NODE_PREFIX: '88.118',
+    NODE_ID: 'node-import',
+    // The top-level node is down for the whole file: changes wait in the outbox.
+    UPSTREAM_URLS: `http://127.0.0.1:${closedPort}`,
+    SYNC_RETRY_MAX_MS: '60000',
   };
 }
 
 const start = () => startProcess(env(), ['node', 'dist/main.js', 'serve']);
 
+/** A port nothing listens on: bound, read, released. */
+async function freePort(): Promise<number> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
 beforeAll(async () => {
+  closedPort = await freePort();
   db = await createTestDatabase();
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'snode-import-'));
   node = await start();
@@ -82,6 +101,16 @@ async function writeLines(file: string, count: number, line: (n: number) => stri
   await once(out, 'finish');
 }
 
+/**
+ * How many times each sink saw the handles matching `like`: audit entries, outbox events and
+ * statistics deltas, with the number of distinct handles among the first two.
+ */
+async function sinkCounts(prefix: string, like: string): Promise<{ audit: number; auditHandles: number; outbox: number; outboxHandles: number }> {
+  const audit = (await sql.query("SELECT count(*)::int AS n, count(DISTINCT target)::int AS d FROM audit_log WHERE action LIKE 'identifier.%' AND target LIKE $1", [`${prefix}/${like}`])).rows[0];
+  const outbox = (await sql.query("SELECT count(*)::int AS n, count(DISTINCT suffix)::int AS d FROM federation_outbox WHERE prefix = $1 AND suffix LIKE $2 AND op <> 'e'", [prefix, like])).rows[0];
+  return { audit: audit.n, auditHandles: audit.d, outbox: outbox.n, outboxHandles: outbox.d };
+}
+
 const created = async (prefix: string) =>
   Number((await sql.query('SELECT coalesce(sum(creates),0) AS c FROM stats_registration_deltas WHERE prefix = $1', [prefix])).rows[0].c) +
   Number((await sql.query("SELECT coalesce(sum(creates),0) AS c FROM stats_registrations WHERE prefix = $1 AND grain = 't'", [prefix])).rows[0].c);
@@ -122,6 +151,35 @@ describe('imports', () => {
     expect((await upload('prefix=88.118.81', 'application/json', '{}')).status).toBe(415);
   }, 120_000);
 
+  it('hands every applied item of a batch to the audit log, the outbox and the statistics exactly once, a retried batch not again', async () => {
+    const v = (n: string) => [{ index: 1, type: 'URL', data: { format: 'string', value: `https://example.com/b/${n}` } }];
+    await call(node!.url, 'PUT', '/api/handles/88.118.81/B-U0', { key, body: { values: v('old') } });
+    await call(node!.url, 'PUT', '/api/handles/88.118.81/B-D0', { key, body: { values: v('old') } });
+    const before = { ...(await sinkCounts('88.118.81', 'B-%')), created: await created('88.118.81') };
+    const operations = [
+      ...Array.from({ length: 50 }, (_, n) => ({ op: 'create', handle: `88.118.81/B-C${n}`, values: v(`c${n}`) })),
+      { op: 'update', handle: '88.118.81/B-U0', version: 1, values: v('new') },
+      { op: 'delete', handle: '88.118.81/B-D0' },
+      { op: 'upsert', handle: '88.118.81/B-C0', values: v('twice') }, // a handle named twice: refused
+      { op: 'create', handle: '88.118.82/B-X', values: v('x') }, // not this key's prefix: refused
+      { op: 'create', handle: '88.118.81/B-BAD', values: [] }, // no values: refused
+    ];
+    const send = () => call(node!.url, 'POST', '/api/handles/batch', { key, body: { operations }, headers: { 'idempotency-key': 'sinks-once-1' } });
+    const first = await send();
+    expect(first.status, first.text).toBe(200);
+    expect(first.body.counts).toEqual({ created: 50, updated: 1, deleted: 1, failed: 3 });
+    const again = await send();
+    expect(again.headers.get('idempotency-replayed')).toBe('true');
+    expect(again.body).toEqual(first.body);
+    const after = await sinkCounts('88.118.81', 'B-%');
+    // 52 applied items: 50 creates, an update and a delete, each seen once; the refused three never.
+    expect({ audit: after.audit - before.audit, outbox: after.outbox - before.outbox }).toEqual({ audit: 52, outbox: 52 });
+    expect(after.auditHandles - before.auditHandles).toBe(50);
+    expect((await created('88.118.81')) - before.created).toBe(50);
+    const refused = await sql.query("SELECT count(*)::int AS n FROM audit_log WHERE target IN ('88.118.82/B-X', '88.118.81/B-BAD')");
+    expect(refused.rows[0].n).toBe(0);
+  }, 120_000);
+
   it('resumes an import after the node is killed mid-way, applying every line exactly once', async () => {
     const count = 100_000;
     const lines = Array.from({ length: count }, (_, n) => `{"suffix":"R-${n}","values":[{"index":1,"type":"URL","data":{"format":"string","value":"https://example.com/r/${n}"}}]}`).join('\n');
@@ -147,12 +205,15 @@ describe('imports', () => {
     expect(rows[0]).toEqual({ n: count, v: 1 });
     expect((await created('88.118.81')) - before).toBe(count);
     expect(node.logs.some((l) => l.msg === 'import: resuming')).toBe(true);
+    // The audit log and the sync outbox saw each line once too, across the kill.
+    expect(await sinkCounts('88.118.81', 'R-%')).toEqual({ audit: count, auditHandles: count, outbox: count, outboxHandles: count });
   }, 300_000);
 
   it('imports 1,000,000 lines from the command line with flat memory', async () => {
     const file = path.join(dataDir, 'million.ndjson');
     await writeLines(file, 1_000_000, (n) => `{"suffix":"M-${n}","values":[{"index":1,"type":"URL","data":{"format":"string","value":"https://example.com/m/${n}"}},{"index":2001,"type":"product.batch","data":{"format":"string","value":"2026-11-B07"}}]}`);
-    const result = await runCli(['import', file, '--prefix', '88.118.81', '--mode', 'create'], { ...env(), LOG_LEVEL: 'warn' });
+    // Without the outbox: this test is about memory and time, and the sinks are counted above.
+    const result = await runCli(['import', file, '--prefix', '88.118.81', '--mode', 'create'], { ...env(), UPSTREAM_URLS: '', LOG_LEVEL: 'warn' });
     expect(result.code, result.stderr).toBe(0);
     const job = JSON.parse(result.stdout);
     expect(job).toMatchObject({ state: 'done', linesRead: 1_000_000, written: 1_000_000, rejected: 0, source: 'cli' });
