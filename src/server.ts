@@ -1,4 +1,5 @@
 /** config -> infrastructure -> app -> listen; and the graceful way back down. */
+import type { Server } from 'node:http';
 import closeWithGrace from 'close-with-grace';
 import type pg from 'pg';
 import { buildApp, type App } from './app.js';
@@ -86,6 +87,8 @@ export async function openCache(config: Config, log: Logger): Promise<Cache> {
 export interface RunningNode {
   app: App;
   url: string;
+  /** The METRICS_PORT listener's base URL, when there is one. */
+  metricsUrl?: string;
   log: Logger;
   /** Stops accepting, finishes in-flight requests, closes pools, stops embedded Postgres. */
   close(): Promise<void>;
@@ -103,31 +106,49 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
   const database = await openDatabase(config, log);
   let cache: Cache | undefined;
   let app: App | undefined;
+  let metricsListener: Server | undefined;
+  let metricsUrl: string | undefined;
   try {
     cache = await openCache(config, log);
     const audit = config.AUDIT_LOG ? new AuditLog(database.pool, log) : NO_AUDIT;
     await ensureFirstAdminKey(database.pool, new TenancyService(database.pool, secret, config.NODE_PREFIX, { audit }), config.DATA_DIR, log);
     app = await buildApp(config, { pool: database.pool, cache: cache.cache, log, secret, sinks: options.sinks ?? [], redis: cache.redis });
     const url = await app.listen({ host: config.HOST, port: config.PORT });
+    if (app.metrics && config.METRICS_PORT !== '') {
+      const metricsServer = await app.metrics.listen(config.METRICS_HOST, Number(config.METRICS_PORT));
+      metricsUrl = metricsServer.url;
+      metricsListener = metricsServer.server;
+      log.info({ url: `${metricsServer.url}/metrics` }, 'metrics listening');
+    }
     log.info({ url, nodePrefix: config.NODE_PREFIX }, 'snode listening');
     app.importer.resumeUnfinished();
-    const opened = { app, cache, database };
+    const opened = { app, cache, database, metricsListener };
     return {
       app,
       url,
+      metricsUrl,
       log,
       close: async () => {
+        await closeListener(opened.metricsListener);
         await opened.app.close();
         await opened.cache.close();
         await opened.database.close();
       },
     };
   } catch (err) {
+    await closeListener(metricsListener);
     await app?.close().catch(() => undefined);
     await cache?.close().catch(() => undefined);
     await database.close();
     throw err;
   }
+}
+
+async function closeListener(server: Server | undefined): Promise<void> {
+  if (!server) return;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  await closed;
 }
 
 /** `snode serve`: run until SIGTERM/SIGINT, then shut down gracefully. */

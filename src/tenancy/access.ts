@@ -16,6 +16,7 @@ const KEYS: readonly Caller[] = ['enterprise', 'auditor', 'admin'];
 export const ACCESS_MATRIX: Record<string, { who: readonly Caller[]; what: string }> = {
   'GET /healthz': { who: ANYONE, what: 'the process answers' },
   'GET /readyz': { who: ANYONE, what: 'Postgres and Redis answer' },
+  'GET /metrics': { who: ['auditor', 'admin'], what: 'Prometheus metrics (with METRICS_PORT: on a listener of their own, without a key)' },
   'GET /api/handles/*': { who: ANYONE, what: 'resolve; private values only to the prefix owner and admins' },
   'POST /api/resolve': { who: ANYONE, what: 'resolve many; private values only to the owner and admins' },
   'GET /*': { who: ANYONE, what: 'proxy view of a record' },
