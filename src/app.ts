@@ -16,6 +16,7 @@ import { benchRoutes } from './bench/routes.js';
 import { healthRoutes } from './infra/health-routes.js';
 import { Metrics } from './infra/metrics.js';
 import { metricsRoutes } from './infra/metrics-routes.js';
+import { registerOpenApi } from './infra/openapi.js';
 import { frameworkErrorHandler, registerErrorHandling } from './infra/http-errors.js';
 import { validatorCompiler } from './infra/validation.js';
 import type { Logger } from './infra/logger.js';
@@ -153,8 +154,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     })
     : undefined;
   app.decorate('metrics', metrics);
-  // Before any route is registered: every route gets its timing hook.
+  // Before any route is registered: every route gets its timing hook, its place in the document.
   metrics?.instrument(app as unknown as FastifyInstance);
+  await registerOpenApi(app as unknown as FastifyInstance, SOFTWARE_VERSION);
   // JSON only: a text/plain body is refused with 415 rather than parsed as a string.
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);

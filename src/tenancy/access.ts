@@ -16,6 +16,13 @@ const KEYS: readonly Caller[] = ['enterprise', 'auditor', 'admin'];
 export const ACCESS_MATRIX: Record<string, { who: readonly Caller[]; what: string }> = {
   'GET /healthz': { who: ANYONE, what: 'the process answers' },
   'GET /readyz': { who: ANYONE, what: 'Postgres and Redis answer' },
+  'GET /docs': { who: ANYONE, what: 'the interactive API documentation (Swagger UI, served locally)' },
+  'GET /docs/': { who: ANYONE, what: 'the interactive API documentation' },
+  'GET /docs/json': { who: ANYONE, what: 'the OpenAPI 3 document' },
+  'GET /docs/yaml': { who: ANYONE, what: 'the OpenAPI 3 document in YAML' },
+  'GET /docs/static/index.html': { who: ANYONE, what: 'the documentation page (redirects to /docs/)' },
+  'GET /docs/static/swagger-initializer.js': { who: ANYONE, what: "the documentation page's script" },
+  'GET /docs/static/*': { who: ANYONE, what: "the documentation page's files" },
   'GET /metrics': { who: ['auditor', 'admin'], what: 'Prometheus metrics (with METRICS_PORT: on a listener of their own, without a key)' },
   'GET /api/handles/*': { who: ANYONE, what: 'resolve; private values only to the prefix owner and admins' },
   'POST /api/resolve': { who: ANYONE, what: 'resolve many; private values only to the owner and admins' },
