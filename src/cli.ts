@@ -1,7 +1,7 @@
-#!/usr/bin/env node
 /**
- * The `snode` command line. Exit codes: 0 success, 1 the operation failed, 2 bad usage or
- * configuration.
+ * The `snode` command line (src/main.ts runs it). Exit codes: 0 success, 1 the operation failed, 2 bad usage or
+ * configuration. Every command's --help lists its options and the environment variables it
+ * reads (the nearest ancestor's list when it has none of its own) and the exit codes.
  */
 import { Command, CommanderError, Option } from 'commander';
 import { ConfigError, describeConfig, loadConfig, type Config } from './config.js';
@@ -22,13 +22,67 @@ import { StatsService } from './stats/service.js';
 import type pg from 'pg';
 import * as federationCli from './federation/cli.js';
 import { KEY_ALGORITHMS, type KeyAlgorithm } from './federation/signing.js';
+import { Agent, request } from 'undici';
+
+/** true when GET url answers 200 within timeoutMs. A node's own certificate is not checked: this asks the process on this machine whether it is alive. */
+async function healthcheck(url: string, timeoutMs: number): Promise<boolean> {
+  const dispatcher = new Agent({ connect: { rejectUnauthorized: false, timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  try {
+    const answer = await request(url, { dispatcher });
+    await answer.body.dump();
+    return answer.statusCode === 200;
+  } catch (err) {
+    process.stderr.write(`snode: healthcheck: ${(err as Error).message}\n`);
+    return false;
+  } finally {
+    await dispatcher.close();
+  }
+}
 
 const EXIT_FAILED = 1;
 const EXIT_USAGE = 2;
+const EXIT_CODES = 'Exit codes: 0 success, 1 the operation failed (or found a problem: a broken audit chain, federation drift, a failed import), 2 bad usage or configuration.';
 
 function envHelp(names: string[]): string {
   const rows = describeConfig().filter((r) => names.includes(r.name));
+  if (rows.length === 0) return '\nEnvironment: none.\n';
   return `\nEnvironment:\n${rows.map((r) => `  ${r.name.padEnd(22)} ${r.description} [default: ${r.default}]`).join('\n')}\n`;
+}
+
+/** The environment variables each command reads, given where they are known (see withHelp). */
+const ENV_OF = new WeakMap<Command, string[]>();
+const env = <C extends Command>(command: C, names: string[]): C => {
+  ENV_OF.set(command, names);
+  return command;
+};
+
+/** Every command's help ends with its environment variables (its own, or its nearest ancestor's) and the exit codes. */
+function withHelp(command: Command, inherited: string[]): void {
+  const names = ENV_OF.get(command) ?? inherited;
+  if (command.parent) command.addHelpText('after', `${envHelp(names)}\n${EXIT_CODES}\n`);
+  for (const sub of command.commands) withHelp(sub, names);
+}
+
+/** Progress of a step that is one long statement: what it does, then how long it took (stderr). */
+async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  const started = Date.now();
+  process.stderr.write(`snode: ${what}...\n`);
+  const result = await fn();
+  process.stderr.write(`snode: ${what}: done in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  return result;
+}
+
+/** A running count on a terminal; a line every few seconds otherwise. */
+function counter(what: string): (n: number, final?: boolean) => void {
+  const tty = process.stderr.isTTY === true;
+  let last = 0;
+  return (n, final = false) => {
+    const now = Date.now();
+    if (!final && now - last < (tty ? 200 : 5000)) return;
+    last = now;
+    const text = `snode: ${what}: ${n.toLocaleString('en')}`;
+    process.stderr.write(tty ? `\r${text}${final ? '\n' : ''}` : `${text}\n`);
+  };
 }
 
 const DB_ENV = ['DATABASE_URL', 'DATA_DIR', 'EMBEDDED_PG_PORT', 'API_KEY_SECRET', 'NODE_PREFIX', 'LOG_LEVEL'];
@@ -55,31 +109,43 @@ const cliLog = (config: Config) => createLogger(process.env.LOG_LEVEL ? config.L
 /** The command line acts with the database's authority: as an admin. */
 const CLI_ACTOR: Actor = { kind: 'key', keyId: 'cli', role: 'admin', enterpriseId: null, prefixes: [] };
 
-function buildProgram(): Command {
+export function buildProgram(): Command {
   const program = new Command('snode')
     .description('snode: a secondary node of the Industrial Internet identifier resolution system')
     .showHelpAfterError()
     .exitOverride();
 
-  program
+  env(program
     .command('serve')
     .description('start the node (HTTP API); embedded Postgres without DATABASE_URL, in-process cache without REDIS_URL')
-    .addHelpText('after', envHelp(describeConfig().map((r) => r.name)))
-    .action(async () => serve(loadConfig()));
+    .action(async () => serve(loadConfig())), describeConfig().map((r) => r.name));
 
-  program
+  env(program
     .command('migrate')
-    .description('apply pending database migrations and exit')
-    .addHelpText('after', envHelp(DB_ENV))
+    .description('apply pending database migrations and exit (each one is printed as it is applied)')
     .action(async () => {
       const config = loadConfig();
-      const log = createLogger(config.LOG_LEVEL, { nodeId: config.NODE_ID }, true);
-      const database = await openDatabase(config, log);
+      const log = createLogger(process.env.LOG_LEVEL ? config.LOG_LEVEL : 'warn', { nodeId: config.NODE_ID }, true);
+      const database = await openDatabase(config, log, (name) => process.stderr.write(`snode: applied migration ${name}\n`));
       await database.close();
-      process.stdout.write('migrations are up to date\n');
-    });
+      process.stdout.write(database.applied.length > 0 ? `applied ${database.applied.length} migration(s); the schema is up to date\n` : 'migrations are up to date\n');
+    }), DB_ENV);
 
-  program
+  env(program
+    .command('healthcheck')
+    .description("exit 0 when the node on HOST:PORT answers GET /healthz, 1 otherwise (the container's HEALTHCHECK)")
+    .option('--timeout <ms>', 'how long to wait for the answer', '3000')
+    .action(async (o: { timeout: string }) => {
+      const config = loadConfig();
+      if (config.PORT === 0) throw new ConfigError('invalid configuration:\n  PORT: healthcheck needs the port the node listens on (not 0)');
+      const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
+      const url = `${config.TLS_CERT ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${config.PORT}/healthz`;
+      const ok = await healthcheck(url, Number(o.timeout) || 3000);
+      process.stdout.write(`${ok ? 'ok' : 'unhealthy'}: ${url}\n`);
+      if (!ok) process.exitCode = EXIT_FAILED;
+    }), ['HOST', 'PORT', 'TLS_CERT']);
+
+  env(program
     .command('config')
     .description('list every environment variable with its default and meaning')
     .option('--markdown', 'print a Markdown table (as in README.md)')
@@ -90,10 +156,9 @@ function buildProgram(): Command {
       } else {
         process.stdout.write(`${rows.map((r) => `${r.name}=${r.default}\n    ${r.description}`).join('\n')}\n`);
       }
-    });
+    }), []);
 
-  const admin = program.command('admin').description('manage enterprises, prefixes and API keys (works while the node runs)');
-  admin.addHelpText('after', envHelp(DB_ENV));
+  const admin = env(program.command('admin').description('manage enterprises, prefixes and API keys (works while the node runs)'), DB_ENV);
 
   const enterprise = admin.command('enterprise').description('enterprises');
   enterprise
@@ -147,8 +212,8 @@ function buildProgram(): Command {
       withTenancy((_t, config, pool) => federationCli.registerNode(pool, config, cliLog(config), o)),
     );
 
-  const federation = program.command('federation').description('the link with the national top-level node');
-  federation.addHelpText('after', envHelp([...DB_ENV, 'NODE_ID', 'UPSTREAM_URLS', 'FEDERATION_KEY_FILE', 'FEDERATION_KEY_ALGORITHM']));
+  const federation = env(program.command('federation').description('the link with the national top-level node'),
+    [...DB_ENV, 'NODE_ID', 'UPSTREAM_URLS', 'FEDERATION_KEY_FILE', 'FEDERATION_KEY_ALGORITHM']);
   federation
     .command('public-key')
     .description("print this node's federation public key (generating the key pair on first use)")
@@ -161,7 +226,7 @@ function buildProgram(): Command {
     .description('compare per-prefix counts and digests with the escrow copy on the top-level node; exit 1 on drift')
     .action(() =>
       withTenancy(async (_t, config, pool) => {
-        const report = await federationCli.verify(pool, config, cliLog(config));
+        const report = await step('comparing every prefix with the escrow copy', () => federationCli.verify(pool, config, cliLog(config)));
         if (report.drift) process.exitCode = EXIT_FAILED;
         return report;
       }),
@@ -169,24 +234,24 @@ function buildProgram(): Command {
   federation
     .command('resync')
     .description('queue a full snapshot of every identifier for the top-level node, replacing its escrow copy (repairs drift)')
-    .action(() => withTenancy((_t, _config, pool) => federationCli.resync(pool)));
+    .action(() => withTenancy((_t, _config, pool) => step('queuing a snapshot of every identifier', () => federationCli.resync(pool))));
 
-  const audit = program.command('audit').description('the tamper-evident audit log');
-  audit.addHelpText('after', envHelp(DB_ENV));
+  const audit = env(program.command('audit').description('the tamper-evident audit log'), DB_ENV);
   audit
     .command('verify')
     .description('seal committed entries, recompute the hash chain and name the first entry that does not match (exit 1 if one does not)')
     .action(() =>
       withTenancy(async (_tenancy, _config, pool) => {
         const log = createLogger('warn', {}, true);
-        const result = await new AuditLog(pool, log).verify();
+        const progress = counter('audit entries checked');
+        const result = await new AuditLog(pool, log).verify(progress);
+        progress(result.checked, true);
         if (!result.ok) process.exitCode = EXIT_FAILED;
         return result;
       }),
     );
 
-  const stats = program.command('stats').description('registration and resolution statistics');
-  stats.addHelpText('after', envHelp([...DB_ENV, 'STATS_TIME_ZONE']));
+  const stats = env(program.command('stats').description('registration and resolution statistics'), [...DB_ENV, 'STATS_TIME_ZONE']);
   stats
     .command('report')
     .description('the period report an auditor files: one row per enterprise and prefix')
@@ -199,7 +264,7 @@ function buildProgram(): Command {
       }),
     );
 
-  program
+  env(program
     .command('import <file>')
     .description('import identifiers from an NDJSON or CSV file, streamed in chunks, with progress (the same job as POST /api/imports)')
     .requiredOption('--prefix <prefix>', 'every line is imported under this prefix')
@@ -208,21 +273,21 @@ function buildProgram(): Command {
     .addHelpText('after', `
 NDJSON: one {"suffix":"X","values":[...]} (or "handle") a line. CSV: a header "suffix,URL,EMAIL,2001:product.name"
 (a type per column, optionally "index:type"), then one identifier a row; empty cells are left out.
-Prints the job as JSON at the end; rejected lines: GET /api/imports/<id>/rejected. Exit 1 when the job failed.
-${envHelp([...DB_ENV, 'REDIS_URL', 'REDIS_KEY_PREFIX'])}`)
+Prints the job as JSON at the end; rejected lines: GET /api/imports/<id>/rejected. Exit 1 when the job failed.`)
     .action((file: string, o: { prefix: string; format?: 'ndjson' | 'csv'; mode: 'create' | 'upsert' }) =>
       withTenancy(async (tenancy, config, pool) => {
         const job = await runImportCommand(config, pool, tenancy, CLI_ACTOR, file, o);
         if (job.state !== 'done') process.exitCode = EXIT_FAILED;
         return job;
       }),
-    );
+    ), [...DB_ENV, 'REDIS_URL', 'REDIS_KEY_PREFIX']);
 
-  program.addHelpText('after', '\nExit codes: 0 success, 1 the operation failed, 2 bad usage or configuration.\nRun "snode config" for every environment variable.\n');
+  program.addHelpText('after', `\n${EXIT_CODES}\nEnvironment: every command reads its settings from environment variables; "snode <command> --help" lists\nthe ones it uses, "snode config" all of them with their defaults.\n`);
+  withHelp(program, []);
   return program;
 }
 
-async function main(argv: string[]): Promise<void> {
+export async function main(argv: string[]): Promise<void> {
   try {
     await buildProgram().parseAsync(argv);
   } catch (err) {
@@ -246,5 +311,3 @@ async function main(argv: string[]): Promise<void> {
     }
   }
 }
-
-await main(process.argv);

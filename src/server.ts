@@ -20,12 +20,14 @@ import { TenancyService } from './tenancy/service.js';
 
 export interface Database {
   pool: pg.Pool;
+  /** Migrations this start applied (file names). */
+  applied: string[];
   embedded: EmbeddedPostgres | undefined;
   close(): Promise<void>;
 }
 
 /** DATABASE_URL, or an embedded Postgres in DATA_DIR; migrated either way. */
-export async function openDatabase(config: Config, log: Logger): Promise<Database> {
+export async function openDatabase(config: Config, log: Logger, onMigration?: (name: string) => void): Promise<Database> {
   let embedded: EmbeddedPostgres | undefined;
   let url = config.DATABASE_URL;
   if (!url) {
@@ -36,9 +38,11 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
     log.info({ mode: 'external' }, 'postgres: DATABASE_URL');
   }
   const pool = createPool(url, config.PG_POOL_MAX, log);
+  let applied: string[];
   try {
-    const { applied, current } = await runMigrations(pool);
-    if (applied.length > 0) log.info({ applied, schemaVersion: current }, 'migrations applied');
+    const result = await runMigrations(pool, undefined, onMigration);
+    applied = result.applied;
+    if (applied.length > 0) log.info({ applied, schemaVersion: result.current }, 'migrations applied');
   } catch (err) {
     await pool.end().catch(() => undefined);
     await embedded?.stop();
@@ -46,6 +50,7 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
   }
   return {
     pool,
+    applied,
     embedded,
     close: async () => {
       await pool.end().catch((err: unknown) => log.warn({ err }, 'closing the postgres pool failed'));
