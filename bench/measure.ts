@@ -4,7 +4,7 @@ import type { ActiveNode } from './nodes.js';
 import { MemorySampler, startCpuMeter } from './proc-stats.js';
 import { note, progress } from './progress.js';
 import type { ScenarioResult } from './report.js';
-import { scenario as scenarioNamed, type Probe, type RequestPlan, type Scenario, type SetInfo } from './scenarios.js';
+import { scenario as scenarioNamed, type Probe, type RequestPlan, type Scenario, type SetInfo, type Yardstick } from './scenarios.js';
 import { runSlices, sliceSide, summarize, warmUpSide } from './slices.js';
 
 export interface MeasureOptions {
@@ -79,21 +79,24 @@ export async function warmSet(scenario: Scenario, node: ActiveNode, set: SetInfo
   return { requests: pass.requests, seconds: (Date.now() - started) / 1000, via };
 }
 
-export async function measure(scenario: Scenario, node: ActiveNode, set: SetInfo, options: MeasureOptions): Promise<ScenarioResult> {
+export async function measure(scenario: Scenario, node: ActiveNode, set: SetInfo, given: MeasureOptions): Promise<ScenarioResult> {
+  const options = scenario.connections ? { ...given, connections: scenario.connections } : given;
   const notes = [node.note, scenario.caveat?.(set)];
   const base: ScenarioResult = { name: scenario.name, config: node.label, status: 'ok', expectedStatus: scenario.expectedStatus };
   const failed = (why: string): ScenarioResult => ({ ...base, status: 'failed', note: [...notes, why].filter(Boolean).join('; ') });
   const plan = scenario.plan(set);
   const first = plan.at(0);
-  const wrong = scenario.check(await send(node.url, plan, 0), first, set);
+  const wrong = scenario.check(await send(node.url, { ...plan, at: () => first }, 0), first, set);
   if (wrong) return failed(`${plan.method} ${first.path} ${wrong}`);
   // Every scenario but the ceiling is measured in slices interleaved with the ceiling on its own
   // node: the machine's speed drifts too much for a ceiling measured minutes before.
-  const ceiling = scenario.name === 'ceiling' ? undefined : (scenarioNamed('ceiling') as Scenario);
+  // A scenario with its own yardstick (register-batch: a bare COPY) is measured against that.
+  const ceiling: Yardstick | undefined = scenario.yardstick ?? (scenario.name === 'ceiling' ? undefined : { label: 'ceiling', ...(scenarioNamed('ceiling') as Scenario) });
   const ceilingPlan = ceiling?.plan(set);
   if (ceiling && ceilingPlan) {
-    const wrongCeiling = ceiling.check(await send(node.url, ceilingPlan, 0), ceilingPlan.at(0), set);
-    if (wrongCeiling) return failed(`ceiling: GET ${ceilingPlan.at(0).path} ${wrongCeiling}`);
+    const probe = ceilingPlan.at(0);
+    const wrongCeiling = ceiling.check(await send(node.url, { ...ceilingPlan, at: () => probe }, 0), probe, set);
+    if (wrongCeiling) return failed(`${ceiling.label}: ${ceilingPlan.method} ${probe.path} ${wrongCeiling}`);
   }
 
   // Memory is sampled apart during the warm pass: loading the set is not the scenario's load.
@@ -127,10 +130,11 @@ export async function measure(scenario: Scenario, node: ActiveNode, set: SetInfo
     let ceilingUnexpected = 0;
     if (ceiling && ceilingPlan) {
       const slices = Math.max(2, Math.round(options.duration / (options.slice ?? 2)));
-      const slice = Math.round((options.duration / slices) * 1000) / 1000;
+      // A slice must outlast a few of the scenario's slowest requests (register-batch: 1,000 writes each).
+      const slice = Math.max(scenario.minSlice ?? 0, Math.round((options.duration / slices) * 1000) / 1000);
       const own = sliceSide(scenario.name, node, plan, scenario.expectedStatus);
       own.offset = offset;
-      const ceil = sliceSide('ceiling', node, ceilingPlan, ceiling.expectedStatus);
+      const ceil = sliceSide(ceiling.label, node, ceilingPlan, ceiling.expectedStatus);
       await warmUpSide(scenario.name, ceil, Math.min(options.warmup, CEILING_WARMUP_MAX), options);
       const order = await runSlices(scenario.name, [own, ceil], { ...options, slices, slice });
       const s = summarize(own);
@@ -139,8 +143,12 @@ export async function measure(scenario: Scenario, node: ActiveNode, set: SetInfo
       // Ceiling answers other than 200 are errors too: the ratio needs both.
       ceilingUnexpected = c.unexpectedStatus;
       cpuUse = { ...(s.nodeCpuPct !== undefined ? { nodeCpuPct: s.nodeCpuPct } : {}), benchCpuPct: s.benchCpuPct, ...(s.otherCpuPct !== undefined ? { otherCpuPct: s.otherCpuPct } : {}) };
-      interleavedCeiling = { reqPerSec: c.reqPerSec, requests: c.requests, seconds: c.seconds, latencyMs: c.latencyMs, sliceReqPerSec: c.sliceReqPerSec, scenarioSliceReqPerSec: s.sliceReqPerSec, slices, sliceSeconds: slice, order, errors: c.errors };
-      notes.push(`${fmt(s.reqPerSec)} req/s vs ceiling ${fmt(c.reqPerSec)} req/s on the same node over ${slices} interleaved slices of ${slice} s each`);
+      interleavedCeiling = { label: ceiling.label, identifiersPerRequest: ceiling.identifiersPerRequest, reqPerSec: c.reqPerSec, requests: c.requests, seconds: c.seconds, latencyMs: c.latencyMs, sliceReqPerSec: c.sliceReqPerSec, scenarioSliceReqPerSec: s.sliceReqPerSec, slices, sliceSeconds: slice, order, errors: c.errors };
+      notes.push(
+        ceiling.identifiersPerRequest > 1
+          ? `${fmt(s.reqPerSec * scenario.identifiersPerRequest)} identifiers/s vs ${ceiling.label} ${fmt(c.reqPerSec * ceiling.identifiersPerRequest)} rows/s on the same node over ${slices} interleaved slices of ${slice} s each, ${options.connections} connections`
+          : `${fmt(s.reqPerSec)} req/s vs ${ceiling.label} ${fmt(c.reqPerSec)} req/s on the same node over ${slices} interleaved slices of ${slice} s each`,
+      );
     } else {
       const cpu = startCpuMeter(node.pid);
       const single = await runLoad({
@@ -188,5 +196,6 @@ export async function measure(scenario: Scenario, node: ActiveNode, set: SetInfo
     return load.connErrors > 0 || !alive ? withNodeLog(node, result) : result;
   } finally {
     sampler?.stop();
+    await ceiling?.cleanup?.(node.url, set).catch((err: unknown) => note(`[${scenario.name}] ${ceiling.label} cleanup failed: ${(err as Error).message}`));
   }
 }

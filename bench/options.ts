@@ -33,6 +33,8 @@ export interface BenchOptions {
   statsDuration: number;
   /** sync-drain: changes registered, then drained. */
   drainChanges: number;
+  /** import: NDJSON lines streamed into POST /api/imports. */
+  importLines: number;
 }
 
 export class UsageError extends Error {}
@@ -83,6 +85,8 @@ Options:
   --stats-duration S      stats: measured seconds per route (default ${DEFAULT_STATS.duration})
   --drain-changes N       sync-drain: changes registered with the top-level node down, then drained
                           (default 100000; needs --database-url, where it creates two databases)
+  --import-lines N        import: NDJSON lines streamed into POST /api/imports (default 1000000,
+                          what the memory target is meant at)
   -h, --help              this help
 
 Scenarios:
@@ -135,6 +139,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
         'stats-days': { type: 'string' },
         'stats-duration': { type: 'string' },
         'drain-changes': { type: 'string' },
+        'import-lines': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     });
@@ -188,6 +193,7 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     statsDays: atMost('stats-days', positiveNumber('stats-days', v['stats-days'], DEFAULT_STATS.days, true, 0), 3660),
     statsDuration: positiveNumber('stats-duration', v['stats-duration'], DEFAULT_STATS.duration, false, 0.5),
     drainChanges: positiveNumber('drain-changes', v['drain-changes'], 100_000, true),
+    importLines: positiveNumber('import-lines', v['import-lines'], 1_000_000, true),
   };
 }
 

@@ -8,6 +8,7 @@ import type { PairDetail } from './pair.js';
 import type { ScenarioName } from './scenarios.js';
 import type { StatsDetail } from './stats.js';
 import type { DrainDetail } from './sync-drain.js';
+import type { ImportDetail } from './import.js';
 
 export interface ScenarioResult {
   name: ScenarioName;
@@ -46,6 +47,10 @@ export interface ScenarioResult {
    * interleaved with the scenario's (ABBA); the ratios are taken against it.
    */
   interleavedCeiling?: {
+    /** ceiling, or the scenario's own yardstick (register-batch: copy). */
+    label?: string;
+    /** Rows per yardstick request (a COPY of 1,000 rows); ratios are taken per identifier. */
+    identifiersPerRequest?: number;
     reqPerSec: number;
     requests: number;
     seconds: number;
@@ -58,6 +63,8 @@ export interface ScenarioResult {
     order: Array<[string, string]>;
     errors: number;
   };
+  /** import: the job's lines and timings (the judged figure is peakRssMiB). */
+  import?: ImportDetail;
   /** sync-drain: registration and drain rates of the same backlog. */
   drain?: DrainDetail;
   /** stats: the seed, the yardstick runs and each route's timing. */
@@ -71,10 +78,11 @@ const RSS_LIMIT_MIB = 300;
 /** resolve-l1-nocount: counting resolutions may cost at most 3% of resolve-l1's throughput. */
 const COUNTING_MIN = 0.97;
 const RSS_MEANT_AT_SEED = 1_000_000;
+const IMPORT_MEANT_AT_LINES = 1_000_000;
 /** write-audit: writes with the audit log on at least 0.8 x writes with it off (issue 5). */
 const AUDIT_MIN = 0.8;
 
-type Rule = { rule: string; judge(r: ScenarioResult, seeded: number): { pass: boolean | undefined; why?: string } };
+type Rule = { rule: string; judge(r: ScenarioResult, seeded: number, importLines: number): { pass: boolean | undefined; why?: string } };
 
 const fmtRatio = (x: number | undefined): string => (x === undefined ? 'n/a' : x.toFixed(2));
 
@@ -136,6 +144,23 @@ const TARGETS: Partial<Record<ScenarioName, Rule>> = {
       return r.pair.ratio >= AUDIT_MIN ? { pass: true, why: `audit on ${on} x off` } : { pass: false, why: `audit on ${on} x off < ${AUDIT_MIN}` };
     },
   },
+  import: {
+    rule: `node RSS < ${RSS_LIMIT_MIB} MiB while importing (meant at --import-lines ${IMPORT_MEANT_AT_LINES})`,
+    judge: (r, _seeded, lines) => {
+      if (r.peakRssMiB === undefined) return { pass: undefined, why: 'RSS n/a' };
+      const rate = `${r.identifiersPerSec?.toLocaleString('en')} lines/s`;
+      if (r.peakRssMiB >= RSS_LIMIT_MIB) return { pass: false, why: `RSS ${r.peakRssMiB} MiB >= ${RSS_LIMIT_MIB}; ${rate}` };
+      return { pass: true, why: lines < IMPORT_MEANT_AT_LINES ? `${rate}; meant at ${IMPORT_MEANT_AT_LINES.toLocaleString('en')} lines` : rate };
+    },
+  },
+  'register-batch': {
+    rule: 'identifiers/s (1,000 creates a request) >= 0.5 x rows/s of a bare COPY of the same rows, interleaved',
+    judge: (r) => (r.ratio === undefined ? { pass: undefined, why: 'no COPY yardstick' } : r.ratio >= 0.5 ? { pass: true, why: `x${fmtRatio(r.ratio)} of COPY` } : { pass: false, why: `x${fmtRatio(r.ratio)} of COPY < 0.5` }),
+  },
+  'register-single': {
+    rule: 'creates/s >= 0.3 x ceiling req/s',
+    judge: (r) => (r.ratio === undefined ? { pass: undefined, why: 'no ceiling' } : r.ratio >= 0.3 ? { pass: true } : { pass: false, why: `ratio ${fmtRatio(r.ratio)} < 0.3` }),
+  },
   stats: {
     rule: 'every stats route: mean latency of count(*) of identifiers / mean latency of the route >= 20',
     judge: (r) => {
@@ -158,14 +183,16 @@ const TARGETS: Partial<Record<ScenarioName, Rule>> = {
  * Fills ratio, p99Ratio and target of every result: against the ceiling interleaved with it on its
  * node when there is one, else against the standalone ceiling of the same run.
  */
-export function judge(results: ScenarioResult[], seeded: number): void {
+export function judge(results: ScenarioResult[], seeded: number, importLines = 0): void {
   const standalone = results.find((r) => r.name === 'ceiling' && r.status === 'ok');
   for (const r of results) {
     if (r.status !== 'ok') continue;
     const ceiling = r.interleavedCeiling ?? standalone;
     if (ceiling?.reqPerSec && r.reqPerSec !== undefined) {
       // Batch: identifiers per second against the ceiling's requests per second.
-      r.ratio = round2((r.identifiersPerSec ?? r.reqPerSec) / ceiling.reqPerSec);
+      // A yardstick of many rows per request (register-batch's COPY): identifiers against rows.
+      const per = 'identifiersPerRequest' in ceiling ? (ceiling.identifiersPerRequest ?? 1) : 1;
+      r.ratio = round2((r.identifiersPerSec ?? r.reqPerSec) / (ceiling.reqPerSec * per));
       if (ceiling.latencyMs && ceiling.latencyMs.p99 > 0 && r.latencyMs) r.p99Ratio = round2(r.latencyMs.p99 / ceiling.latencyMs.p99);
     }
     const rule = TARGETS[r.name];
@@ -174,8 +201,15 @@ export function judge(results: ScenarioResult[], seeded: number): void {
       r.target = { rule: rule.rule, pass: false, why: `${r.errors} errors` };
       continue;
     }
-    r.target = { rule: rule.rule, ...rule.judge(r, seeded) };
+    r.target = { rule: rule.rule, ...rule.judge(r, seeded, importLines) };
   }
+}
+
+/** The interleaved ceiling's req/s, or a yardstick's rows/s with its name (register-batch: "copy 41,000/s"). */
+function yardstick(c: ScenarioResult['interleavedCeiling']): string {
+  if (!c) return '';
+  const per = c.identifiersPerRequest ?? 1;
+  return c.label && c.label !== 'ceiling' ? `${c.label} ${int(c.reqPerSec * per)}${per > 1 ? ' rows' : ''}` : int(c.reqPerSec);
 }
 
 const round2 = (x: number): number => Math.round(x * 100) / 100;
@@ -196,7 +230,7 @@ export function table(results: ScenarioResult[], urlMode: boolean): string {
       ms(r.latencyMs?.p97_5),
       ms(r.latencyMs?.p99),
       String(r.errors ?? 0),
-      int(r.interleavedCeiling?.reqPerSec),
+      yardstick(r.interleavedCeiling),
       r.name === 'ceiling' ? '1.00' : fmtRatio(r.ratio),
       r.name === 'ceiling' ? '1.00' : fmtRatio(r.p99Ratio),
       urlMode ? 'n/a' : r.peakRssMiB === undefined ? 'n/a' : r.peakRssMiB.toFixed(1),

@@ -6,6 +6,7 @@
  * saw errors, 2 bad usage, 130 interrupted.
  */
 import { BenchError } from './errors.js';
+import { measureImport } from './import.js';
 import { measure } from './measure.js';
 import { measurePair } from './pair.js';
 import { StartedNodes, UrlNode, type NodeSource } from './nodes.js';
@@ -53,6 +54,10 @@ async function runAll(options: BenchOptions, nodes: NodeSource, signal: AbortSig
         const [baseline, node] = await nodes.acquirePair(s.baseline, s.config);
         await seedOn(baseline.url);
         result = await measurePair(s, baseline, node, { ...set, key: await nodes.adminKey() }, { connections: options.connections, duration: options.duration, warmup: options.warmup, signal, slices: options.slices, slice: options.slice });
+      } else if (s.kind === 'import') {
+        const node = await nodes.acquire(s.config);
+        await seedOn(node.url);
+        result = await measureImport(s, node, { ...set, key: await nodes.adminKey() }, options.importLines, signal);
       } else if (s.kind === 'stats') {
         const node = await nodes.acquire(s.config);
         await seedOn(node.url);
@@ -67,7 +72,7 @@ async function runAll(options: BenchOptions, nodes: NodeSource, signal: AbortSig
       } else {
         const node = await nodes.acquire(s.config);
         await seedOn(node.url);
-        result = await measure(s, node, set, { connections: options.connections, duration: options.duration, warmup: options.warmup, signal, slice: options.slice });
+        result = await measure(s, node, { ...set, key: await nodes.adminKey() }, { connections: options.connections, duration: options.duration, warmup: options.warmup, signal, slice: options.slice });
       }
       if (result.status === 'failed') note(`[${name}] FAILED: ${result.note}`);
       results.push({ ...result, elapsedS: Math.round((Date.now() - began) / 100) / 10 });
@@ -143,7 +148,7 @@ async function main(): Promise<number> {
     }
   }
 
-  judge(results, options.seed);
+  judge(results, options.seed, options.importLines);
   record.results = results;
   record.finishedAt = new Date().toISOString();
   if (results.length > 0) {

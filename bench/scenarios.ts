@@ -6,7 +6,7 @@
 
 // stats comes last: its seed adds a million identifiers under other prefixes, which would change
 // what resolve-pg reads (a larger index) were it to run before.
-export const SCENARIO_NAMES = ['ceiling', 'resolve-l1', 'resolve-l1-nocount', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto', 'resolve-l1-nolimit', 'resolve-l1-nometrics', 'write-audit', 'stats', 'sync-drain'] as const;
+export const SCENARIO_NAMES = ['ceiling', 'resolve-l1', 'resolve-l1-nocount', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto', 'resolve-l1-nolimit', 'resolve-l1-nometrics', 'write-audit', 'register-single', 'register-batch', 'import', 'stats', 'sync-drain'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 /**
@@ -19,6 +19,10 @@ export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 export type NodeConfigName = 'default' | 'l1-off' | 'no-cache' | 'no-count' | 'no-audit' | 'no-limit' | 'no-metrics';
 
 export const BATCH_SIZE = 100;
+/** Creates per POST /api/handles/batch in register-batch (the issue's figure). */
+export const REGISTER_BATCH_SIZE = 1000;
+/** register-batch's connections: 4 requests of 1,000 writes in flight fill a 10-connection pool's worth of work. */
+const REGISTER_BATCH_CONNECTIONS = 4;
 /**
  * Handles per POST /api/resolve when warming a large set. Not the route's limit of 1000: 20
  * connections of 1000-identifier batches left the node at ~500 MiB RSS (against ~250 MiB with
@@ -75,6 +79,11 @@ export interface StatsScenario extends ScenarioBase {
   kind: 'stats';
 }
 
+/** Streams --import-lines new identifiers into POST /api/imports and watches the node's memory (bench/import.ts). */
+export interface ImportScenario extends ScenarioBase {
+  kind: 'import';
+}
+
 /** Registers changes with the top-level node down, then times the drain (bench/sync-drain.ts). */
 export interface DrainScenario extends ScenarioBase {
   kind: 'sync-drain';
@@ -85,8 +94,28 @@ export interface DrainScenario extends ScenarioBase {
  * (bench/measure.ts). `pair`: the same plan on two nodes side by side, `baseline` and `config`,
  * measured in interleaved slices (bench/pair.ts).
  */
+/**
+ * What a load scenario is measured against in interleaved slices on the same node: the ceiling
+ * by default, or its own yardstick (register-batch: a bare COPY of the same rows).
+ */
+export interface Yardstick {
+  label: string;
+  expectedStatus: number;
+  identifiersPerRequest: number;
+  plan(set: SetInfo): RequestPlan;
+  check(probe: Probe, first: { path: string; body?: string }, set: SetInfo): string | undefined;
+  /** After the measurement: undo what the yardstick left (a scratch table). */
+  cleanup?(baseUrl: string, set: SetInfo): Promise<void>;
+}
+
 export interface Scenario extends ScenarioBase {
   kind: 'load' | 'pair';
+  /** Measured against this instead of the ceiling. */
+  yardstick?: Yardstick;
+  /** Connections for this scenario whatever --connections says (large bodies). */
+  connections?: number;
+  /** Shortest slice in seconds, whatever --duration and --slice give (slow requests). */
+  minSlice?: number;
   /** pair: the configuration `config` is compared with. */
   baseline?: NodeConfigName;
   /** Served by the node alone (no Postgres or Redis work): CPU used elsewhere is interference. */
@@ -159,6 +188,55 @@ function writes(set: SetInfo): RequestPlan {
   };
 }
 
+/**
+ * Creates: the i-th request built registers REG-<run>-<i> with PUT ?overwrite=false (201 Created), a handle no
+ * request has asked for before (the run tag keeps a rerun on the same database from colliding).
+ * `size` is only nominal: the rotation never repeats within a run.
+ */
+function creates(set: SetInfo): RequestPlan {
+  const run = Date.now().toString(36);
+  let next = 0;
+  return {
+    method: 'PUT',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${set.key ?? ''}` },
+    size: Number.MAX_SAFE_INTEGER,
+    // Its own counter, not the rotation's index: the first-answer check, the warm-up and the
+    // slices each start the rotation again, and a create must never be sent twice.
+    at: () => {
+      const i = next++;
+      return {
+        path: `/api/handles/${set.prefix}/REG-${run}-${i}?overwrite=false`,
+        body: JSON.stringify({ values: [{ index: 1, type: 'URL', data: { format: 'string', value: `https://bench.example/part/${i}` } }, { index: 2, type: 'EMAIL', data: { format: 'string', value: 'qa@bench.example' } }] }),
+      };
+    },
+  };
+}
+
+/**
+ * register-batch: request i creates REGB-<run>-<i*1000> .. +999 in one POST to `path` (the batch
+ * route, or the bench's bare COPY with the very same body and rows).
+ */
+function batchCreates(set: SetInfo, run: string, path: string): RequestPlan {
+  let next = 0;
+  return {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${set.key ?? ''}` },
+    size: Number.MAX_SAFE_INTEGER,
+    identifiers: Number.MAX_SAFE_INTEGER,
+    // Its own counter, as in creates(): no row is sent twice (the scratch table has the primary key too).
+    at: () => {
+      const i = next++;
+      const operations = Array.from({ length: REGISTER_BATCH_SIZE }, (_, k) => {
+        const n = i * REGISTER_BATCH_SIZE + k;
+        return { op: 'create', handle: `${set.prefix}/REGB-${run}-${n}`, values: [{ index: 1, type: 'URL', data: { format: 'string', value: `https://bench.example/part/${n}` } }, { index: 2, type: 'EMAIL', data: { format: 'string', value: 'qa@bench.example' } }] };
+      });
+      return { path, body: JSON.stringify({ mode: 'partial', operations }) };
+    },
+  };
+}
+
+const registerBatchRun = Date.now().toString(36);
+
 /** One pass over `size` identifiers of the hot/seeded set, in scatter order or as batches. */
 function warmPass(set: SetInfo, size: number, batchResolve: boolean): RequestPlan {
   return batchResolve ? batches(set, size, WARM_BATCH_SIZE, false) : handleGets(set, size, (i) => i % size, (n) => `/api/handles/${bench(set, n)}`);
@@ -189,7 +267,7 @@ const resolveL1 = {
   check: (probe: Probe, first: { path: string }) => checkRecord(probe, first.path),
 };
 
-const scenarios: Array<Scenario | StatsScenario | DrainScenario> = [
+const scenarios: Array<Scenario | StatsScenario | DrainScenario | ImportScenario> = [
   {
     name: 'ceiling',
     kind: 'load',
@@ -341,6 +419,57 @@ const scenarios: Array<Scenario | StatsScenario | DrainScenario> = [
     check: (probe) => (probe.status === 200 ? undefined : `answered ${probe.status} ${probe.body.toString('utf8').slice(0, 200)}`),
   },
   {
+    name: 'register-single',
+    kind: 'load',
+    summary: 'PUT /api/handles/<prefix>/REG-<run>-<i>?overwrite=false (admin key, two values): one new identifier per request, each answered 201',
+    config: 'default',
+    needsRedis: false,
+    selfContained: false,
+    expectedStatus: 201,
+    identifiersPerRequest: 1,
+    plan: (set) => creates(set),
+    check: (probe) => (probe.status === 201 ? undefined : `answered ${probe.status} ${probe.body.toString('utf8').slice(0, 200)}, expected 201 Created`),
+  },
+  {
+    name: 'register-batch',
+    kind: 'load',
+    summary: `POST /api/handles/batch with ${REGISTER_BATCH_SIZE} creates per request (admin key), against a bare COPY of the same rows into a scratch table LIKE identifiers (POST /bench/copy, same body) in interleaved slices`,
+    config: 'default',
+    needsRedis: false,
+    selfContained: false,
+    expectedStatus: 200,
+    identifiersPerRequest: REGISTER_BATCH_SIZE,
+    connections: REGISTER_BATCH_CONNECTIONS,
+    minSlice: 4,
+    plan: (set) => batchCreates(set, registerBatchRun, '/api/handles/batch'),
+    check: (probe) => {
+      if (probe.status !== 200) return `answered ${probe.status} ${probe.body.toString('utf8').slice(0, 200)}`;
+      const body = json(probe) as { counts?: { created?: unknown; failed?: unknown } } | undefined;
+      return body?.counts?.created === REGISTER_BATCH_SIZE && body.counts.failed === 0 ? undefined : `expected ${REGISTER_BATCH_SIZE} created, got ${probe.body.toString('utf8').slice(0, 300)}`;
+    },
+    yardstick: {
+      label: 'copy',
+      expectedStatus: 200,
+      identifiersPerRequest: REGISTER_BATCH_SIZE,
+      plan: (set) => batchCreates(set, registerBatchRun, '/bench/copy'),
+      check: (probe) => {
+        const body = json(probe) as { copied?: unknown } | undefined;
+        return probe.status === 200 && body?.copied === REGISTER_BATCH_SIZE ? undefined : `answered ${probe.status} ${probe.body.toString('utf8').slice(0, 200)}: is the node started with BENCH_ROUTES=1?`;
+      },
+      cleanup: async (baseUrl, set) => {
+        const response = await fetch(`${baseUrl}/bench/copy`, { method: 'DELETE', headers: { authorization: `Bearer ${set.key ?? ''}` } });
+        await response.arrayBuffer();
+      },
+    },
+  },
+  {
+    name: 'import',
+    kind: 'import',
+    summary: "POST /api/imports?mode=create with --import-lines NDJSON lines (new identifiers, two values each), streamed, until the job is done: lines/s and the node's peak RSS",
+    config: 'default',
+    needsRedis: false,
+  },
+  {
     name: 'stats',
     kind: 'stats',
     summary: 'POST /bench/seed-stats (enterprises, identifiers, daily history), then each /api/stats route against GET /bench/count-identifiers',
@@ -356,7 +485,7 @@ const scenarios: Array<Scenario | StatsScenario | DrainScenario> = [
   },
 ];
 
-export function scenario(name: ScenarioName): Scenario | StatsScenario | DrainScenario {
+export function scenario(name: ScenarioName): Scenario | StatsScenario | DrainScenario | ImportScenario {
   const found = scenarios.find((s) => s.name === name);
   if (!found) throw new Error(`no scenario ${name}`);
   return found;

@@ -64,7 +64,7 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_REGISTER: Type.Integer({ default: 30000, minimum: 0, description: 'Writes (PUT, DELETE, batch requests) per window per API key (0: no limit).' }),
   RATE_LIMIT_ONBOARDING: Type.Integer({ default: 10, minimum: 0, description: 'Applications (POST /api/enterprises/apply) per window per client IP (0: no limit).' }),
   RATE_LIMIT_SYNC_MS: Type.Integer({ default: 100, minimum: 10, maximum: 60000, description: 'How often resolution counts are added to the shared budget in Redis, in ms (resolution limits count in process in between).' }),
-  BENCH_ROUTES: Type.Boolean({ default: false, description: 'true or 1: add the bench-only routes (/bench/ceiling, /bench/seed, /bench/seed-stats, /bench/count-identifiers). Never on a production node.' }),
+  BENCH_ROUTES: Type.Boolean({ default: false, description: 'true or 1: add the bench-only routes (/bench/ceiling, /bench/seed, /bench/seed-stats, /bench/count-identifiers, /bench/copy). Never on a production node.' }),
   ROLE: Type.Enum(['secondary', 'top-level'], {
     default: 'secondary',
     description: 'secondary: an ordinary node (federates upstream when UPSTREAM_URLS is set); top-level: also serve the national top-level side under /federation/v1/ (node registry, sync receiver with escrow copy, heartbeat monitor, takeover).',

@@ -11,6 +11,7 @@ import { parseHandleOrThrow } from '../infra/handle-http.js';
 import { usccCheckCharacter } from '../handle/uscc.js';
 import { dayIn } from '../stats/periods.js';
 import { appendRegistrationDeltas, rollupUpsert } from '../stats/repository.js';
+import { benchCopyRoute } from './copy-route.js';
 import { BENCH_SUFFIX, benchValuesJson, ceilingBody } from './records.js';
 
 const CHUNK = 50_000;
@@ -21,6 +22,8 @@ const COUNT_IDENTIFIERS = 'SELECT count(*) AS n FROM identifiers';
 export function benchRoutes(pool: pg.Pool, nodePrefix: string, timeZone: string): FastifyPluginAsyncTypebox {
   const body = ceilingBody(`${nodePrefix}.1`);
   return async (app) => {
+    await app.register(benchCopyRoute(pool));
+
     // Same URL shape as a resolution, fixed bytes back: what the framework alone costs.
     app.get('/bench/ceiling/*', {
       schema: {

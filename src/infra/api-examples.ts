@@ -143,6 +143,7 @@ export const BODY_EXAMPLES: Record<string, unknown> = {
   'POST /api/resolve': { handles: ['88.118.8/PART-0001', '88.118.8/NO-SUCH', 'not a handle'] },
   'POST /bench/seed': { prefix: '88.118.1', count: 100000 },
   'POST /bench/seed-stats': { enterprises: 1000, identifiersPerPrefix: 1000, days: 730 },
+  'POST /bench/copy': { mode: 'partial', operations: [{ handle: '88.118.1/COPY-0', values: [urlValue('https://example.com/c/0')] }] },
 };
 
 export const RESPONSE_EXAMPLES: Record<string, Record<string, unknown>> = {
@@ -222,5 +223,7 @@ export const RESPONSE_EXAMPLES: Record<string, Record<string, unknown>> = {
   'POST /bench/seed': { 200: { prefix: '88.118.1', first: '88.118.1/BENCH-0', count: 100000, inserted: 100000 } },
   'POST /bench/seed-stats': { 200: { enterprises: 1000, prefixes: 1000, identifiers: 1000000, days: 730 } },
   'GET /bench/count-identifiers': { 200: { identifiers: 1000000 } },
+  'POST /bench/copy': { 200: { copied: 1000 } },
+  'DELETE /bench/copy': { 200: { dropped: 'bench_copy_scratch' } },
 };
 

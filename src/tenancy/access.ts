@@ -69,6 +69,8 @@ export const ACCESS_MATRIX: Record<string, { who: readonly Caller[]; what: strin
   'POST /bench/seed': { who: ['admin'], what: 'bench only (BENCH_ROUTES)' },
   'POST /bench/seed-stats': { who: ['admin'], what: 'bench only (BENCH_ROUTES)' },
   'GET /bench/count-identifiers': { who: ANYONE, what: 'bench only (BENCH_ROUTES)' },
+  'POST /bench/copy': { who: ['admin'], what: 'bench only (BENCH_ROUTES)' },
+  'DELETE /bench/copy': { who: ['admin'], what: 'bench only (BENCH_ROUTES)' },
 };
 
 /** Attaches each route's role check (first of its onRequest hooks); a route not in the matrix stops the start. */

@@ -11,13 +11,14 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { TEST_REDIS_URL } from '../helpers/env.js';
 import { clearRedisPrefix } from '../helpers/node.js';
 import { ROOT } from '../helpers/process.js';
 
-const SCENARIOS = ['ceiling', 'resolve-l1', 'resolve-l1-nocount', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto', 'resolve-l1-nolimit', 'resolve-l1-nometrics', 'write-audit', 'stats', 'sync-drain'];
+const SCENARIOS = ['ceiling', 'resolve-l1', 'resolve-l1-nocount', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto', 'resolve-l1-nolimit', 'resolve-l1-nometrics', 'write-audit', 'register-single', 'register-batch', 'import', 'stats', 'sync-drain'];
 
 interface Side {
   config: string;
@@ -48,7 +49,10 @@ interface BenchRecord {
     target?: { pass: boolean | undefined };
     pair?: { slices: number; baseline: Side; measured: Side; ratio: number };
     ratio?: number;
-    interleavedCeiling?: { reqPerSec: number; requests: number; slices: number; sliceReqPerSec: number[]; scenarioSliceReqPerSec: number[]; errors: number };
+    import?: { lines: number; written: number; rejected: number; state: string };
+    reqPerSec?: number;
+    peakRssMiB?: number;
+    interleavedCeiling?: { label?: string; identifiersPerRequest?: number; reqPerSec: number; requests: number; slices: number; sliceReqPerSec: number[]; scenarioSliceReqPerSec: number[]; errors: number };
     drain?: { changes: number; registerPerSec: number; drainPerSec: number; verify: { inSync: boolean; drift: boolean } };
     stats?: { seed: { body: unknown; response: { identifiers: number } }; today: string; yardstick: Timing[]; yardstickMeanMs: number; routes: Timing[] };
   }>;
@@ -101,6 +105,7 @@ describe('bench smoke run', () => {
       '--stats-days', '30',
       '--stats-duration', '1',
       '--drain-changes', '300',
+      '--import-lines', '3000',
       '--json-out', out,
     ]);
     const log = `exit ${run.code}\n${run.stdout}\n${run.stderr.slice(-6000)}`;
@@ -139,7 +144,7 @@ describe('bench smoke run', () => {
 
     // Every scenario judged against the ceiling: a ceiling measured on its node in interleaved
     // slices (2 s in 2 slices of 1 s each), and the ratio taken against it.
-    for (const name of ['resolve-l1', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto']) {
+    for (const name of ['resolve-l1', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto', 'register-single', 'register-batch']) {
       const r = record.results.find((x) => x.name === name)!;
       const c = r.interleavedCeiling;
       expect(c, `${name}: no interleaved ceiling\n${log}`).toBeDefined();
@@ -150,6 +155,29 @@ describe('bench smoke run', () => {
       expect(r.ratio, name).toBeGreaterThan(0);
     }
     expect(record.results.find((r) => r.name === 'ceiling')!.interleavedCeiling).toBeUndefined();
+    // register-single: every measured request created an identifier (201), against the ceiling.
+    const single = record.results.find((r) => r.name === 'register-single')!;
+    expect(Object.keys(single.statuses ?? {}), log).toEqual(['201']);
+    expect(single.interleavedCeiling!.label ?? 'ceiling').toBe('ceiling');
+    // register-batch: against its own yardstick, a bare COPY of the same rows, taken per row.
+    const batch = record.results.find((r) => r.name === 'register-batch')!;
+    expect(batch.interleavedCeiling).toMatchObject({ label: 'copy', identifiersPerRequest: 1000 });
+    expect(batch.ratio).toBeCloseTo(((batch.reqPerSec ?? 0) * 1000) / (batch.interleavedCeiling!.reqPerSec * 1000), 1);
+    expect(run.stdout).toMatch(/\| register-batch .*copy [\d,]+ rows/);
+    const sql = new pg.Client({ connectionString: db.url });
+    await sql.connect();
+    try {
+      const scratch = await sql.query("SELECT to_regclass('bench_copy_scratch') AS t");
+      expect(scratch.rows[0].t, 'the COPY scratch table is dropped after the scenario').toBeNull();
+      const batchRows = await sql.query("SELECT count(*)::int AS n FROM identifiers WHERE suffix LIKE 'REGB-%'");
+      expect(batchRows.rows[0].n).toBeGreaterThanOrEqual(batch.requests! * 1000);
+    } finally {
+      await sql.end();
+    }
+    // import: the whole file written, the job done, the node's memory sampled.
+    const imported = record.results.find((r) => r.name === 'import')!;
+    expect(imported.import, log).toMatchObject({ lines: 3000, written: 3000, rejected: 0, state: 'done' });
+    expect(imported.peakRssMiB).toBeGreaterThan(0);
     expect(run.stdout).toContain('ceiling req/s (interleaved)');
 
     // sync-drain: every change registered, drained and verified; both rates measured.
