@@ -107,9 +107,10 @@ export class StartedNodes implements NodeSource {
       ...(parent ? { NODE_PREFIX: parent } : {}),
       ...(this.options.databaseUrl ? { DATABASE_URL: this.options.databaseUrl } : {}),
     });
-    if (config === 'default' || config === 'no-count' || config === 'no-audit' || config === 'no-limit') env.REDIS_URL = this.redis.ok ? this.options.redisUrl : '';
+    if (config === 'default' || config === 'no-count' || config === 'no-audit' || config === 'no-limit' || config === 'no-metrics') env.REDIS_URL = this.redis.ok ? this.options.redisUrl : '';
     if (config === 'no-count') env.STATS_COUNT_RESOLUTIONS = 'false';
     if (config === 'no-audit') env.AUDIT_LOG = 'false';
+    if (config === 'no-metrics') env.METRICS = 'false';
     if (config === 'no-limit') Object.assign(env, { RATE_LIMIT_RESOLVE_ANONYMOUS: '0', RATE_LIMIT_RESOLVE_KEYED: '0' });
     if (config === 'l1-off') Object.assign(env, { REDIS_URL: this.options.redisUrl, CACHE_MEMORY_BYTES: '0' });
     if (config === 'no-cache') Object.assign(env, { REDIS_URL: '', CACHE_MEMORY_BYTES: '0' });
@@ -117,7 +118,7 @@ export class StartedNodes implements NodeSource {
   }
 
   private labelOf(config: NodeConfigName): { label: string; caveat: string | undefined } {
-    const withRedis = config === 'default' || config === 'no-count' || config === 'no-audit' || config === 'no-limit';
+    const withRedis = config === 'default' || config === 'no-count' || config === 'no-audit' || config === 'no-limit' || config === 'no-metrics';
     if (!withRedis || this.redis.ok) return { label: config, caveat: undefined };
     return { label: `${config} (no Redis)`, caveat: 'Redis unreachable: in-process cache only' };
   }

@@ -132,6 +132,10 @@ const TARGETS: Partial<Record<ScenarioName, Rule>> = {
     rule: 'resolve-l1 req/s with the resolution rate limits on, against off, over interleaved slices (reported, no target)',
     judge: (r) => (r.pair ? { pass: undefined, why: `limit on ${fmtRatio(r.pair.ratio)} x off` } : { pass: undefined, why: 'not measured' }),
   },
+  'resolve-l1-nometrics': {
+    rule: 'resolve-l1 req/s with the Prometheus metrics on (the default), against METRICS=false, over interleaved slices (reported, no target)',
+    judge: (r) => (r.pair ? { pass: undefined, why: `metrics on ${fmtRatio(r.pair.ratio)} x off` } : { pass: undefined, why: 'not measured' }),
+  },
   'write-audit': {
     rule: `PUT req/s with the audit log on >= ${AUDIT_MIN} x req/s with it off, over interleaved slices`,
     judge: (r) => {
@@ -249,7 +253,7 @@ function markdown(header: string[], rows: string[][], numeric: Set<number>): str
 
 /** resolve-l1-nocount: each slice's req/s on both nodes, and the sums compared. */
 function pairTable(name: string, p: PairDetail): string {
-  const [on, off] = name === 'write-audit' ? ['audit on', 'audit off'] : name === 'resolve-l1-nolimit' ? ['limit on', 'limit off'] : ['count on', 'count off'];
+  const [on, off] = name === 'write-audit' ? ['audit on', 'audit off'] : name === 'resolve-l1-nolimit' ? ['limit on', 'limit off'] : name === 'resolve-l1-nometrics' ? ['metrics on', 'metrics off'] : ['count on', 'count off'];
   const header = [name, ...Array.from({ length: p.slices }, (_, k) => `slice ${k + 1}`), 'all slices', 'p99 ms', 'errors', 'cpu % node/bench/other'];
   const side = (s: PairDetail['baseline'], what: string) => [
     `${s.config} (${what}) req/s`,

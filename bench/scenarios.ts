@@ -6,16 +6,17 @@
 
 // stats comes last: its seed adds a million identifiers under other prefixes, which would change
 // what resolve-pg reads (a larger index) were it to run before.
-export const SCENARIO_NAMES = ['ceiling', 'resolve-l1', 'resolve-l1-nocount', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto', 'resolve-l1-nolimit', 'write-audit', 'register-single', 'register-batch', 'import', 'stats', 'sync-drain'] as const;
+export const SCENARIO_NAMES = ['ceiling', 'resolve-l1', 'resolve-l1-nocount', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto', 'resolve-l1-nolimit', 'resolve-l1-nometrics', 'write-audit', 'register-single', 'register-batch', 'import', 'stats', 'sync-drain'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
 
 /**
  * default: L1 in-process cache + Redis; l1-off: Redis only; no-cache: every resolve reads Postgres;
  * no-count: default with STATS_COUNT_RESOLUTIONS=false (resolutions are not counted);
  * no-audit: default with AUDIT_LOG=false (identifier writes append no audit entry);
- * no-limit: default with the resolution rate limits off (RATE_LIMIT_RESOLVE_* = 0).
+ * no-limit: default with the resolution rate limits off (RATE_LIMIT_RESOLVE_* = 0);
+ * no-metrics: default with METRICS=false (no per-request timing, no /metrics).
  */
-export type NodeConfigName = 'default' | 'l1-off' | 'no-cache' | 'no-count' | 'no-audit' | 'no-limit';
+export type NodeConfigName = 'default' | 'l1-off' | 'no-cache' | 'no-count' | 'no-audit' | 'no-limit' | 'no-metrics';
 
 export const BATCH_SIZE = 100;
 /** Creates per POST /api/handles/batch in register-batch (the figure). */
@@ -385,6 +386,18 @@ const scenarios: Array<Scenario | StatsScenario | DrainScenario | ImportScenario
     kind: 'pair',
     summary: 'resolve-l1 on a node without resolution rate limits and a default node side by side, in interleaved slices (what the anonymous rate limit costs an L1 hit)',
     config: 'no-limit',
+    baseline: 'default',
+    needsRedis: false,
+    selfContained: true,
+    expectedStatus: 200,
+    identifiersPerRequest: 1,
+    ...resolveL1,
+  },
+  {
+    name: 'resolve-l1-nometrics',
+    kind: 'pair',
+    summary: 'resolve-l1 on a node without metrics (METRICS=false) and a default node side by side, in interleaved slices (what the Prometheus metrics cost an L1 hit)',
+    config: 'no-metrics',
     baseline: 'default',
     needsRedis: false,
     selfContained: true,

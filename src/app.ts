@@ -14,10 +14,13 @@ import { trustProxy, type Config } from './config.js';
 import { closeKeepAliveOnShutdown } from './infra/graceful-close.js';
 import { benchRoutes } from './bench/routes.js';
 import { healthRoutes } from './infra/health-routes.js';
+import { Metrics } from './infra/metrics.js';
+import { metricsRoutes } from './infra/metrics-routes.js';
+import { registerOpenApi } from './infra/openapi.js';
 import { frameworkErrorHandler, registerErrorHandling } from './infra/http-errors.js';
 import { validatorCompiler } from './infra/validation.js';
 import type { Logger } from './infra/logger.js';
-import { Federation } from './federation/index.js';
+import { Federation, SOFTWARE_VERSION } from './federation/index.js';
 import type { ChangeSink } from './registry/change-sink.js';
 import { registryRoutes } from './registry/routes.js';
 import { batchRoutes } from './registry/batch-routes.js';
@@ -55,6 +58,8 @@ declare module 'fastify' {
     auditLog: AuditLog;
     /** Rate limits (tests call sync() instead of waiting for RATE_LIMIT_SYNC_MS). */
     rateLimits: RateLimits;
+    /** Prometheus metrics; undefined with METRICS=false. The server opens METRICS_PORT with it. */
+    metrics: Metrics | undefined;
   }
 }
 
@@ -126,9 +131,32 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
-  app.addHook('onResponse', async (request, reply) => {
-    request.log.debug({ method: request.method, url: request.url, statusCode: reply.statusCode, ms: reply.elapsedTime }, 'request');
+  // A callback hook that builds nothing unless debug is on: an async one cost every request a promise.
+  const logRequests = deps.log.isLevelEnabled('debug');
+  app.addHook('onResponse', (request, reply, done) => {
+    if (logRequests) request.log.debug({ method: request.method, url: request.url, statusCode: reply.statusCode, ms: reply.elapsedTime }, 'request');
+    done();
   });
+  const metrics = config.METRICS
+    ? new Metrics({
+      nodeId: config.NODE_ID,
+      role: config.ROLE,
+      version: SOFTWARE_VERSION,
+      pool: deps.pool,
+      poolMax: config.PG_POOL_MAX,
+      cache: deps.cache,
+      redis: deps.redis,
+      resolver,
+      federation: federation && {
+        status: () => federation.status(),
+        ...(federation.topLevelService ? { nodeStates: () => federation.topLevelService!.nodes() } : {}),
+      },
+    })
+    : undefined;
+  app.decorate('metrics', metrics);
+  // Before any route is registered: every route gets its timing hook, its place in the document.
+  metrics?.instrument(app as unknown as FastifyInstance);
+  await registerOpenApi(app as unknown as FastifyInstance, SOFTWARE_VERSION);
   // JSON only: a text/plain body is refused with 415 rather than parsed as a string.
   app.removeContentTypeParser('text/plain');
   registerErrorHandling(app);
@@ -147,6 +175,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
 
   await federation?.register(app);
   await app.register(healthRoutes(deps.pool, deps.cache, config.NODE_ID));
+  if (metrics && config.METRICS_PORT === '') await app.register(metricsRoutes(metrics));
   await app.register(adminRoutes(tenancy, onboarding), { prefix: '/api/admin' });
   await app.register(onboardingRoutes(onboarding), { prefix: '/api/enterprises' });
   await app.register(auditRoutes(auditLog), { prefix: '/api/audit' });

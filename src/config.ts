@@ -97,6 +97,13 @@ export const ConfigSchema = Type.Object({
   FEDERATION_MAX_HOPS: Type.Integer({ default: 3, minimum: 1, maximum: 16, description: 'Most federation hops a resolution may take (X-Snode-Hops); a request past it answers 508, so misconfigured homes cannot loop.' }),
   FEDERATION_TIMESTAMP_WINDOW_MS: Type.Integer({ default: 300000, minimum: 1000, maximum: 86400000, description: 'top-level: how far a signed request timestamp may be from the clock, in ms; older or newer requests are refused.' }),
   NODE_DOWN_AFTER_MS: Type.Integer({ default: 15000, minimum: 100, maximum: 86400000, description: 'top-level: silence after which a node is marked down and its prefixes are answered from the escrow copy, in ms.' }),
+  METRICS: Type.Boolean({ default: true, description: 'false: no /metrics and no per-request timing (Prometheus metrics are on by default).' }),
+  METRICS_PORT: Type.String({
+    default: '',
+    pattern: '^(|[0-9]{1,5})$',
+    description: 'Empty: /metrics is served on the API port, to auditor and admin keys. A port: served there instead, without a key, on a listener of its own bound to METRICS_HOST (0 picks a free one).',
+  }),
+  METRICS_HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'Interface the METRICS_PORT listener binds to: put it where only your Prometheus can reach it.' }),
   SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100, maximum: 600000, description: 'How long a graceful shutdown waits for in-flight requests before it forces the exit.' }),
 });
 
@@ -136,6 +143,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     checkTimeZone(config.STATS_TIME_ZONE);
   } catch (err) {
     throw new ConfigError(`invalid configuration:\n  STATS_TIME_ZONE: ${(err as Error).message}`);
+  }
+  if (config.METRICS_PORT !== '' && Number(config.METRICS_PORT) > 65535) {
+    throw new ConfigError(`invalid configuration:\n  METRICS_PORT: must be a port number, 0 to 65535 (got ${shown('METRICS_PORT', config.METRICS_PORT)})`);
   }
   if ((config.TLS_CERT === '') !== (config.TLS_KEY === '')) {
     throw new ConfigError('invalid configuration:\n  TLS_CERT, TLS_KEY: give both (HTTPS) or neither (HTTP)');

@@ -1,4 +1,5 @@
 /** config -> infrastructure -> app -> listen; and the graceful way back down. */
+import type { Server } from 'node:http';
 import v8 from 'node:v8';
 import closeWithGrace from 'close-with-grace';
 import type pg from 'pg';
@@ -20,12 +21,14 @@ import { TenancyService } from './tenancy/service.js';
 
 export interface Database {
   pool: pg.Pool;
+  /** Migrations this start applied (file names). */
+  applied: string[];
   embedded: EmbeddedPostgres | undefined;
   close(): Promise<void>;
 }
 
 /** DATABASE_URL, or an embedded Postgres in DATA_DIR; migrated either way. */
-export async function openDatabase(config: Config, log: Logger): Promise<Database> {
+export async function openDatabase(config: Config, log: Logger, onMigration?: (name: string) => void): Promise<Database> {
   let embedded: EmbeddedPostgres | undefined;
   let url = config.DATABASE_URL;
   if (!url) {
@@ -36,9 +39,11 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
     log.info({ mode: 'external' }, 'postgres: DATABASE_URL');
   }
   const pool = createPool(url, config.PG_POOL_MAX, log);
+  let applied: string[];
   try {
-    const { applied, current } = await runMigrations(pool);
-    if (applied.length > 0) log.info({ applied, schemaVersion: current }, 'migrations applied');
+    const result = await runMigrations(pool, undefined, onMigration);
+    applied = result.applied;
+    if (applied.length > 0) log.info({ applied, schemaVersion: result.current }, 'migrations applied');
   } catch (err) {
     await pool.end().catch(() => undefined);
     await embedded?.stop();
@@ -46,6 +51,7 @@ export async function openDatabase(config: Config, log: Logger): Promise<Databas
   }
   return {
     pool,
+    applied,
     embedded,
     close: async () => {
       await pool.end().catch((err: unknown) => log.warn({ err }, 'closing the postgres pool failed'));
@@ -87,6 +93,8 @@ export async function openCache(config: Config, log: Logger): Promise<Cache> {
 export interface RunningNode {
   app: App;
   url: string;
+  /** The METRICS_PORT listener's base URL, when there is one. */
+  metricsUrl?: string;
   log: Logger;
   /** Stops accepting, finishes in-flight requests, closes pools, stops embedded Postgres. */
   close(): Promise<void>;
@@ -104,31 +112,49 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
   const database = await openDatabase(config, log);
   let cache: Cache | undefined;
   let app: App | undefined;
+  let metricsListener: Server | undefined;
+  let metricsUrl: string | undefined;
   try {
     cache = await openCache(config, log);
     const audit = config.AUDIT_LOG ? new AuditLog(database.pool, log) : NO_AUDIT;
     await ensureFirstAdminKey(database.pool, new TenancyService(database.pool, secret, config.NODE_PREFIX, { audit }), config.DATA_DIR, log);
     app = await buildApp(config, { pool: database.pool, cache: cache.cache, log, secret, sinks: options.sinks ?? [], redis: cache.redis });
     const url = await app.listen({ host: config.HOST, port: config.PORT });
+    if (app.metrics && config.METRICS_PORT !== '') {
+      const metricsServer = await app.metrics.listen(config.METRICS_HOST, Number(config.METRICS_PORT));
+      metricsUrl = metricsServer.url;
+      metricsListener = metricsServer.server;
+      log.info({ url: `${metricsServer.url}/metrics` }, 'metrics listening');
+    }
     log.info({ url, nodePrefix: config.NODE_PREFIX }, 'snode listening');
     app.importer.resumeUnfinished();
-    const opened = { app, cache, database };
+    const opened = { app, cache, database, metricsListener };
     return {
       app,
       url,
+      metricsUrl,
       log,
       close: async () => {
+        await closeListener(opened.metricsListener);
         await opened.app.close();
         await opened.cache.close();
         await opened.database.close();
       },
     };
   } catch (err) {
+    await closeListener(metricsListener);
     await app?.close().catch(() => undefined);
     await cache?.close().catch(() => undefined);
     await database.close();
     throw err;
   }
+}
+
+async function closeListener(server: Server | undefined): Promise<void> {
+  if (!server) return;
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeAllConnections();
+  await closed;
 }
 
 /** `snode serve`: run until SIGTERM/SIGINT, then shut down gracefully. */

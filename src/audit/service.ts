@@ -99,7 +99,8 @@ export class AuditLog implements AuditTrail {
   }
 
   /** Seals what is committed, then recomputes the whole chain; names the first entry that does not match. */
-  async verify(): Promise<VerifyResult> {
+  /** onProgress hears the number of entries checked after each page (the command line shows it). */
+  async verify(onProgress?: (checked: number) => void): Promise<VerifyResult> {
     await this.seal();
     const head = await repo.chainHead(this.pool);
     let expectedSeq = 1n;
@@ -128,6 +129,7 @@ export class AuditLog implements AuditTrail {
         checked += 1;
         after = entry.seq;
       }
+      onProgress?.(checked);
       if (page.length < VERIFY_PAGE) break;
     }
     const last = (expectedSeq - 1n).toString();

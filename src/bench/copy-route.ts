@@ -36,6 +36,7 @@ export function benchCopyRoute(pool: pg.Pool): FastifyPluginAsyncTypebox {
           mode: Type.Optional(Type.String()),
           operations: Type.Array(Type.Object({ handle: Type.String({ maxLength: 1024 }), values: Type.Array(Type.Unknown()) }), { minItems: 1, maxItems: 100_000 }),
         }),
+        response: { 200: Type.Object({ copied: Type.Integer() }) },
       },
     }, async (request) => {
       await scratch();
@@ -52,7 +53,7 @@ export function benchCopyRoute(pool: pg.Pool): FastifyPluginAsyncTypebox {
       return { copied: lines.length };
     });
 
-    app.delete('/bench/copy', async () => {
+    app.delete('/bench/copy', { schema: { response: { 200: Type.Object({ dropped: Type.String() }) } } }, async () => {
       await pool.query(`DROP TABLE IF EXISTS ${SCRATCH}`);
       created = undefined;
       return { dropped: SCRATCH };

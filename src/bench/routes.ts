@@ -25,8 +25,13 @@ export function benchRoutes(pool: pg.Pool, nodePrefix: string, timeZone: string)
     await app.register(benchCopyRoute(pool));
 
     // Same URL shape as a resolution, fixed bytes back: what the framework alone costs.
-    app.get('/bench/ceiling/*', { schema: { params: Type.Object({ '*': Type.String({ maxLength: 1024 }) }) } }, async (_request, reply) => {
-      return reply.type('application/json; charset=utf-8').send(body);
+    app.get('/bench/ceiling/*', {
+      schema: {
+        params: Type.Object({ '*': Type.String({ maxLength: 1024 }) }),
+        response: { 200: { description: 'Fixed bytes shaped like a resolution.', content: { 'application/json': { schema: Type.String({ examples: ['{"responseCode":1,"handle":"88.118.1/BENCH-0","values":[]}'] }) } } } },
+      },
+    }, async (_request, reply) => {
+      return reply.type('application/json; charset=utf-8').send(body as never);
     });
 
     app.post('/bench/seed', {
@@ -36,6 +41,7 @@ export function benchRoutes(pool: pg.Pool, nodePrefix: string, timeZone: string)
           count: Type.Integer({ minimum: 1, maximum: 100_000_000 }),
           start: Type.Optional(Type.Integer({ minimum: 0, default: 0 })),
         }, { additionalProperties: false }),
+        response: { 200: Type.Object({ prefix: Type.String(), first: Type.String(), count: Type.Integer(), inserted: Type.Integer() }) },
       },
     }, async (request) => {
       const { prefix, count } = request.body;
@@ -67,6 +73,7 @@ export function benchRoutes(pool: pg.Pool, nodePrefix: string, timeZone: string)
           identifiersPerPrefix: Type.Integer({ minimum: 0, maximum: 1_000_000 }),
           days: Type.Integer({ minimum: 0, maximum: 3660 }),
         }, { additionalProperties: false }),
+        response: { 200: Type.Object({ enterprises: Type.Integer(), prefixes: Type.Integer(), identifiers: Type.Integer(), days: Type.Integer() }) },
       },
     }, async (request) => {
       const { enterprises, identifiersPerPrefix, days } = request.body;
@@ -124,7 +131,7 @@ export function benchRoutes(pool: pg.Pool, nodePrefix: string, timeZone: string)
     });
 
     // The yardstick for the stats scenario: counting identifiers the slow way.
-    app.get('/bench/count-identifiers', async () => {
+    app.get('/bench/count-identifiers', { schema: { response: { 200: Type.Object({ identifiers: Type.Integer() }) } } }, async () => {
       const { rows } = await pool.query<{ n: string }>(COUNT_IDENTIFIERS);
       return { identifiers: Number(rows[0]!.n) };
     });

@@ -43,7 +43,8 @@ export interface MigrationResult {
   current: number;
 }
 
-export async function runMigrations(pool: pg.Pool, dir = MIGRATIONS_DIR): Promise<MigrationResult> {
+/** Applies pending migrations in order; onApplied hears each one's name as it commits (progress for `snode migrate`). */
+export async function runMigrations(pool: pg.Pool, dir = MIGRATIONS_DIR, onApplied?: (name: string) => void): Promise<MigrationResult> {
   const migrations = await loadMigrations(dir);
   const client = await pool.connect();
   try {
@@ -84,6 +85,7 @@ export async function runMigrations(pool: pg.Pool, dir = MIGRATIONS_DIR): Promis
         throw new MigrationError(`migration ${m.version} (${m.name}) failed: ${(err as Error).message}`);
       }
       applied.push(`${String(m.version).padStart(4, '0')}_${m.name}`);
+      onApplied?.(applied[applied.length - 1]!);
     }
     const current = migrations.length > 0 ? migrations[migrations.length - 1]!.version : 0;
     return { applied, current };

@@ -48,6 +48,13 @@ export function importRoutes(importer: Importer, maxBytes: number): FastifyPlugi
           mode: Type.Optional(Type.Enum(['create', 'upsert'], { default: 'upsert', description: 'create: a line whose handle exists is rejected; upsert: it is replaced.' })),
           format: Type.Optional(Type.Enum(['ndjson', 'csv'], { description: 'Default: from Content-Type (application/x-ndjson or text/csv).' })),
         }),
+        // No type: the file arrives as a stream, spooled and checked line by line.
+        body: {
+          content: {
+            [NDJSON_TYPE]: { schema: { description: 'One {"suffix":"X","values":[...]} (or "handle") a line.', examples: ['{"suffix":"PART-0001","values":[{"index":1,"type":"URL","data":{"format":"string","value":"https://example.com/p/1"}}]}\n'] } },
+            [CSV_TYPE]: { schema: { description: 'A header (a value type per column, optionally index:type), then one identifier a row.', examples: ['suffix,URL,EMAIL,2001:product.name\r\nPART-0001,https://example.com/p/1,qa@example.com,轴承 6205-2RS\r\n'] } },
+          },
+        },
         response: { 202: JobSchema, ...errorResponses },
       },
     }, async (request, reply) => {
@@ -65,7 +72,16 @@ export function importRoutes(importer: Importer, maxBytes: number): FastifyPlugi
     }, async (request) => view(await importer.get(request.actor, request.params.id)));
 
     app.get('/api/imports/:id/rejected', {
-      schema: { params: Type.Object({ id: Type.String({ maxLength: 64 }) }) },
+      schema: {
+        params: Type.Object({ id: Type.String({ maxLength: 64 }) }),
+        response: {
+          200: {
+            description: 'The rejected lines as CSV (UTF-8 with BOM): line number, code, reason, the line as read.',
+            content: { 'text/csv': { schema: Type.String({ examples: ['line,code,reason,text\r\n7,INVALID_VALUE,"value 1: format must be one of string, base64, hex, admin, vlist, site, key","{""suffix"":""P-7"",""values"":[]}"\r\n'] }) } },
+          },
+          ...errorResponses,
+        },
+      },
     }, async (request, reply) => {
       const job = await importer.get(request.actor, request.params.id);
       async function* rows(): AsyncGenerator<string> {
@@ -78,7 +94,7 @@ export function importRoutes(importer: Importer, maxBytes: number): FastifyPlugi
         }
       }
       reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="import-${job.id}-rejected.csv"`);
-      return reply.send(Readable.from(rows()));
+      return reply.send(Readable.from(rows()) as never);
     });
   };
 }

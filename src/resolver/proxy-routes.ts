@@ -9,6 +9,7 @@ import { InvalidHandleError, parseHandle } from '../handle/handle.js';
 import { visibleValues } from '../handle/filters.js';
 import type { HandleValue } from '../handle/values.js';
 import { AppError, ResponseCode } from '../infra/errors.js';
+import { BINARY_SCHEMA, ErrorBody, HandleErrorBody, NOT_MODIFIED, RESOLUTION_EXAMPLE, ResolutionSchema } from '../infra/http-schemas.js';
 import { ownsPrefix } from '../tenancy/actor.js';
 import type { View } from './answers.js';
 import { cacheHeaders } from './http-cache.js';
@@ -49,7 +50,33 @@ export function proxyRoutes(resolver: ResolverService, nodePrefix: string, nodeI
     app.get('/*', {
       schema: {
         params: Type.Object({ '*': Type.String({ maxLength: 1024 }) }),
-        querystring: Type.Object({ noredirect: Type.Optional(Type.String({ maxLength: 16 })) }, { additionalProperties: true }),
+        querystring: Type.Object({ noredirect: Type.Optional(Type.String({ maxLength: 16, description: 'Present: show the record instead of redirecting.' })) }, {
+          additionalProperties: true,
+          description: 'Any other parameters are appended to the redirect target.',
+        }),
+        response: {
+          200: {
+            description: 'The record: an HTML page for browsers (Accept: text/html), JSON or protobuf for API clients.',
+            content: {
+              'text/html': { schema: Type.String({ examples: ['<!DOCTYPE html><html lang="zh-CN"><head><title>88.118.8/PART-0001</title>...'] }) },
+              'application/json': { schema: { ...ResolutionSchema, examples: [RESOLUTION_EXAMPLE] } },
+              'application/x-protobuf': { schema: { ...BINARY_SCHEMA, description: 'A Resolution (proto/resolution.proto).' } },
+            },
+          },
+          302: { description: "To the record's first http(s) URL value, the request's query string appended (Location header).", type: 'null' },
+          304: NOT_MODIFIED,
+          404: {
+            description: 'No such handle (the record page or a Handle-style body), or the path is not a handle (ROUTE_NOT_FOUND).',
+            content: {
+              'application/json': {
+                schema: Type.Union([ErrorBody, HandleErrorBody], {
+                  examples: [{ responseCode: 100, handle: '88.118.8/PART-0404', message: 'handle 88.118.8/PART-0404 not found', code: 'HANDLE_NOT_FOUND' }],
+                }),
+              },
+              'text/html': { schema: Type.String() },
+            },
+          },
+        },
       },
     }, async (request, reply) => {
       let handle;

@@ -5,7 +5,7 @@ import Type from 'typebox';
 import { InvalidHandleError } from '../handle/handle.js';
 import { AppError, ResponseCode } from '../infra/errors.js';
 import { parseHandleOrThrow } from '../infra/handle-http.js';
-import { handleErrorResponses, HandleValueSchema } from '../infra/http-schemas.js';
+import { BINARY_SCHEMA, HandleErrorBody, handleErrorResponses, HandleValueSchema, NOT_MODIFIED, RESOLUTION_EXAMPLE, ResolutionSchema } from '../infra/http-schemas.js';
 import { ownsPrefix } from '../tenancy/actor.js';
 import { isPublicView, viewBody, type View } from './answers.js';
 import type { CacheEntry } from './cache-entry.js';
@@ -19,13 +19,6 @@ export const flag = (value: string | undefined): boolean => value !== undefined 
 
 export const MAX_BATCH_HANDLES = 1000;
 
-const ResolutionSchema = Type.Object({
-  responseCode: Type.Integer({ description: '1 found, 200 found but no value matched, 100 not found, 102 invalid handle.' }),
-  handle: Type.String(),
-  values: Type.Optional(Type.Array(HandleValueSchema)),
-  message: Type.Optional(Type.String()),
-  code: Type.Optional(Type.String()),
-});
 
 /** The batch item for a string that is not a handle. */
 function invalidItem(input: string, err: InvalidHandleError): Record<string, unknown> {
@@ -88,9 +81,20 @@ export function resolverRoutes(resolver: ResolverService, nodePrefix: string): F
           auth: Type.Optional(Type.Boolean({ description: 'true: bypass every cache and read the source of truth.' })),
           pretty: Type.Optional(Type.String({ maxLength: 8 })),
         }),
+        // Answers are ready bytes written as they are (never serialised here): these document them.
         response: {
-          200: Type.Object({ responseCode: Type.Integer(), handle: Type.String(), values: Type.Array(HandleValueSchema) }),
           ...handleErrorResponses,
+          200: {
+            description: 'The record (public values, or every value the key may see), filtered by type= and index=. Headers: ETag (the version), Cache-Control, Vary.',
+            content: {
+              'application/json': { schema: Type.Object({ responseCode: Type.Integer(), handle: Type.String(), values: Type.Array(HandleValueSchema) }, { examples: [RESOLUTION_EXAMPLE] }) },
+              [PROTOBUF_TYPE]: { schema: { ...BINARY_SCHEMA, description: 'A snode.resolution.v1.Resolution (proto/resolution.proto), with Accept: application/x-protobuf.' } },
+            },
+          },
+          304: NOT_MODIFIED,
+          404: { ...HandleErrorBody, description: 'No such handle (responseCode 100).', examples: [{ responseCode: 100, handle: '88.118.8/PART-0404', message: 'handle 88.118.8/PART-0404 not found', code: 'HANDLE_NOT_FOUND' }] },
+          504: { ...HandleErrorBody, description: 'A foreign handle whose home node and top-level node did not answer (OWNER_UNREACHABLE).', examples: [{ responseCode: 2, handle: '86.100.1/X', message: 'the node homing prefix 86.100.1 did not answer', code: 'OWNER_UNREACHABLE' }] },
+          508: { ...HandleErrorBody, description: 'More federation hops than FEDERATION_MAX_HOPS (LOOP_DETECTED).', examples: [{ responseCode: 2, handle: '86.100.1/X', message: 'too many federation hops', code: 'LOOP_DETECTED' }] },
         },
       },
     }, (request, reply) => {
@@ -129,7 +133,15 @@ export function resolverRoutes(resolver: ResolverService, nodePrefix: string): F
         body: Type.Object({
           handles: Type.Array(Type.String({ maxLength: 1024 }), { minItems: 1, maxItems: MAX_BATCH_HANDLES, description: `Up to ${MAX_BATCH_HANDLES} handles.` }),
         }, { additionalProperties: false }),
-        response: { 200: Type.Object({ results: Type.Array(ResolutionSchema) }) },
+        response: {
+          200: {
+            description: 'One answer per handle, in order, each with its own responseCode (1, 100, 102, ...).',
+            content: {
+              'application/json': { schema: Type.Object({ results: Type.Array(ResolutionSchema) }, { examples: [{ results: [RESOLUTION_EXAMPLE, { responseCode: 100, handle: '88.118.8/NO-SUCH', message: 'handle 88.118.8/NO-SUCH not found', code: 'HANDLE_NOT_FOUND' }, { responseCode: 102, handle: 'not a handle', message: 'invalid handle: no / between prefix and suffix', code: 'INVALID_HANDLE' }] }] }) },
+              [PROTOBUF_TYPE]: { schema: { ...BINARY_SCHEMA, description: 'A ResolveBatchResponse (proto/resolution.proto), with Accept: application/x-protobuf.' } },
+            },
+          },
+        },
       },
     }, (request, reply) => {
       const inputs = request.body.handles;

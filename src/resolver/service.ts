@@ -19,11 +19,20 @@ export interface ResolutionCounter {
 /** A batch item: its entry, why the string is not a handle, or why its owner node did not answer. */
 export type ResolvedItem = CacheEntry | InvalidHandleError | AppError;
 
-/** An entry and whether a cache tier (L1 or Redis) served it. */
+/** An entry, whether a cache tier (L1 or Redis) served it, and which tier. */
 interface Loaded {
   entry: CacheEntry;
   cached: boolean;
+  tier: Tier;
 }
+
+/** Where an answer came from, for the metrics: slot = tier * 2 + (found ? 0 : 1) in ResolverService.tiers. */
+export const TIERS = ['l1', 'redis', 'postgres', 'upstream'] as const;
+const L1 = 0;
+const REDIS = 1;
+const POSTGRES = 2;
+const UPSTREAM = 3;
+type Tier = typeof L1 | typeof REDIS | typeof POSTGRES | typeof UPSTREAM;
 
 /** Where records come from behind the caches (the registry's store). */
 export interface RecordSource {
@@ -59,6 +68,11 @@ interface Queued {
 const ROUND = 1000;
 
 export class ResolverService {
+  /**
+   * Answers by tier and outcome since start (see TIERS): plain increments on the hot path, read
+   * by the metrics when Prometheus scrapes.
+   */
+  readonly tiers = new Float64Array(TIERS.length * 2);
   private readonly inFlight = new Map<string, Promise<Loaded>>();
   private queued: Queued[] = [];
   private scheduled = false;
@@ -87,17 +101,22 @@ export class ResolverService {
    */
   hit(raw: string): CacheEntry | undefined {
     const hit = this.cache.l1.get(raw);
-    if (hit) this.counter.count(hit.prefix, hit.found, true);
+    if (hit) {
+      this.tiers[L1 * 2 + (hit.found ? 0 : 1)]! += 1;
+      this.counter.count(hit.prefix, hit.found, true);
+    }
     return hit;
   }
 
   lookup(handle: Handle): CacheEntry | Promise<CacheEntry> {
     const hit = this.cache.l1.get(handle.handle);
     if (hit) {
+      this.tiers[L1 * 2 + (hit.found ? 0 : 1)]! += 1;
       this.counter.count(handle.prefix, hit.found, true);
       return hit;
     }
-    return this.miss(handle).then(({ entry, cached }) => {
+    return this.miss(handle).then(({ entry, cached, tier }) => {
+      this.tiers[tier * 2 + (entry.found ? 0 : 1)]! += 1;
       this.counter.count(handle.prefix, entry.found, cached);
       return entry;
     });
@@ -105,9 +124,9 @@ export class ResolverService {
 
   /** The source of truth, past every cache (`auth=true`); nothing is stored. */
   async fresh(handle: Handle): Promise<CacheEntry> {
-    const record = this.upstream?.isForeign(handle.prefix)
-      ? (await this.upstream.find(handle)).record
-      : await this.source.find(handle.prefix, handle.suffix);
+    const foreign = this.upstream?.isForeign(handle.prefix) === true;
+    const record = foreign ? (await this.upstream!.find(handle)).record : await this.source.find(handle.prefix, handle.suffix);
+    this.tiers[(foreign ? UPSTREAM : POSTGRES) * 2 + (record !== undefined ? 0 : 1)]! += 1;
     this.counter.count(handle.prefix, record !== undefined, false);
     return record ? foundEntry(record, 0) : missingEntry(handle.handle, 0);
   }
@@ -137,14 +156,16 @@ export class ResolverService {
       }
       if (hit) {
         results[i] = hit;
+        this.tiers[L1 * 2 + (hit.found ? 0 : 1)]! += 1;
         this.counter.count(hit.prefix, hit.found, true);
         continue;
       }
       const h = handle!;
       (waits ??= []).push(
         this.miss(h).then(
-          ({ entry, cached }) => {
+          ({ entry, cached, tier }) => {
             results[i] = entry;
+            this.tiers[tier * 2 + (entry.found ? 0 : 1)]! += 1;
             this.counter.count(h.prefix, entry.found, cached);
           },
           (err: unknown) => {
@@ -210,7 +231,7 @@ export class ResolverService {
         const expiresAt = ttl > 0 ? Date.now() + ttl * 1000 : 0;
         const entry = record ? foundEntry(record, expiresAt) : missingEntry(handle.handle, expiresAt);
         if (expiresAt > 0) this.cache.l1.set(entry, since);
-        return { entry, cached: false };
+        return { entry, cached: false, tier: UPSTREAM };
       })
       .finally(() => this.inFlight.delete(handle.handle));
     this.inFlight.set(handle.handle, promise);
@@ -230,7 +251,7 @@ export class ResolverService {
       const frame = lookups[i]?.frame;
       const entry = frame ? decodeFrame(h.handle, frame) : undefined;
       if (entry && entry.expiresAt > now) {
-        results[i] = { entry, cached: true };
+        results[i] = { entry, cached: true, tier: REDIS };
         l1.set(entry, since);
       } else {
         misses.push(i);
@@ -249,7 +270,7 @@ export class ResolverService {
       const ttl = record ? this.cacheTtl(record) : this.limits.negativeTtlSeconds;
       const expiresAt = ttl > 0 ? loadedAt + ttl * 1000 : 0;
       const entry = record ? foundEntry(record, expiresAt, shared !== undefined && expiresAt > 0) : missingEntry(h.handle, expiresAt);
-      results[i] = { entry, cached: false };
+      results[i] = { entry, cached: false, tier: POSTGRES };
       if (expiresAt > 0) {
         l1.set(entry, since);
         if (shared) void shared.set(h.handle, encodeFrame(entry), ttl * 1000, lookups[i]?.token);

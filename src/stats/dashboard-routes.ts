@@ -93,13 +93,27 @@ export function dashboardRoutes(): FastifyPluginAsync {
     const index = files.get('index.html') as StaticFile;
 
     // The page's links are relative, so it must be addressed as a folder.
-    app.get('/dashboard', async (request, reply) => {
+    app.get('/dashboard', {
+      schema: { response: { 301: { description: 'To /dashboard/ (the query string kept).', type: 'null' } } },
+    }, async (request, reply) => {
       const question = request.url.indexOf('?');
       return reply.redirect(`/dashboard/${question >= 0 ? request.url.slice(question) : ''}`, 301);
     });
 
     app.get<{ Params: { '*': string } }>('/dashboard/*', {
-      schema: { params: { type: 'object', properties: { '*': { type: 'string', maxLength: 256 } }, required: ['*'] } },
+      schema: {
+        params: { type: 'object', properties: { '*': { type: 'string', maxLength: 256 } }, required: ['*'] },
+        response: {
+          200: {
+            description: 'The page (index.html for /dashboard/), its script, style sheet and the chart library. ETag; Cache-Control: no-cache.',
+            content: {
+              'text/html': { schema: { type: 'string', examples: ['<!DOCTYPE html><html lang="zh-CN">...'] } },
+              '*/*': { schema: { type: 'string', format: 'binary' } },
+            },
+          },
+          304: { description: 'Not modified (If-None-Match names the current ETag).', type: 'null' },
+        },
+      },
     }, async (request, reply) => {
       const name = request.params['*'];
       const file = name === '' ? index : files.get(name);

@@ -87,7 +87,20 @@ export function statsRoutes(stats: StatsService): FastifyPluginAsyncTypebox {
       schema: {
         querystring: Type.Object({ period: PeriodLabel, format: Type.Optional(Type.Enum(['json', 'csv'])) }),
         response: {
-          200: Type.Object({ period: Type.String(), from: Type.String(), to: Type.String(), timeZone: Type.String(), generatedAt: Type.String(), rows: Type.Array(ReportRow) }),
+          200: {
+            description: 'The report: JSON, or CSV (UTF-8 with BOM) with format=csv or Accept: text/csv.',
+            content: {
+              'application/json': {
+                schema: Type.Object({ period: Type.String(), from: Type.String(), to: Type.String(), timeZone: Type.String(), generatedAt: Type.String(), rows: Type.Array(ReportRow) }, {
+                  examples: [{
+                    period: '2026-Q4', from: '2026-10-01', to: '2026-12-31', timeZone: 'Asia/Shanghai', generatedAt: '2026-11-29T08:00:00.000Z',
+                    rows: [{ enterprise: '南京示例制造有限公司', uscc: '91320115MA1WXY7Q4L', prefix: '88.118.8', prefixState: 'active', identifiers: 1200, creates: 1250, updates: 310, deletes: 50, resolutionsFound: 48211, resolutionsNotFound: 372, resolutionsCached: 47002, resolutionsTotal: 48583 }],
+                  }],
+                }),
+              },
+              'text/csv': { schema: Type.String({ examples: ['\uFEFFenterprise,uscc,prefix,prefix state,identifiers,creates,updates,deletes,resolutions found,resolutions not found,resolutions cached,resolutions total\r\n'] }) },
+            },
+          },
         },
       },
     }, async (request, reply) => {

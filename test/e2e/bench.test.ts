@@ -18,7 +18,7 @@ import { TEST_REDIS_URL } from '../helpers/env.js';
 import { clearRedisPrefix } from '../helpers/node.js';
 import { ROOT } from '../helpers/process.js';
 
-const SCENARIOS = ['ceiling', 'resolve-l1', 'resolve-l1-nocount', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto', 'resolve-l1-nolimit', 'write-audit', 'register-single', 'register-batch', 'import', 'stats', 'sync-drain'];
+const SCENARIOS = ['ceiling', 'resolve-l1', 'resolve-l1-nocount', 'resolve-redis', 'resolve-pg', 'resolve-miss', 'resolve-batch', 'resolve-proto', 'resolve-l1-nolimit', 'resolve-l1-nometrics', 'write-audit', 'register-single', 'register-batch', 'import', 'stats', 'sync-drain'];
 
 interface Side {
   config: string;

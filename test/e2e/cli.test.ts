@@ -33,6 +33,32 @@ describe('snode CLI', () => {
     expect(key.stdout).toMatch(/--role <role>.*choices: "admin", "enterprise", "auditor"/s);
   });
 
+  it('prints each command\'s environment variables and the exit codes in its help (every command: test/unit/cli-help.test.ts)', async () => {
+    const importHelp = await runCli(['import', '--help']);
+    expect(importHelp.code).toBe(0);
+    for (const text of ['DATABASE_URL', 'REDIS_URL', '--prefix <prefix>', '--mode <mode>', 'Exit codes: 0 success, 1']) expect(importHelp.stdout).toContain(text);
+    const revoke = await runCli(['admin', 'key', 'revoke', '--help']);
+    for (const text of ['API_KEY_SECRET', 'Exit codes: 0 success, 1']) expect(revoke.stdout).toContain(text);
+  });
+
+  it('healthcheck exits 0 while a node answers on HOST:PORT and 1 when none does', async () => {
+    const own = await createTestDatabase();
+    const running = await startTestNode({ databaseUrl: own.url, redis: false, env: { API_KEY_SECRET: SECRET } });
+    try {
+      const port = new URL(running.url).port;
+      const up = await runCli(['healthcheck'], { PORT: port });
+      expect(up.code, up.stderr).toBe(0);
+      expect(up.stdout).toContain(`http://127.0.0.1:${port}/healthz`);
+    } finally {
+      await running.close();
+      await own.drop();
+    }
+    const port = new URL(running.url).port;
+    const down = await runCli(['healthcheck', '--timeout', '2000'], { PORT: port });
+    expect(down.code).toBe(1);
+    expect((await runCli(['healthcheck'], { PORT: '0' })).code).toBe(2);
+  });
+
   it('exits 2 on bad usage and on bad configuration, naming the variable', async () => {
     expect((await runCli(['no-such-command'])).code).toBe(2);
     expect((await runCli(['admin', 'key', 'create'])).code).toBe(2);
@@ -51,6 +77,10 @@ describe('snode CLI', () => {
   it('migrates, then manages enterprises, prefixes and keys that a node accepts', async () => {
     const migrated = await runCli(['migrate'], env);
     expect(migrated.code, migrated.stderr).toBe(0);
+    // Progress: each migration as it is applied; a second run has nothing to do.
+    expect(migrated.stderr).toContain('snode: applied migration 0001_init');
+    expect(migrated.stdout).toMatch(/^applied \d+ migration\(s\)/);
+    expect((await runCli(['migrate'], env)).stdout).toBe('migrations are up to date\n');
 
     const enterprise = await runCli(['admin', 'enterprise', 'create', '--name', '苏州示例零部件有限公司', '--uscc', makeUscc(701)], env);
     expect(enterprise.code, enterprise.stderr).toBe(0);

@@ -53,6 +53,7 @@ async function requestFor(route: string): Promise<{ method: string; path: string
   else if (path === '/api/handles/*') path = '/api/handles/88.118.31/M-1';
   else if (path === '/bench/ceiling/*') path = '/bench/ceiling/88.118.31/M-1';
   else if (path === '/dashboard/*') path = '/dashboard/index.html';
+  else if (path === '/docs/static/*') path = '/docs/static/swagger-ui.css';
   else if (path === '/api/handles') path = '/api/handles?prefix=88.118.31';
   else if (path === '/api/stats/report') path = '/api/stats/report?period=2026';
   else if (path === '/api/stats/top') path = '/api/stats/top?metric=registrations&period=2026';

@@ -7,7 +7,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import { AppError } from '../../infra/errors.js';
-import { errorResponses } from '../../infra/http-schemas.js';
+import { ErrorBody, errorResponses, PROTOBUF_BODY } from '../../infra/http-schemas.js';
 import { requireRole } from '../../tenancy/auth.js';
 import { decode, encode, PROTOBUF_TYPE, type MessageName } from '../wire.js';
 import type { NodeRow } from './repository.js';
@@ -48,28 +48,52 @@ export function topLevelRoutes(service: TopLevelService): FastifyPluginAsyncType
       },
     };
     const node = (request: FastifyRequest): NodeRow => request.federationNode!;
+    /** A signed route's schema: a protobuf body in, a protobuf message out (proto/sync.proto). */
+    const wire = (request: string | undefined, answer: string, extra: Record<string, unknown> = {}) => ({
+      description: `Signed by a registered node (X-Snode-Node, X-Snode-Timestamp, X-Snode-Nonce, X-Snode-Signature; see proto/sync.proto).${request ? ` Body: a ${request} (application/x-protobuf).` : ''}`,
+      // No type: the body arrives as a Buffer (validation accepts anything; decoding checks it).
+      ...(request ? { body: { content: { [PROTOBUF_TYPE]: { schema: { description: `A ${request} (proto/sync.proto).` } } } } } : {}),
+      response: {
+        ...errorResponses,
+        200: { description: `A ${answer} (application/x-protobuf).`, content: { [PROTOBUF_TYPE]: { schema: PROTOBUF_BODY } } },
+        401: ErrorBody,
+        ...extra,
+      },
+    });
 
-    app.post('/prefixes', { ...signed, bodyLimit: MAX_BODY }, async (request, reply) => {
+    app.post('/prefixes', { ...signed, bodyLimit: MAX_BODY, schema: wire('PrefixRegistration', 'PrefixRegistrationAck') }, async (request, reply) => {
       const prefixes = await service.registerPrefixes(node(request), body(request, 'PrefixRegistration'));
       return reply.type(PROTOBUF_TYPE).send(encode('PrefixRegistrationAck', { prefixes }));
     });
 
-    app.get('/prefixes/:prefix', { ...signed, schema: { params: Type.Object({ prefix: Type.String({ maxLength: 255 }) }) } }, async (request, reply) => {
+    app.get('/prefixes/:prefix', { ...signed, schema: { params: Type.Object({ prefix: Type.String({ maxLength: 255 }) }), ...wire(undefined, 'PrefixLookupAnswer') } }, async (request, reply) => {
       const answer = await service.lookup(request.params.prefix);
       return reply.type(PROTOBUF_TYPE).send(encode('PrefixLookupAnswer', answer));
     });
 
-    app.post('/sync', { ...signed, bodyLimit: MAX_BODY }, async (request, reply) => {
+    app.post('/sync', {
+      ...signed,
+      bodyLimit: MAX_BODY,
+      schema: wire('SyncBatch', 'SyncAck', {
+        409: {
+          description: 'A SyncAck with the acked sequence when the batch starts past it (resume from there), or a replayed request (JSON error).',
+          content: {
+            [PROTOBUF_TYPE]: { schema: PROTOBUF_BODY },
+            'application/json': { schema: { ...ErrorBody, examples: [{ error: { code: 'REPLAYED_REQUEST', message: 'this signed request was seen before', requestId: '6f1c2a9e-3b7d-4e58-9a41-0c2d8e7f5b13' } }] } },
+          },
+        },
+      }),
+    }, async (request, reply) => {
       const { status, ack } = await service.sync(node(request), body(request, 'SyncBatch'));
       return reply.code(status).type(PROTOBUF_TYPE).send(encode('SyncAck', ack));
     });
 
-    app.post('/heartbeat', signed, async (request, reply) => {
+    app.post('/heartbeat', { ...signed, schema: wire('NodeStatus', 'HeartbeatAck') }, async (request, reply) => {
       const ackedSeq = await service.heartbeat(node(request), body(request, 'NodeStatus'));
       return reply.type(PROTOBUF_TYPE).send(encode('HeartbeatAck', { ackedSeq }));
     });
 
-    app.post('/verify', signed, async (request, reply) => {
+    app.post('/verify', { ...signed, schema: wire(undefined, 'VerifyAnswer') }, async (request, reply) => {
       return reply.type(PROTOBUF_TYPE).send(encode('VerifyAnswer', await service.verify(node(request))));
     });
 

@@ -1,0 +1,313 @@
+/**
+ * The `snode` command line (src/main.ts runs it). Exit codes: 0 success, 1 the operation failed, 2 bad usage or
+ * configuration. Every command's --help lists its options and the environment variables it
+ * reads (the nearest ancestor's list when it has none of its own) and the exit codes.
+ */
+import { Command, CommanderError, Option } from 'commander';
+import { ConfigError, describeConfig, loadConfig, type Config } from './config.js';
+import { EmbeddedPostgresError } from './infra/embedded-postgres.js';
+import { AppError } from './infra/errors.js';
+import { createLogger } from './infra/logger.js';
+import { MigrationError } from './infra/migrations.js';
+import { loadServerSecret } from './infra/secrets.js';
+import { openDatabase, serve } from './server.js';
+import { ROLES, type Role } from './tenancy/api-keys.js';
+import { TenancyService } from './tenancy/service.js';
+import { AuditLog } from './audit/service.js';
+import { PgTenancyChanges } from './tenancy/change-bus.js';
+import type { Actor } from './tenancy/actor.js';
+import { runImportCommand } from './registry/import-command.js';
+import { reportCsv } from './stats/csv.js';
+import { StatsService } from './stats/service.js';
+import type pg from 'pg';
+import * as federationCli from './federation/cli.js';
+import { KEY_ALGORITHMS, type KeyAlgorithm } from './federation/signing.js';
+import { Agent, request } from 'undici';
+
+/** true when GET url answers 200 within timeoutMs. A node's own certificate is not checked: this asks the process on this machine whether it is alive. */
+async function healthcheck(url: string, timeoutMs: number): Promise<boolean> {
+  const dispatcher = new Agent({ connect: { rejectUnauthorized: false, timeout: timeoutMs }, headersTimeout: timeoutMs, bodyTimeout: timeoutMs });
+  try {
+    const answer = await request(url, { dispatcher });
+    await answer.body.dump();
+    return answer.statusCode === 200;
+  } catch (err) {
+    process.stderr.write(`snode: healthcheck: ${(err as Error).message}\n`);
+    return false;
+  } finally {
+    await dispatcher.close();
+  }
+}
+
+const EXIT_FAILED = 1;
+const EXIT_USAGE = 2;
+const EXIT_CODES = 'Exit codes: 0 success, 1 the operation failed (or found a problem: a broken audit chain, federation drift, a failed import), 2 bad usage or configuration.';
+
+function envHelp(names: string[]): string {
+  const rows = describeConfig().filter((r) => names.includes(r.name));
+  if (rows.length === 0) return '\nEnvironment: none.\n';
+  return `\nEnvironment:\n${rows.map((r) => `  ${r.name.padEnd(22)} ${r.description} [default: ${r.default}]`).join('\n')}\n`;
+}
+
+/** The environment variables each command reads, given where they are known (see withHelp). */
+const ENV_OF = new WeakMap<Command, string[]>();
+const env = <C extends Command>(command: C, names: string[]): C => {
+  ENV_OF.set(command, names);
+  return command;
+};
+
+/** Every command's help ends with its environment variables (its own, or its nearest ancestor's) and the exit codes. */
+function withHelp(command: Command, inherited: string[]): void {
+  const names = ENV_OF.get(command) ?? inherited;
+  if (command.parent) command.addHelpText('after', `${envHelp(names)}\n${EXIT_CODES}\n`);
+  for (const sub of command.commands) withHelp(sub, names);
+}
+
+/** Progress of a step that is one long statement: what it does, then how long it took (stderr). */
+async function step<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  const started = Date.now();
+  process.stderr.write(`snode: ${what}...\n`);
+  const result = await fn();
+  process.stderr.write(`snode: ${what}: done in ${((Date.now() - started) / 1000).toFixed(1)} s\n`);
+  return result;
+}
+
+/** A running count on a terminal; a line every few seconds otherwise. */
+function counter(what: string): (n: number, final?: boolean) => void {
+  const tty = process.stderr.isTTY === true;
+  let last = 0;
+  return (n, final = false) => {
+    const now = Date.now();
+    if (!final && now - last < (tty ? 200 : 5000)) return;
+    last = now;
+    const text = `snode: ${what}: ${n.toLocaleString('en')}`;
+    process.stderr.write(tty ? `\r${text}${final ? '\n' : ''}` : `${text}\n`);
+  };
+}
+
+const DB_ENV = ['DATABASE_URL', 'DATA_DIR', 'EMBEDDED_PG_PORT', 'API_KEY_SECRET', 'NODE_PREFIX', 'LOG_LEVEL'];
+
+/** Runs `fn` with a migrated database and the tenancy service, printing its result (JSON unless a string). */
+async function withTenancy(fn: (tenancy: TenancyService, config: Config, pool: pg.Pool) => Promise<unknown>): Promise<void> {
+  const config = loadConfig();
+  const log = createLogger(process.env.LOG_LEVEL ? config.LOG_LEVEL : 'warn', { nodeId: config.NODE_ID }, true);
+  const secret = await loadServerSecret(config, log);
+  const database = await openDatabase(config, log);
+  try {
+    // Publishing only (NOTIFY): a revocation or prefix change reaches running nodes' key caches at once.
+    const changes = new PgTenancyChanges(database.pool, log);
+    const tenancy = new TenancyService(database.pool, secret, config.NODE_PREFIX, { audit: new AuditLog(database.pool, log), changes });
+    const result = await fn(tenancy, config, database.pool);
+    process.stdout.write(typeof result === 'string' ? result : `${JSON.stringify(result, null, 2)}\n`);
+  } finally {
+    await database.close();
+  }
+}
+
+const cliLog = (config: Config) => createLogger(process.env.LOG_LEVEL ? config.LOG_LEVEL : 'warn', { nodeId: config.NODE_ID }, true);
+
+/** The command line acts with the database's authority: as an admin. */
+const CLI_ACTOR: Actor = { kind: 'key', keyId: 'cli', role: 'admin', enterpriseId: null, prefixes: [] };
+
+export function buildProgram(): Command {
+  const program = new Command('snode')
+    .description('snode: a secondary node of the Industrial Internet identifier resolution system')
+    .showHelpAfterError()
+    .exitOverride();
+
+  env(program
+    .command('serve')
+    .description('start the node (HTTP API); embedded Postgres without DATABASE_URL, in-process cache without REDIS_URL')
+    .action(async () => serve(loadConfig())), describeConfig().map((r) => r.name));
+
+  env(program
+    .command('migrate')
+    .description('apply pending database migrations and exit (each one is printed as it is applied)')
+    .action(async () => {
+      const config = loadConfig();
+      const log = createLogger(process.env.LOG_LEVEL ? config.LOG_LEVEL : 'warn', { nodeId: config.NODE_ID }, true);
+      const database = await openDatabase(config, log, (name) => process.stderr.write(`snode: applied migration ${name}\n`));
+      await database.close();
+      process.stdout.write(database.applied.length > 0 ? `applied ${database.applied.length} migration(s); the schema is up to date\n` : 'migrations are up to date\n');
+    }), DB_ENV);
+
+  env(program
+    .command('healthcheck')
+    .description("exit 0 when the node on HOST:PORT answers GET /healthz, 1 otherwise (the container's HEALTHCHECK)")
+    .option('--timeout <ms>', 'how long to wait for the answer', '3000')
+    .action(async (o: { timeout: string }) => {
+      const config = loadConfig();
+      if (config.PORT === 0) throw new ConfigError('invalid configuration:\n  PORT: healthcheck needs the port the node listens on (not 0)');
+      const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
+      const url = `${config.TLS_CERT ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${config.PORT}/healthz`;
+      const ok = await healthcheck(url, Number(o.timeout) || 3000);
+      process.stdout.write(`${ok ? 'ok' : 'unhealthy'}: ${url}\n`);
+      if (!ok) process.exitCode = EXIT_FAILED;
+    }), ['HOST', 'PORT', 'TLS_CERT']);
+
+  env(program
+    .command('config')
+    .description('list every environment variable with its default and meaning')
+    .option('--markdown', 'print a Markdown table (as in README.md)')
+    .action((options: { markdown?: boolean }) => {
+      const rows = describeConfig();
+      if (options.markdown) {
+        process.stdout.write(`| Variable | Default | Meaning |\n|---|---|---|\n${rows.map((r) => `| \`${r.name}\` | \`${r.default}\` | ${r.description} |`).join('\n')}\n`);
+      } else {
+        process.stdout.write(`${rows.map((r) => `${r.name}=${r.default}\n    ${r.description}`).join('\n')}\n`);
+      }
+    }), []);
+
+  const admin = env(program.command('admin').description('manage enterprises, prefixes and API keys (works while the node runs)'), DB_ENV);
+
+  const enterprise = admin.command('enterprise').description('enterprises');
+  enterprise
+    .command('create')
+    .description('register an enterprise')
+    .requiredOption('--name <name>', 'company name')
+    .requiredOption('--uscc <code>', 'unified social credit code (18 characters, GB 32100-2015)')
+    .action((o: { name: string; uscc: string }) => withTenancy((t) => t.createEnterprise(o)));
+  enterprise.command('list').description('list enterprises with their prefixes').action(() => withTenancy((t) => t.listEnterprises()));
+  enterprise.command('show <id>').description('one enterprise').action((id: string) => withTenancy((t) => t.getEnterprise(id)));
+
+  const prefix = admin.command('prefix').description('enterprise prefixes');
+  prefix
+    .command('add <prefix>')
+    .description('allocate a prefix one segment below NODE_PREFIX to an enterprise')
+    .requiredOption('--enterprise <id>', 'enterprise id')
+    .action((p: string, o: { enterprise: string }) => withTenancy((t) => t.addPrefix(o.enterprise, p)));
+  prefix.command('list').description('list allocated prefixes').action(() => withTenancy((t) => t.listPrefixes()));
+  prefix.command('disable <prefix>').description('refuse every write under a prefix (its records still resolve)')
+    .action((p: string) => withTenancy((t) => t.setPrefixState(p, 'disabled')));
+  prefix.command('enable <prefix>').description('accept writes under a disabled prefix again')
+    .action((p: string) => withTenancy((t) => t.setPrefixState(p, 'active')));
+
+  const key = admin.command('key').description('API keys');
+  key
+    .command('create')
+    .description('create an API key; the key is printed once and stored only as a hash')
+    .addOption(new Option('--role <role>', 'role').choices([...ROLES]).makeOptionMandatory())
+    .option('--enterprise <id>', 'enterprise id (enterprise keys only)')
+    .option('--label <label>', 'free text to recognise the key by')
+    .option('--expires <iso>', 'ISO 8601 date-time after which the key is refused')
+    .action((o: { role: Role; enterprise?: string; label?: string; expires?: string }) =>
+      withTenancy((t) => t.createKey({ role: o.role, enterpriseId: o.enterprise ?? null, label: o.label ?? '', expiresAt: o.expires ?? null })),
+    );
+  key
+    .command('list')
+    .description('list API keys (never the keys themselves)')
+    .option('--enterprise <id>', 'only this enterprise')
+    .action((o: { enterprise?: string }) => withTenancy((t) => t.listKeys(o.enterprise)));
+  key.command('revoke <id>').description('revoke an API key').action((id: string) => withTenancy((t) => t.revokeKey(id)));
+
+  admin
+    .command('register-node')
+    .description('top-level role: register a secondary node (its id, allocated node prefix and public key); again to rotate its key')
+    .requiredOption('--id <nodeId>', "the node's NODE_ID")
+    .requiredOption('--prefix <prefix>', 'the node prefix allocated to it, e.g. 88.118')
+    .requiredOption('--public-key <file>', "PEM file of the node's public key (snode federation public-key prints it)")
+    .addOption(new Option('--algorithm <algorithm>', 'key algorithm (detected from the key when left out)').choices([...KEY_ALGORITHMS]))
+    .option('--url <baseUrl>', 'base URL the node resolves at (the node also reports it itself)')
+    .action((o: { id: string; prefix: string; publicKey: string; algorithm?: KeyAlgorithm; url?: string }) =>
+      withTenancy((_t, config, pool) => federationCli.registerNode(pool, config, cliLog(config), o)),
+    );
+
+  const federation = env(program.command('federation').description('the link with the national top-level node'),
+    [...DB_ENV, 'NODE_ID', 'UPSTREAM_URLS', 'FEDERATION_KEY_FILE', 'FEDERATION_KEY_ALGORITHM']);
+  federation
+    .command('public-key')
+    .description("print this node's federation public key (generating the key pair on first use)")
+    .action(async () => {
+      const config = loadConfig();
+      process.stdout.write(await federationCli.publicKey(config, cliLog(config)));
+    });
+  federation
+    .command('verify')
+    .description('compare per-prefix counts and digests with the escrow copy on the top-level node; exit 1 on drift')
+    .action(() =>
+      withTenancy(async (_t, config, pool) => {
+        const report = await step('comparing every prefix with the escrow copy', () => federationCli.verify(pool, config, cliLog(config)));
+        if (report.drift) process.exitCode = EXIT_FAILED;
+        return report;
+      }),
+    );
+  federation
+    .command('resync')
+    .description('queue a full snapshot of every identifier for the top-level node, replacing its escrow copy (repairs drift)')
+    .action(() => withTenancy((_t, _config, pool) => step('queuing a snapshot of every identifier', () => federationCli.resync(pool))));
+
+  const audit = env(program.command('audit').description('the tamper-evident audit log'), DB_ENV);
+  audit
+    .command('verify')
+    .description('seal committed entries, recompute the hash chain and name the first entry that does not match (exit 1 if one does not)')
+    .action(() =>
+      withTenancy(async (_tenancy, _config, pool) => {
+        const log = createLogger('warn', {}, true);
+        const progress = counter('audit entries checked');
+        const result = await new AuditLog(pool, log).verify(progress);
+        progress(result.checked, true);
+        if (!result.ok) process.exitCode = EXIT_FAILED;
+        return result;
+      }),
+    );
+
+  const stats = env(program.command('stats').description('registration and resolution statistics'), [...DB_ENV, 'STATS_TIME_ZONE']);
+  stats
+    .command('report')
+    .description('the period report an auditor files: one row per enterprise and prefix')
+    .requiredOption('--period <period>', 'YYYY, YYYY-Qn (quarter), YYYY-MM (month) or YYYY-MM-DD')
+    .option('--csv', 'CSV (UTF-8 with BOM) instead of JSON')
+    .action((o: { period: string; csv?: boolean }) =>
+      withTenancy(async (tenancy, config, pool) => {
+        const report = await new StatsService(pool, tenancy, config.STATS_TIME_ZONE).report(CLI_ACTOR, o.period);
+        return o.csv ? reportCsv(report.rows) : report;
+      }),
+    );
+
+  env(program
+    .command('import <file>')
+    .description('import identifiers from an NDJSON or CSV file, streamed in chunks, with progress (the same job as POST /api/imports)')
+    .requiredOption('--prefix <prefix>', 'every line is imported under this prefix')
+    .addOption(new Option('--format <format>', 'file format (default: from the extension, .csv or else NDJSON)').choices(['ndjson', 'csv']))
+    .addOption(new Option('--mode <mode>', 'create: lines whose handle exists are rejected; upsert: replaced').choices(['create', 'upsert']).default('upsert'))
+    .addHelpText('after', `
+NDJSON: one {"suffix":"X","values":[...]} (or "handle") a line. CSV: a header "suffix,URL,EMAIL,2001:product.name"
+(a type per column, optionally "index:type"), then one identifier a row; empty cells are left out.
+Prints the job as JSON at the end; rejected lines: GET /api/imports/<id>/rejected. Exit 1 when the job failed.`)
+    .action((file: string, o: { prefix: string; format?: 'ndjson' | 'csv'; mode: 'create' | 'upsert' }) =>
+      withTenancy(async (tenancy, config, pool) => {
+        const job = await runImportCommand(config, pool, tenancy, CLI_ACTOR, file, o);
+        if (job.state !== 'done') process.exitCode = EXIT_FAILED;
+        return job;
+      }),
+    ), [...DB_ENV, 'REDIS_URL', 'REDIS_KEY_PREFIX']);
+
+  program.addHelpText('after', `\n${EXIT_CODES}\nEnvironment: every command reads its settings from environment variables; "snode <command> --help" lists\nthe ones it uses, "snode config" all of them with their defaults.\n`);
+  withHelp(program, []);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await buildProgram().parseAsync(argv);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE;
+    } else if (err instanceof ConfigError) {
+      process.stderr.write(`snode: ${err.message}\n`);
+      process.exitCode = EXIT_USAGE;
+    } else if (err instanceof AppError) {
+      process.stderr.write(`snode: ${err.code}: ${err.message}\n`);
+      process.exitCode = EXIT_FAILED;
+    } else if (err instanceof MigrationError) {
+      process.stderr.write(`snode: migration refused: ${err.message}\n`);
+      process.exitCode = EXIT_FAILED;
+    } else if (err instanceof EmbeddedPostgresError) {
+      process.stderr.write(`snode: ${err.message}\n`);
+      process.exitCode = EXIT_FAILED;
+    } else {
+      process.stderr.write(`snode: ${(err as Error).stack ?? String(err)}\n`);
+      process.exitCode = EXIT_FAILED;
+    }
+  }
+}
