@@ -1,6 +1,7 @@
 /** buildApp(config, deps): the fastify application with every module's routes. Never listens. */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { IncomingMessage as RawRequest, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -14,6 +15,7 @@ import { trustProxy, type Config } from './config.js';
 import { closeKeepAliveOnShutdown } from './infra/graceful-close.js';
 import { benchRoutes } from './bench/routes.js';
 import { healthRoutes } from './infra/health-routes.js';
+import { publicBaseUrl } from './infra/public-url.js';
 import { frameworkErrorHandler, registerErrorHandling } from './infra/http-errors.js';
 import { validatorCompiler } from './infra/validation.js';
 import type { Logger } from './infra/logger.js';
@@ -163,7 +165,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   await app.register(importRoutes(importer, config.IMPORT_MAX_BYTES));
   await app.register(templateRoutes(new TemplateService(deps.pool, registry, templates, audit)));
   await app.register(resolverRoutes(resolver, config.NODE_PREFIX));
-  await app.register(proxyRoutes(resolver, config.NODE_PREFIX, config.NODE_ID));
+  const baseUrl = () => publicBaseUrl(config, (app.server.address() as AddressInfo | null)?.port);
+  await app.register(proxyRoutes(resolver, config.NODE_PREFIX, config.NODE_ID, baseUrl));
   if (config.BENCH_ROUTES) await app.register(benchRoutes(deps.pool, config.NODE_PREFIX, config.STATS_TIME_ZONE));
   return app;
 }
