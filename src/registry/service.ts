@@ -98,7 +98,8 @@ export class RegistryService {
       }
     };
     // Refuse bad input before opening a transaction.
-    const template = await this.templates?.check(handle.prefix, toValues());
+    const pending = this.templates?.check(handle.prefix, toValues());
+    const template = pending === undefined ? undefined : await pending;
     let firstUse = false;
 
     const result = await withTransaction(this.pool, async (tx) => {

@@ -108,11 +108,14 @@ export class TemplateStore {
     return compiled;
   }
 
-  /** A single write's check: loads the one template its values name, if any. */
-  async check(prefix: string, values: readonly HandleValue[]): Promise<CompiledTemplate | undefined> {
+  /**
+   * A single write's check: the template its values name, loaded and checked; undefined, with no
+   * promise made, for the common record that names none.
+   */
+  check(prefix: string, values: readonly HandleValue[]): Promise<CompiledTemplate> | undefined {
     const version = templateReference(values);
     if (version === undefined) return undefined;
-    return this.checkWith(await this.load([{ prefix, version }]), prefix, version, values);
+    return this.load([{ prefix, version }]).then((loaded) => this.checkWith(loaded, prefix, version, values));
   }
 
   /**
