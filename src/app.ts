@@ -1,6 +1,7 @@
 /** buildApp(config, deps): the fastify application with every module's routes. Never listens. */
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { IncomingMessage as RawRequest, ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type RawServerDefault } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -17,6 +18,7 @@ import { healthRoutes } from './infra/health-routes.js';
 import { Metrics } from './infra/metrics.js';
 import { metricsRoutes } from './infra/metrics-routes.js';
 import { registerOpenApi } from './infra/openapi.js';
+import { publicBaseUrl } from './infra/public-url.js';
 import { frameworkErrorHandler, registerErrorHandling } from './infra/http-errors.js';
 import { validatorCompiler } from './infra/validation.js';
 import type { Logger } from './infra/logger.js';
@@ -25,6 +27,9 @@ import type { ChangeSink } from './registry/change-sink.js';
 import { registryRoutes } from './registry/routes.js';
 import { batchRoutes } from './registry/batch-routes.js';
 import { importRoutes } from './registry/import-routes.js';
+import { TemplateService } from './registry/templates.js';
+import type { TemplateStore } from './registry/templates-store.js';
+import { templateRoutes } from './registry/templates-routes.js';
 import type { Importer } from './registry/importer.js';
 import { buildWriters } from './registry/writers.js';
 import type { ResolverCache } from './resolver/resolver-cache.js';
@@ -60,6 +65,8 @@ declare module 'fastify' {
     rateLimits: RateLimits;
     /** Prometheus metrics; undefined with METRICS=false. The server opens METRICS_PORT with it. */
     metrics: Metrics | undefined;
+    /** The write path's template cache (tests watch it being invalidated across processes). */
+    templates: TemplateStore;
   }
 }
 
@@ -110,8 +117,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const stats = new StatsService(deps.pool, tenancy, config.STATS_TIME_ZONE);
   const federation = await Federation.create(config, { pool: deps.pool, log: deps.log, tenancy, stats });
   const sinks = [...(config.AUDIT_LOG ? [auditSink(audit)] : []), ...(federation?.sinks ?? []), ...(deps.sinks ?? [])];
-  const { registry, batches, importer } = buildWriters(config, deps.pool, deps.cache, deps.log, sinks, (prefix) => tenancy.isDisabled(prefix));
+  const { registry, batches, importer, templates } = buildWriters(config, deps.pool, deps.cache, deps.log, sinks, (prefix) => tenancy.isDisabled(prefix), changes);
   app.decorate('importer', importer);
+  app.decorate('templates', templates);
   // Stops between chunks (the job resumes on the next start), before the pool closes.
   app.addHook('onClose', async () => importer.close());
   const resolutionCounts = config.STATS_COUNT_RESOLUTIONS ? new ResolutionCounts(config.STATS_TIME_ZONE) : undefined;
@@ -184,8 +192,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   await app.register(registryRoutes(registry, config.MAX_VALUES_PER_RECORD));
   await app.register(batchRoutes(batches, config.MAX_VALUES_PER_RECORD, config.BATCH_BODY_LIMIT_BYTES));
   await app.register(importRoutes(importer, config.IMPORT_MAX_BYTES));
+  await app.register(templateRoutes(new TemplateService(deps.pool, registry, templates, audit)));
   await app.register(resolverRoutes(resolver, config.NODE_PREFIX));
-  await app.register(proxyRoutes(resolver, config.NODE_PREFIX, config.NODE_ID));
+  const baseUrl = () => publicBaseUrl(config, (app.server.address() as AddressInfo | null)?.port);
+  await app.register(proxyRoutes(resolver, config.NODE_PREFIX, config.NODE_ID, baseUrl));
   if (config.BENCH_ROUTES) await app.register(benchRoutes(deps.pool, config.NODE_PREFIX, config.STATS_TIME_ZONE));
   return app;
 }

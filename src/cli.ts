@@ -3,7 +3,7 @@
  * configuration. Every command's --help lists its options and the environment variables it
  * reads (the nearest ancestor's list when it has none of its own) and the exit codes.
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, describeConfig, loadConfig, type Config } from './config.js';
 import { EmbeddedPostgresError } from './infra/embedded-postgres.js';
 import { AppError } from './infra/errors.js';
@@ -17,6 +17,8 @@ import { AuditLog } from './audit/service.js';
 import { PgTenancyChanges } from './tenancy/change-bus.js';
 import type { Actor } from './tenancy/actor.js';
 import { runImportCommand } from './registry/import-command.js';
+import { QR_DEFAULT_ECC, QR_ECC_LEVELS, QR_SIZE, type QrEcc, type QrFormat } from './resolver/qr.js';
+import { runQrCommand } from './resolver/qr-command.js';
 import { reportCsv } from './stats/csv.js';
 import { StatsService } from './stats/service.js';
 import type pg from 'pg';
@@ -282,9 +284,39 @@ Prints the job as JSON at the end; rejected lines: GET /api/imports/<id>/rejecte
       }),
     ), [...DB_ENV, 'REDIS_URL', 'REDIS_KEY_PREFIX']);
 
+  env(program
+    .command('qr <handle>')
+    .description("the QR code of an identifier this node holds, for printing on parts and packaging: it encodes the handle's public URL (PUBLIC_URL/<handle>), as GET /<handle>?qr= does")
+    .addOption(new Option('--format <format>', 'image format (default: from the --out extension, else svg)').choices(['svg', 'png']))
+    .option('--size <pixels>', `image width and height in pixels, ${QR_SIZE.min} to ${QR_SIZE.max}`, qrSize, QR_SIZE.default)
+    .option('--ecc <level>', 'error correction level: L (7%), M (15%), Q (25%) or H (30%)', qrEcc, QR_DEFAULT_ECC)
+    .option('--out <file>', 'write the image to this file and print the URL it encodes (default: the image to standard output)')
+    .addHelpText('after', `
+Refuses (exit 1) a handle the node does not hold. Without PUBLIC_URL the code holds http://HOST:PORT.`)
+    .action((handle: string, o: { format?: QrFormat; size: number; ecc: QrEcc; out?: string }, command: Command) => {
+      const format: QrFormat = o.format ?? (o.out?.toLowerCase().endsWith('.png') ? 'png' : 'svg');
+      if (format === 'png' && !o.out && process.stdout.isTTY) command.error('snode: a PNG is not for a terminal: give --out FILE (or redirect standard output)', { exitCode: EXIT_USAGE });
+      return withTenancy(async (_t, config, pool) => {
+        const text = await runQrCommand(config, pool, cliLog(config), handle, { format, size: o.size, ecc: o.ecc, ...(o.out ? { out: o.out } : {}) });
+        return o.out ? `${text}\n` : '';
+      });
+    }), [...DB_ENV, 'PUBLIC_URL', 'HOST', 'PORT']);
+
   program.addHelpText('after', `\n${EXIT_CODES}\nEnvironment: every command reads its settings from environment variables; "snode <command> --help" lists\nthe ones it uses, "snode config" all of them with their defaults.\n`);
   withHelp(program, []);
   return program;
+}
+
+function qrSize(value: string): number {
+  const size = /^[0-9]{1,5}$/.test(value) ? Number(value) : NaN;
+  if (!(size >= QR_SIZE.min && size <= QR_SIZE.max)) throw new InvalidArgumentError(`a whole number of pixels from ${QR_SIZE.min} to ${QR_SIZE.max}`);
+  return size;
+}
+
+function qrEcc(value: string): QrEcc {
+  const level = value.toUpperCase();
+  if (!(QR_ECC_LEVELS as readonly string[]).includes(level)) throw new InvalidArgumentError('L, M, Q or H');
+  return level as QrEcc;
 }
 
 export async function main(argv: string[]): Promise<void> {

@@ -80,7 +80,7 @@ export const ConfigSchema = Type.Object({
     pattern: '^(|https?://[^,\\s]+(,https?://[^,\\s]+)*)$',
     description: 'Top-level endpoints in priority order, comma-separated (e.g. the primary, then the Nanjing disaster-recovery endpoint). Empty: no federation. Every endpoint must serve the same top-level store.',
   }),
-  PUBLIC_URL: Type.String({ default: '', pattern: '^(|https?://.+)$', description: 'Base URL partners resolve this node at, registered with the top-level node. Empty: http://HOST:PORT as listening.' }),
+  PUBLIC_URL: Type.String({ default: '', pattern: '^(|https?://.+)$', description: 'Base URL partners resolve this node at: registered with the top-level node, and what QR codes of its identifiers encode. Empty: http://HOST:PORT as listening.' }),
   FEDERATION_KEY_FILE: Type.String({ default: '', description: 'PKCS#8 PEM private key that signs federation requests. Empty: DATA_DIR/federation-key.pem, generated on first start (FEDERATION_KEY_ALGORITHM) with its public half beside it.' }),
   FEDERATION_KEY_ALGORITHM: Type.Enum(['ed25519', 'sm2'], { default: 'ed25519', description: 'Algorithm of a generated federation key: ed25519 or sm2 (signed with SM3).' }),
   SYNC_BATCH_SIZE: Type.Integer({ default: 1000, minimum: 1, maximum: 10000, description: 'Most changes in one sync batch.' }),

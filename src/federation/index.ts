@@ -28,6 +28,7 @@ import { topLevelRoutes } from './top-level/routes.js';
 import { TopLevelService } from './top-level/service.js';
 import { UpstreamClient } from './upstream-client.js';
 import type { NodeIdentity } from './wire.js';
+import { publicBaseUrl } from '../infra/public-url.js';
 
 export const SOFTWARE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
@@ -109,13 +110,8 @@ export class Federation {
   }
 
   identity(): NodeIdentity {
-    let baseUrl = this.config.PUBLIC_URL;
-    if (!baseUrl) {
-      const address = this.app?.server.address() as AddressInfo | null | undefined;
-      const host = this.config.HOST === '0.0.0.0' || this.config.HOST === '::' ? '127.0.0.1' : this.config.HOST;
-      baseUrl = address ? `${this.config.TLS_CERT ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${address.port}` : '';
-    }
-    return { nodeId: this.config.NODE_ID, nodePrefix: this.config.NODE_PREFIX, baseUrl: baseUrl.replace(/\/$/, ''), version: SOFTWARE_VERSION };
+    const address = this.app?.server.address() as AddressInfo | null | undefined;
+    return { nodeId: this.config.NODE_ID, nodePrefix: this.config.NODE_PREFIX, baseUrl: publicBaseUrl(this.config, address?.port), version: SOFTWARE_VERSION };
   }
 
   private start(): void {

@@ -27,6 +27,8 @@ export class AppError extends Error {
     readonly statusCode: number,
     /** Handle responseCode for /api/handles bodies. */
     readonly responseCode: number = ResponseCode.ERROR,
+    /** Structured facts about the error a client can act on (which template item failed and why). */
+    readonly details?: Readonly<Record<string, unknown>>,
   ) {
     super(message);
   }

@@ -41,11 +41,12 @@ interface Outcome {
   code: string;
   message: string;
   responseCode: number;
+  details?: Readonly<Record<string, unknown>>;
 }
 
 function classify(error: FastifyError | AppError | Error): Outcome {
   if (error instanceof AppError) {
-    return { status: error.statusCode, code: error.code, message: error.message, responseCode: error.responseCode };
+    return { status: error.statusCode, code: error.code, message: error.message, responseCode: error.responseCode, ...(error.details ? { details: error.details } : {}) };
   }
   const fe = error as FastifyError;
   if (fe.validation) {
@@ -71,9 +72,11 @@ function classify(error: FastifyError | AppError | Error): Outcome {
 export function sendError(request: FastifyRequest, reply: FastifyReply, outcome: Outcome): FastifyReply {
   reply.code(outcome.status);
   if (isHandleApi(request)) {
-    return reply.send({ responseCode: outcome.responseCode, handle: handleOf(request) ?? '', message: outcome.message, code: outcome.code });
+    const body = { responseCode: outcome.responseCode, handle: handleOf(request) ?? '', message: outcome.message, code: outcome.code };
+    return reply.send(outcome.details ? { ...body, details: outcome.details } : body);
   }
-  return reply.send({ error: { code: outcome.code, message: outcome.message, requestId: request.id } });
+  const error = { code: outcome.code, message: outcome.message, requestId: request.id };
+  return reply.send({ error: outcome.details ? { ...error, details: outcome.details } : error });
 }
 
 /**

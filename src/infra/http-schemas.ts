@@ -1,12 +1,18 @@
 /** Response schemas shared by every module's routes. */
 import Type from 'typebox';
 
+/** Structured facts of an error, where it has them (a template violation: the template and its failed items). */
+export const ErrorDetails = Type.Record(Type.String(), Type.Unknown(), {
+  description: 'Facts a client can act on, e.g. for TEMPLATE_VIOLATION: {template, violations: [{index, item, rule, message}]}.',
+});
+
 export const ErrorBody = Type.Object(
   {
     error: Type.Object({
       code: Type.String({ description: 'Stable machine-readable code, e.g. PREFIX_NOT_OWNED.' }),
       message: Type.String(),
       requestId: Type.String(),
+      details: Type.Optional(ErrorDetails),
     }),
   },
   { description: 'Error outside /api/handles' },
@@ -18,6 +24,7 @@ export const HandleErrorBody = Type.Object(
     handle: Type.String({ description: 'The handle as the request named it (empty when it named none).' }),
     message: Type.String(),
     code: Type.String({ description: 'Stable machine-readable code.' }),
+    details: Type.Optional(ErrorDetails),
   },
   { description: 'Handle-style error' },
 );

@@ -1,7 +1,7 @@
 /** POST /api/handles/batch: many writes in one request, each item answered in order. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
-import { HandleErrorBody, handleErrorResponses } from '../infra/http-schemas.js';
+import { ErrorDetails, HandleErrorBody, handleErrorResponses } from '../infra/http-schemas.js';
 import { BATCH_MAX_OPERATIONS, type BatchOperation, type BatchRegistry } from './batch.js';
 import { itemChecker } from './batch-items.js';
 import { IDEMPOTENCY_KEY_PATTERN } from './idempotency.js';
@@ -14,6 +14,7 @@ const ItemResultSchema = Type.Object({
   version: Type.Optional(Type.Integer()),
   code: Type.Optional(Type.String()),
   message: Type.Optional(Type.String()),
+  details: Type.Optional(ErrorDetails),
 });
 
 const BatchAnswerSchema = Type.Object({

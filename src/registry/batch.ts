@@ -19,6 +19,8 @@ import type { IdentifierChange, RequestInfo } from './change-sink.js';
 import * as idempotency from './idempotency.js';
 import type { LockedRecord } from './repository.js';
 import type { RegistryService } from './service.js';
+import { templateReference, type CompiledTemplate } from './templates-check.js';
+import { TemplateChanged, type TemplateStore } from './templates-store.js';
 
 export const BATCH_MAX_OPERATIONS = 10_000;
 export type BatchOp = 'create' | 'upsert' | 'update' | 'delete';
@@ -44,6 +46,8 @@ export interface ItemResult {
   version?: number;
   code?: string;
   message?: string;
+  /** Structured facts of the failure (a template violation: the template and its failed items). */
+  details?: Readonly<Record<string, unknown>>;
 }
 
 export interface BatchAnswer {
@@ -67,11 +71,16 @@ interface Planned {
   /** Grouped single writes: each keeps its own caller and request for the change sinks. */
   actor?: KeyActor;
   request?: RequestInfo;
+  /** The template version the values name at index 1001, with the normalised values to check. */
+  named?: { version: string; values: HandleValue[] };
+  /** The template the values were checked against. */
+  template?: CompiledTemplate;
 }
 
 /**
  * A single write (PUT) that the write coalescer groups with others into one transaction. Its
- * checks that need no database (handle, ownership, values) are done already.
+ * checks that need no database (handle, ownership, values) are done already, and it names no
+ * metadata template (those keep a transaction of their own, which claims the template).
  */
 export interface GroupedWrite {
   op: 'create' | 'upsert';
@@ -89,15 +98,17 @@ const NOT_APPLIED: Pick<ItemResult, 'code' | 'message' | 'responseCode' | 'statu
 };
 
 function failure(op: string, handle: string, err: AppError): ItemResult {
-  return { responseCode: err.responseCode, handle, op, status: err.statusCode, code: err.code, message: err.message };
+  const result: ItemResult = { responseCode: err.responseCode, handle, op, status: err.statusCode, code: err.code, message: err.message };
+  if (err.details) result.details = err.details;
+  return result;
 }
 
 /** A handle a concurrent writer created vanished again before we could lock it: the batch runs again. */
 class LostRace extends Error {}
 
-/** A batch transaction that lost a race with a concurrent writer and should simply run again. */
+/** A batch transaction that lost a race with a concurrent writer (or template change) and should simply run again. */
 export function isRaceToRetry(err: unknown): boolean {
-  return err instanceof LostRace || err instanceof AtomicRaceFailure;
+  return err instanceof LostRace || err instanceof AtomicRaceFailure || err instanceof TemplateChanged;
 }
 
 /** A create of an atomic batch lost to a concurrent writer after rows were written: roll back, run again. */
@@ -110,6 +121,7 @@ export class BatchRegistry {
     private readonly cache: CacheInvalidation,
     private readonly limits: ValueLimits,
     private readonly idempotencyTtlSeconds: number,
+    private readonly templates?: TemplateStore,
   ) {}
 
   /**
@@ -126,32 +138,35 @@ export class BatchRegistry {
   ): Promise<{ status: number; body: BatchAnswer; replayed: boolean }> {
     if (actor.kind !== 'key') throw errors.authenticationNeeded();
     if (actor.role === 'auditor') throw errors.forbidden('ROLE_NOT_ALLOWED', 'auditor keys are read-only');
-    const results: ItemResult[] = new Array(operations.length);
-    const planned = this.check(actor, operations, itemError, results);
     const hash = idempotencyKey === undefined ? '' : idempotency.requestHash({ mode, operations });
 
     for (let attempt = 1; ; attempt += 1) {
+      // Planned again on a retry: a template the items name may have changed meanwhile.
+      const results: ItemResult[] = new Array(operations.length);
+      const planned = await this.plan(actor, operations, itemError, results);
       try {
         const outcome = await withTransaction(this.pool, async (tx) => {
           if (idempotencyKey !== undefined) {
             const stored = await idempotency.claim(tx, actor.keyId, idempotencyKey, hash);
-            if (stored) return { ...stored, body: stored.body as BatchAnswer, replayed: true, written: [] as string[] };
+            if (stored) return { ...stored, body: stored.body as BatchAnswer, replayed: true, written: [] as string[], firstUse: false };
           }
           const itemResults = [...results];
-          const written = await this.apply(tx, actor, mode, planned, itemResults, request);
+          const { written, firstUse } = await this.apply(tx, actor, mode, planned, itemResults, request);
           const body = summarise(mode, itemResults, written !== undefined);
           // A failed atomic batch answers the status of its first failing item.
           const status = body.applied ? 200 : (itemResults.find((r) => r.code !== 'NOT_APPLIED' && r.responseCode !== ResponseCode.SUCCESS)?.status ?? 409);
           if (idempotencyKey !== undefined) await idempotency.answer(tx, actor.keyId, idempotencyKey, { status, body });
-          return { status, body, replayed: false, written: written ?? [] };
+          return { status, body, replayed: false, written: written ?? [], firstUse };
         });
         if (outcome.written.length > 0) await this.cache.invalidate(outcome.written);
+        if (outcome.firstUse) await this.templates?.announce();
         if (idempotencyKey !== undefined) this.expireKeysNowAndThen();
         return { status: outcome.status, body: outcome.body, replayed: outcome.replayed };
       } catch (err) {
         // Run again: the next attempt sees the concurrent writer's row and answers the conflict.
-        if ((err instanceof LostRace || err instanceof AtomicRaceFailure) && attempt < 3) continue;
-        if (err instanceof LostRace || err instanceof AtomicRaceFailure) throw errors.unavailable('concurrent writers kept creating handles of this batch; retry');
+        if (isRaceToRetry(err) && attempt < 3) continue;
+        if (err instanceof TemplateChanged) throw errors.unavailable('a template this batch names kept changing; retry');
+        if (isRaceToRetry(err)) throw errors.unavailable('concurrent writers kept creating handles of this batch; retry');
         throw err;
       }
     }
@@ -164,15 +179,41 @@ export class BatchRegistry {
 
   /**
    * Checks and writes a batch inside the caller's transaction (imports: the chunk's progress
-   * commits with its rows). No idempotency; the caller invalidates `written` after its commit
-   * and runs the transaction again when `isRaceToRetry(err)`.
+   * commits with its rows). No idempotency; after its commit the caller invalidates `written`,
+   * calls `announceTemplates()` when `firstUse`, and runs the transaction again when
+   * `isRaceToRetry(err)`.
    */
-  async writeIn(tx: Tx, actor: Actor, mode: BatchMode, operations: readonly BatchOperation[], itemError: (i: number) => string | undefined): Promise<{ body: BatchAnswer; written: string[] }> {
+  async writeIn(tx: Tx, actor: Actor, mode: BatchMode, operations: readonly BatchOperation[], itemError: (i: number) => string | undefined): Promise<{ body: BatchAnswer; written: string[]; firstUse: boolean }> {
     if (actor.kind !== 'key') throw errors.authenticationNeeded();
     const results: ItemResult[] = new Array(operations.length);
+    const planned = await this.plan(actor, operations, itemError, results);
+    const { written, firstUse } = await this.apply(tx, actor, mode, planned, results);
+    return { body: summarise(mode, results, written !== undefined), written: written ?? [], firstUse };
+  }
+
+  /** After the commit of a write whose first use of a template writeIn reported. */
+  announceTemplates(): Promise<void> {
+    return this.templates?.announce() ?? Promise.resolve();
+  }
+
+  /** Every check before the transaction: the item checks, then the templates the items name, loaded once. */
+  private async plan(actor: Actor, operations: readonly BatchOperation[], itemError: (i: number) => string | undefined, results: ItemResult[]): Promise<Planned[]> {
     const planned = this.check(actor, operations, itemError, results);
-    const written = await this.apply(tx, actor, mode, planned, results);
-    return { body: summarise(mode, results, written !== undefined), written: written ?? [] };
+    const named = planned.filter((p) => p.named !== undefined);
+    if (named.length === 0 || !this.templates) return planned;
+    const loaded = await this.templates.load(named.map((p) => ({ prefix: p.handle.prefix, version: p.named!.version })));
+    return planned.filter((p) => {
+      if (!p.named) return true;
+      try {
+        p.template = this.templates!.checkWith(loaded, p.handle.prefix, p.named.version, p.named.values);
+        p.named = undefined;
+        return true;
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        results[p.index] = failure(p.op, p.handle.handle, err);
+        return false;
+      }
+    });
   }
 
   /**
@@ -183,7 +224,7 @@ export class BatchRegistry {
   async applyGroup(tx: Tx, writes: readonly GroupedWrite[]): Promise<{ results: ItemResult[]; written: string[] }> {
     const results: ItemResult[] = new Array(writes.length);
     const planned = writes.map((w, index): Planned => ({ index, op: w.op, handle: w.handle, input: w.input, actor: w.actor, ...(w.request ? { request: w.request } : {}) }));
-    const written = await this.apply(tx, undefined, 'partial', planned, results);
+    const { written } = await this.apply(tx, undefined, 'partial', planned, results);
     return { results, written: written ?? [] };
   }
 
@@ -208,8 +249,10 @@ export class BatchRegistry {
         const first = seen.get(handle.handle);
         if (first !== undefined) throw errors.badRequest('DUPLICATE_HANDLE', `handle ${handle.handle} is also item ${first} of this batch`);
         seen.set(handle.handle, index);
-        if (item.values !== undefined) this.normalise(handle, item.values, now); // refuse bad values before any row is touched
-        planned.push({ index, op: item.op, handle, input: item.values, version: item.version });
+        // Refuse bad values before any row is touched; keep them only when they name a template.
+        const values = item.values === undefined ? undefined : this.normalise(handle, item.values, now);
+        const version = values === undefined || !this.templates ? undefined : templateReference(values);
+        planned.push({ index, op: item.op, handle, input: item.values, version: item.version, ...(version !== undefined ? { named: { version, values: values! } } : {}) });
       } catch (err) {
         if (!(err instanceof AppError)) throw err;
         results[index] = failure(op, input, err);
@@ -230,7 +273,8 @@ export class BatchRegistry {
   /**
    * Locks the batch's existing rows, decides each item against them, and (unless an atomic batch
    * has a failure) writes: inserts, replacements and deletes, one statement each, then one call
-   * per change sink. Returns the handles written, or undefined when an atomic batch failed.
+   * per change sink. Returns the handles written, or undefined when an atomic batch failed, and
+   * whether it is the first write to use one of its templates.
    */
   private async apply(
     tx: Tx,
@@ -240,8 +284,8 @@ export class BatchRegistry {
     planned: readonly Planned[],
     results: ItemResult[],
     request?: RequestInfo,
-  ): Promise<string[] | undefined> {
-    if (mode === 'atomic' && results.some((r) => r !== undefined)) return this.notApplied(planned, results);
+  ): Promise<{ written: string[] | undefined; firstUse: boolean }> {
+    if (mode === 'atomic' && results.some((r) => r !== undefined)) return { written: this.notApplied(planned, results), firstUse: false };
     const now = new Date().toISOString();
     const existing = await batchRepo.lockMany(tx, planned.map((p) => p.handle));
     const inserts: Array<Planned & { values: HandleValue[] }> = [];
@@ -263,7 +307,9 @@ export class BatchRegistry {
         results[p.index] = failure(p.op, p.handle.handle, err);
       }
     }
-    if (mode === 'atomic' && results.some((r) => r !== undefined)) return this.notApplied(planned, results);
+    if (mode === 'atomic' && results.some((r) => r !== undefined)) return { written: this.notApplied(planned, results), firstUse: false };
+    // After the identifiers' locks, as a single write takes them: templates are always locked last.
+    const firstUse = this.templates ? await this.templates.claim(tx, [...inserts, ...replaces].map((p) => p.template)) : false;
 
     const rows = (list: ReadonlyArray<Planned & { values: HandleValue[] }>) => list.map((p) => ({ prefix: p.handle.prefix, suffix: p.handle.suffix, values: p.values }));
     const inserted = await batchRepo.insertMany(tx, rows(inserts));
@@ -310,7 +356,7 @@ export class BatchRegistry {
       results[p.index] = { responseCode: ResponseCode.SUCCESS, handle: p.handle.handle, op: p.op, status: 200, version: p.previous.version };
     }
     if (changes.length > 0) await this.registry.emit(tx, changes);
-    return changes.map((c) => c.handle);
+    return { written: changes.map((c) => c.handle), firstUse };
   }
 
   private notApplied(planned: readonly Planned[], results: ItemResult[]): undefined {

@@ -8,6 +8,7 @@ import { upstreamUrls } from '../federation/index.js';
 import { outboxSink } from '../federation/outbox-sink.js';
 import { createLogger } from '../infra/logger.js';
 import { openCache } from '../server.js';
+import { PgTenancyChanges } from '../tenancy/change-bus.js';
 import type { Actor } from '../tenancy/actor.js';
 import type { TenancyService } from '../tenancy/service.js';
 import type { ImportJob } from './import-jobs.js';
@@ -45,15 +46,19 @@ export async function runImportCommand(config: Config, pool: pg.Pool, tenancy: T
   // Disabled prefixes as they are when the command starts.
   await tenancy.loadDisabled();
   const cache = await openCache(config, log);
+  // Hears template changes made while the import runs (and tells nodes when it first uses one).
+  const changes = new PgTenancyChanges(pool, log);
+  await changes.start();
   try {
     // The same sinks as the node's: statistics always, the audit log unless off, the outbox when the node syncs.
     const sinks = [...(config.AUDIT_LOG ? [auditSink(new AuditLog(pool, log))] : []), ...(upstreamUrls(config).length > 0 ? [outboxSink()] : [])];
-    const { importer } = buildWriters(config, pool, cache.cache, log, sinks, (prefix) => tenancy.isDisabled(prefix));
+    const { importer } = buildWriters(config, pool, cache.cache, log, sinks, (prefix) => tenancy.isDisabled(prefix), changes);
     const print = progressPrinter(size);
     const job = await importer.importFile(actor, options.prefix, format, options.mode, file, (counts, bytesRead) => print(counts, bytesRead));
     print(job, size, true);
     return job;
   } finally {
+    await changes.close();
     await cache.close();
   }
 }

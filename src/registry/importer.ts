@@ -255,7 +255,7 @@ export class Importer {
     const lastLine = lines[lines.length - 1]!.lineNo;
     for (let attempt = 1; ; attempt += 1) {
       try {
-        const { written, failed } = await withTransaction(this.pool, async (tx) => {
+        const { written, failed, firstUse } = await withTransaction(this.pool, async (tx) => {
           const result = operations.length > 0 ? await this.batches.writeIn(tx, job.actor, 'partial', operations, this.checkItem(operations)) : undefined;
           const failed = [...rejected];
           result?.body.results.forEach((r, i) => {
@@ -264,9 +264,10 @@ export class Importer {
           failed.sort((a, b) => a.lineNo - b.lineNo);
           const count = result ? result.body.counts.created + result.body.counts.updated : 0;
           await jobs.recordChunk(tx, job.id, lastLine, count, failed);
-          return { written: result?.written ?? [], failed };
+          return { written: result?.written ?? [], failed, firstUse: result?.firstUse ?? false };
         });
         if (written.length > 0) await this.cache.invalidate(written);
+        if (firstUse) await this.batches.announceTemplates();
         return { written: written.length, rejected: failed.length };
       } catch (err) {
         if (isRaceToRetry(err) && attempt < 3) continue;

@@ -11,6 +11,7 @@ import { canList, ownsPrefix, type Actor } from '../tenancy/actor.js';
 import type { ChangeSink, IdentifierChange, RequestInfo } from './change-sink.js';
 import type { GroupedWrite, ItemResult } from './batch.js';
 import * as repo from './repository.js';
+import { TemplateChanged, type TemplateStore } from './templates-store.js';
 
 /** Preconditions of a write, from `overwrite`, `If-None-Match` and `If-Match`. */
 export interface WriteConditions {
@@ -44,6 +45,8 @@ export class RegistryService {
     private readonly nodePrefix: string,
     /** Disabled prefixes accept no writes, from anyone. Synchronous: answered from memory. */
     private readonly isDisabled: (prefix: string) => boolean = () => false,
+    /** Metadata templates: a record naming one at index 1001 is checked against it. */
+    private readonly templates?: TemplateStore,
   ) {}
 
   /**
@@ -87,9 +90,21 @@ export class RegistryService {
     }
   }
 
-  /** Creates or replaces a record. Values are checked before any row is touched. */
+  /** Creates or replaces a record. Values (and the template they name) are checked before any row is touched. */
   async put(actor: Actor, handleInput: string, input: readonly ValueInput[], conditions: WriteConditions = {}, request?: RequestInfo): Promise<PutResult> {
     const { handle, actor: key } = this.authoriseWrite(actor, handleInput);
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        return await this.putOnce(handle, key, input, conditions, request);
+      } catch (err) {
+        // The template changed between the check and the write: check against the new one.
+        if (!(err instanceof TemplateChanged)) throw err;
+        if (attempt >= 3) throw errors.unavailable('the template this record names kept changing; retry');
+      }
+    }
+  }
+
+  private async putOnce(handle: Handle, key: KeyActor, input: readonly ValueInput[], conditions: WriteConditions, request?: RequestInfo): Promise<PutResult> {
     const now = new Date().toISOString();
     const toValues = (previous?: repo.LockedRecord) => {
       try {
@@ -99,9 +114,13 @@ export class RegistryService {
         throw err;
       }
     };
-    toValues(); // refuse bad input before opening a transaction
+    // Refuse bad input before opening a transaction.
+    const pending = this.templates?.check(handle.prefix, toValues());
+    const template = pending === undefined ? undefined : await pending;
+    let firstUse = false;
 
-    if (this.grouped && conditions.ifMatch === undefined) {
+    // A record naming a template keeps a transaction of its own: it claims the template version.
+    if (this.grouped && conditions.ifMatch === undefined && !template) {
       const outcome = await this.grouped.write({ op: conditions.createOnly ? 'create' : 'upsert', handle, input: [...input], actor: key, ...(request ? { request } : {}) });
       if (outcome.responseCode !== ResponseCode.SUCCESS) throw new AppError(outcome.code ?? 'WRITE_FAILED', outcome.message ?? 'the write failed', outcome.status, outcome.responseCode);
       return { created: outcome.status === 201, handle: handle.handle, version: outcome.version! };
@@ -111,6 +130,7 @@ export class RegistryService {
       // A create that must not replace (overwrite=false, If-None-Match: *) has nothing to lock:
       // the insert either takes the key or finds it taken. One statement less than the general path.
       if (conditions.createOnly && conditions.ifMatch === undefined) {
+        if (template) firstUse = (await this.templates!.claim(tx, [template])) || firstUse;
         const values = toValues();
         if (!(await repo.insertRecord(tx, handle.prefix, handle.suffix, values))) throw errors.handleExists(handle.handle);
         await this.emit(tx, [this.change('create', handle, key, now, 1, values, null, request)]);
@@ -121,8 +141,9 @@ export class RegistryService {
       for (let attempt = 0; attempt < 2; attempt += 1) {
         const existing = await repo.lockRecord(tx, handle.prefix, handle.suffix);
         RegistryService.checkIfMatch(handle.handle, existing?.version, conditions.ifMatch);
+        if (existing && conditions.createOnly) throw errors.handleExists(handle.handle);
+        if (template) firstUse = (await this.templates!.claim(tx, [template])) || firstUse;
         if (existing) {
-          if (conditions.createOnly) throw errors.handleExists(handle.handle);
           const values = toValues(existing);
           const version = await repo.replaceRecord(tx, handle.prefix, handle.suffix, values);
           const change = this.change('update', handle, key, now, version, values, existing, request);
@@ -138,6 +159,7 @@ export class RegistryService {
       throw new Error(`could not settle a concurrent write of ${handle.handle}`);
     });
     await this.cache.invalidate([handle.handle]);
+    if (firstUse) await this.templates!.announce();
     return result;
   }
 

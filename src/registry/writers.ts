@@ -14,11 +14,14 @@ import type { ChangeSink } from './change-sink.js';
 import { Importer } from './importer.js';
 import { RegistryService } from './service.js';
 import { WriteCoalescer } from './write-coalescer.js';
+import { TemplateStore } from './templates-store.js';
+import { LocalTenancyChanges, type TenancyChanges } from '../tenancy/change-bus.js';
 
 export interface Writers {
   registry: RegistryService;
   batches: BatchRegistry;
   importer: Importer;
+  templates: TemplateStore;
 }
 
 export function buildWriters(
@@ -29,13 +32,16 @@ export function buildWriters(
   extraSinks: readonly ChangeSink[] = [],
   /** Prefixes an admin disabled accept no writes (the tenancy service knows them). */
   isDisabled: (prefix: string) => boolean = () => false,
+  /** Where template changes are announced and heard (the tenancy change bus). */
+  changes: TenancyChanges = new LocalTenancyChanges(),
 ): Writers {
   const limits = { maxValues: config.MAX_VALUES_PER_RECORD, maxValueBytes: config.MAX_VALUE_BYTES, defaultTtl: config.DEFAULT_VALUE_TTL };
   const sinks = [registrationCountingSink(config.STATS_TIME_ZONE), ...extraSinks];
-  const registry = new RegistryService(pool, cache, sinks, limits, config.NODE_PREFIX, isDisabled);
-  const batches = new BatchRegistry(pool, registry, cache, limits, config.IDEMPOTENCY_KEY_TTL);
+  const templates = new TemplateStore(pool, changes);
+  const registry = new RegistryService(pool, cache, sinks, limits, config.NODE_PREFIX, isDisabled, templates);
+  const batches = new BatchRegistry(pool, registry, cache, limits, config.IDEMPOTENCY_KEY_TTL, templates);
   // Single writes commit in groups; half the pool at most, so reads always find a connection.
   registry.groupWritesWith(new WriteCoalescer(pool, batches, cache, Math.max(1, Math.floor(config.PG_POOL_MAX / 2))));
   const importer = new Importer(pool, batches, cache, itemChecker(config.MAX_VALUES_PER_RECORD), join(config.DATA_DIR, 'imports'), log);
-  return { registry, batches, importer };
+  return { registry, batches, importer, templates };
 }

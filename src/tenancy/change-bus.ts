@@ -1,9 +1,11 @@
 /**
  * Tells every process that tenancy changed (a key revoked, a prefix allocated, disabled or
- * enabled), so each drops what it cached about keys and prefixes. Over Postgres LISTEN/NOTIFY:
- * every process already shares the database (with or without Redis, the command line included),
- * and a notification is only delivered once the change committed. A listener whose connection
- * was lost clears everything when it is back, since it may have missed notifications.
+ * enabled), so each drops what it cached about keys and prefixes; and, on the same channel with
+ * the topic as payload, that a metadata template changed or was first used (registry/templates*).
+ * Over Postgres LISTEN/NOTIFY: every process already shares the database (with or without Redis,
+ * the command line included), and a notification is only delivered once the change committed. A
+ * listener whose connection was lost fires every topic when it is back, since it may have missed
+ * notifications.
  */
 import pg from 'pg';
 import type { Logger } from '../infra/logger.js';
@@ -11,26 +13,30 @@ import type { Logger } from '../infra/logger.js';
 const CHANNEL = 'snode_tenancy';
 const RECONNECT_MS = 1000;
 
+/** What changed: keys and prefixes (no payload, as before topics existed), or templates. */
+export type ChangeTopic = 'tenancy' | 'templates';
+const TOPICS: readonly ChangeTopic[] = ['tenancy', 'templates'];
+
 export interface TenancyChanges {
   /** Clears this process at once and tells the others (after the change committed); never throws. */
-  publish(): Promise<void>;
-  onChange(listener: () => void): void;
+  publish(topic?: ChangeTopic): Promise<void>;
+  onChange(listener: () => void, topic?: ChangeTopic): void;
   close(): Promise<void>;
 }
 
 export class LocalTenancyChanges implements TenancyChanges {
-  protected readonly listeners: Array<() => void> = [];
+  protected readonly listeners: Array<{ topic: ChangeTopic; listener: () => void }> = [];
 
-  onChange(listener: () => void): void {
-    this.listeners.push(listener);
+  onChange(listener: () => void, topic: ChangeTopic = 'tenancy'): void {
+    this.listeners.push({ topic, listener });
   }
 
-  protected fire(): void {
-    for (const listener of this.listeners) listener();
+  protected fire(topic: ChangeTopic): void {
+    for (const entry of this.listeners) if (entry.topic === topic) entry.listener();
   }
 
-  async publish(): Promise<void> {
-    this.fire();
+  async publish(topic: ChangeTopic = 'tenancy'): Promise<void> {
+    this.fire(topic);
   }
 
   async close(): Promise<void> {}
@@ -57,7 +63,8 @@ export class PgTenancyChanges extends LocalTenancyChanges {
     if (this.closed) return;
     const client = new pg.Client(this.pool.options);
     client.on('notification', (message) => {
-      if (message.channel === CHANNEL) this.fire();
+      // No payload is the tenancy topic (what processes of earlier versions send).
+      if (message.channel === CHANNEL) this.fire(message.payload === 'templates' ? 'templates' : 'tenancy');
     });
     client.on('error', () => this.lost(client));
     client.on('end', () => this.lost(client));
@@ -65,7 +72,7 @@ export class PgTenancyChanges extends LocalTenancyChanges {
       await client.connect();
       await client.query(`LISTEN ${CHANNEL}`);
       this.client = client;
-      if (missed) this.fire();
+      if (missed) for (const topic of TOPICS) this.fire(topic);
     } catch (err) {
       this.log.warn({ err: (err as Error).message }, 'tenancy change listener not connected; retrying (key cache entries still expire after KEY_CACHE_MS)');
       client.end().catch(() => undefined);
@@ -89,12 +96,14 @@ export class PgTenancyChanges extends LocalTenancyChanges {
     this.retry.unref();
   }
 
-  override async publish(): Promise<void> {
-    this.fire();
+  override async publish(topic: ChangeTopic = 'tenancy'): Promise<void> {
+    this.fire(topic);
     try {
-      await this.pool.query(`NOTIFY ${CHANNEL}`);
+      await this.pool.query(topic === 'tenancy' ? `NOTIFY ${CHANNEL}` : `NOTIFY ${CHANNEL}, '${topic}'`);
     } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'tenancy change not announced: other processes see it within KEY_CACHE_MS');
+      this.log.warn({ err: (err as Error).message, topic }, topic === 'tenancy'
+        ? 'tenancy change not announced: other processes see it within KEY_CACHE_MS'
+        : 'template change not announced: other processes notice it when they next write with it (or within a few seconds for a new version)');
     }
   }
 

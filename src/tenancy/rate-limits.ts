@@ -6,7 +6,7 @@
  * |------------------|------------------------------------------|----------------------|---------------------------|-------------------------|
  * | resolve-anonymous| GET /api/handles/*, POST /api/resolve, GET /{handle}, no key | client IP (IPv6 /64) | local-first, synced | open: per-process budget |
  * | resolve-keyed    | the same routes, with a key              | API key              | local-first, synced       | open: per-process budget |
- * | register         | PUT, DELETE /api/handles/*, POST /api/handles/batch, POST /api/imports | API key   | Redis (exact)             | open: not limited       |
+ * | register         | PUT, DELETE /api/handles/*, POST /api/handles/batch, POST /api/imports, PUT /api/templates/* | API key | Redis (exact) | open: not limited |
  * | onboarding       | POST /api/enterprises/apply              | client IP (IPv6 /64) | Redis (exact)             | closed: 503             |
  */
 import fastifyRateLimit, { type RateLimitOptions } from '@fastify/rate-limit';
@@ -29,7 +29,7 @@ type Hook = (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
 
 export const POLICY_ROUTES = {
   resolution: ['GET /api/handles/*', 'HEAD /api/handles/*', 'POST /api/resolve', 'GET /*', 'HEAD /*'],
-  register: ['PUT /api/handles/*', 'DELETE /api/handles/*', 'POST /api/handles/batch', 'POST /api/imports'],
+  register: ['PUT /api/handles/*', 'DELETE /api/handles/*', 'POST /api/handles/batch', 'POST /api/imports', 'PUT /api/templates/:prefix/:version'],
   onboarding: ['POST /api/enterprises/apply'],
 } as const;
 

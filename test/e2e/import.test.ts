@@ -1,10 +1,11 @@
 /**
  * Streaming imports against real node processes on real Postgres and Redis: malformed lines and
- * columns, a node killed mid-import and restarted (every line applied exactly once), and the
- * command line importing 1,000,000 lines. The node federates with a top-level node that is down
- * (UPSTREAM_URLS names a port where nothing listens), so every change it makes stays in its sync
- * outbox, where the tests count it next to the audit log and the statistics: each item of a batch
- * and each line of an import is seen exactly once by all three.
+ * columns, a node killed mid-import and restarted (every line applied exactly once), lines that
+ * break their metadata template (command line), and the command line importing 1,000,000 lines.
+ * The node federates with a top-level node that is down (UPSTREAM_URLS names a port where nothing
+ * listens), so every change it makes stays in its sync outbox, where the tests count it next to
+ * the audit log and the statistics: each item of a batch and each line of an import is seen
+ * exactly once by all three.
  */
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -208,6 +209,26 @@ describe('imports', () => {
     // The audit log and the sync outbox saw each line once too, across the kill.
     expect(await sinkCounts('88.118.81', 'R-%')).toEqual({ audit: count, auditHandles: count, outbox: count, outboxHandles: count });
   }, 300_000);
+
+  it('rejects, from the command line too, the lines that break the template they name, with the item and why', async () => {
+    const template = { items: [{ name: 'serialNumber', type: 'SERIAL_NO', index: 2001, required: true, minLength: 6 }, { name: 'colour', type: 'COLOUR', index: 2002, enabled: false }] };
+    expect((await call(node!.url, 'PUT', '/api/templates/88.118.81/1.0', { key, body: template })).status).toBe(201);
+    const file = path.join(dataDir, 'parts.csv');
+    await writeFile(file, 'suffix,1001:TEMPLATE,2001:SERIAL_NO,2002:COLOUR\nT-1,1.0,SN0001,\nT-2,1.0,SN2,\nT-3,1.0,SN0003,red\nT-4,2.0,SN0004,\nT-5,,,red\n');
+    const result = await runCli(['import', file, '--prefix', '88.118.81'], { ...env(), LOG_LEVEL: 'warn' });
+    expect(result.code, result.stderr).toBe(0);
+    const job = JSON.parse(result.stdout);
+    expect(job).toMatchObject({ state: 'done', written: 2, rejected: 3, source: 'cli' });
+    // The command line acts as an admin: its jobs are the node admins' (and auditors') to read.
+    const rejected = (await call(node!.url, 'GET', `/api/imports/${job.id}/rejected`, { key: adminKey })).text.replace(/^\uFEFF/, '').trim().split('\r\n').slice(1);
+    expect(rejected[0]).toMatch(/^3,TEMPLATE_VIOLATION,.*serialNumber.*index 2001.*is 3 long; at least 6/);
+    expect(rejected[1]).toMatch(/^4,TEMPLATE_VIOLATION,.*colour.*index 2002.*is disabled/);
+    expect(rejected[2]).toMatch(/^5,TEMPLATE_NOT_FOUND,.*2\.0/);
+    expect((await call(node!.url, 'GET', '/api/handles/88.118.81/T-5')).status).toBe(200); // names no template: not checked
+    // The command's first use froze the version for the node too.
+    expect((await call(node!.url, 'GET', '/api/templates/88.118.81/1.0')).body.inUse).toBe(true);
+    expect((await call(node!.url, 'PUT', '/api/templates/88.118.81/1.0', { key, body: { items: template.items.map((i) => ({ ...i, enabled: true })) } })).status).toBe(409);
+  }, 120_000);
 
   it('imports 1,000,000 lines from the command line with flat memory', async () => {
     const file = path.join(dataDir, 'million.ndjson');

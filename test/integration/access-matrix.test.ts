@@ -48,7 +48,7 @@ async function requestFor(route: string): Promise<{ method: string; path: string
     }
     path = path.replace(':id', id);
   }
-  path = path.replace(':prefix', '88.118.31');
+  path = path.replace(':prefix', '88.118.31').replace(':version', '1.0');
   if (path === '/*') path = '/88.118.31/M-1?noredirect';
   else if (path === '/api/handles/*') path = '/api/handles/88.118.31/M-1';
   else if (path === '/bench/ceiling/*') path = '/bench/ceiling/88.118.31/M-1';
@@ -61,6 +61,7 @@ async function requestFor(route: string): Promise<{ method: string; path: string
     'PUT /api/handles/*': { values: [url('https://m.example/2')] },
     'POST /api/resolve': { handles: ['88.118.31/M-1'] },
     'POST /api/admin/applications/:id/reject': { reason: 'matrix' },
+    'PUT /api/templates/:prefix/:version': { items: [{ name: 'lot', type: 'LOT', index: 2001 }] },
   };
   return { method, path, body: bodies[route] ?? (['POST', 'PUT', 'PATCH'].includes(method) ? {} : undefined) };
 }
