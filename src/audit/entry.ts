@@ -64,3 +64,18 @@ export function chainHash(previous: Buffer, seq: string, e: StoredEntry): Buffer
   ]);
   return createHash('sha256').update(previous).update(body, 'utf8').digest();
 }
+
+/** A chain head: a position and the hash of the chain up to it (hex). */
+export interface ChainHead {
+  seq: string;
+  hash: string;
+}
+
+/** `<seq>:<hash>` as `snode audit head` and GET /api/audit/head print them. */
+export const ANCHOR_PATTERN = '^[1-9][0-9]{0,18}:[0-9a-fA-F]{64}$';
+
+export function parseAnchor(text: string): ChainHead | undefined {
+  if (!new RegExp(ANCHOR_PATTERN).test(text)) return undefined;
+  const [seq, hash] = text.split(':') as [string, string];
+  return { seq, hash: hash.toLowerCase() };
+}
