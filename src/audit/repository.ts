@@ -9,8 +9,8 @@ import { digestOf, type AuditEntry, type StoredEntry } from './entry.js';
 const APPEND = `INSERT INTO audit_log (actor_key, actor_role, action, target, request_id, client_ip, before_digest, after_digest, detail)
   SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::jsonb[])`;
 
-export async function appendEntries(db: Db, entries: readonly AuditEntry[]): Promise<void> {
-  if (entries.length === 0) return;
+/** The statement appending entries (a change sink's part of a write, or run alone). */
+export function appendStatement(entries: readonly AuditEntry[]): { name: string; text: string; values: unknown[] } {
   const cols: Array<Array<string | null>> = [[], [], [], [], [], [], [], [], []];
   for (const e of entries) {
     cols[0]!.push(e.context.keyId);
@@ -23,7 +23,12 @@ export async function appendEntries(db: Db, entries: readonly AuditEntry[]): Pro
     cols[7]!.push(digestOf(e.after));
     cols[8]!.push(e.detail ? JSON.stringify(e.detail) : null);
   }
-  await db.query({ name: 'audit-append', text: APPEND, values: cols });
+  return { name: 'audit-append', text: APPEND, values: cols };
+}
+
+export async function appendEntries(db: Db, entries: readonly AuditEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  await db.query(appendStatement(entries));
 }
 
 const STORED_COLUMNS = `a.id::text AS id, (extract(epoch FROM a.at) * 1000000)::bigint::text AS at_micros, a.actor_key, a.actor_role, a.action,

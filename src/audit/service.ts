@@ -7,6 +7,7 @@
 import type pg from 'pg';
 import type { Logger } from '../infra/logger.js';
 import type { Db } from '../infra/postgres.js';
+import type { SinkStatement } from '../registry/change-sink.js';
 import { chainHash, GENESIS, type AuditEntry, type ChainHead } from './entry.js';
 import * as repo from './repository.js';
 
@@ -18,10 +19,12 @@ const VERIFY_PAGE = 5000;
 /** What other modules need: append entries in their own transaction. */
 export interface AuditTrail {
   append(db: Db, entries: readonly AuditEntry[]): Promise<void>;
+  /** The same as one statement to run with others (undefined: nothing to append). */
+  statement(entries: readonly AuditEntry[]): SinkStatement | undefined;
 }
 
 /** AUDIT_LOG=false (bench comparison only): nothing is appended. */
-export const NO_AUDIT: AuditTrail = { append: async () => undefined };
+export const NO_AUDIT: AuditTrail = { append: async () => undefined, statement: () => undefined };
 
 export interface HeadResult extends ChainHead {
   /** `<seq>:<hash>`, as verify's anchor takes it. */
@@ -58,6 +61,10 @@ export class AuditLog implements AuditTrail {
 
   append(db: Db, entries: readonly AuditEntry[]): Promise<void> {
     return repo.appendEntries(db, entries);
+  }
+
+  statement(entries: readonly AuditEntry[]): SinkStatement | undefined {
+    return entries.length === 0 ? undefined : repo.appendStatement(entries);
   }
 
   start(intervalMs: number): void {
