@@ -8,7 +8,7 @@ import type pg from 'pg';
 import type { Logger } from '../infra/logger.js';
 import type { Db } from '../infra/postgres.js';
 import type { SinkStatement } from '../registry/change-sink.js';
-import { chainHash, GENESIS, type AuditEntry, type ChainHead } from './entry.js';
+import { chainHash, chainHashOf, GENESIS, type AuditEntry, type ChainHead } from './entry.js';
 import * as repo from './repository.js';
 
 // One process seals at a time (a session lock, taken before the round's snapshot: see sealRound).
@@ -139,14 +139,14 @@ export class AuditLog implements AuditTrail {
         if (page.length === 0) break;
         const seals = page.map((entry) => {
           seq += 1n;
-          const hash = chainHash(previous, seq.toString(), entry);
+          const hash = chainHashOf(previous, seq.toString(), entry.fields);
           previous = hash;
-          return { seq: seq.toString(), entryId: entry.id, hash };
+          return { seq: seq.toString(), entryId: entry.fields[0], hash };
         });
         await repo.insertSeals(tx, seals);
         sealed += page.length;
         const last = page[page.length - 1]!;
-        cursor = { xid: last.xid, id: last.id };
+        cursor = { xid: last.xid, id: last.fields[0] };
         if (page.length < SEAL_PAGE) break;
       }
     }
