@@ -45,7 +45,7 @@ export interface NodeSource {
 
 /** Every variable the bench sets or clears for its nodes; the rest of the environment passes through. */
 const CONTROLLED = ['HOST', 'PORT', 'BENCH_ROUTES', 'LOG_LEVEL', 'DATA_DIR', 'API_KEY_SECRET', 'DATABASE_URL', 'REDIS_URL', 'REDIS_KEY_PREFIX', 'CACHE_MEMORY_BYTES', 'NODE_PREFIX', 'STATS_COUNT_RESOLUTIONS', 'AUDIT_LOG',
-  'RATE_LIMIT_RESOLVE_ANONYMOUS', 'RATE_LIMIT_RESOLVE_KEYED', 'RATE_LIMIT_REGISTER'];
+  'RATE_LIMIT_RESOLVE_ANONYMOUS', 'RATE_LIMIT_RESOLVE_KEYED', 'RATE_LIMIT_REGISTER', 'RATE_LIMIT_STATS', 'RATE_LIMIT_ADMIN', 'RATE_LIMIT_AUDIT'];
 
 interface Running {
   config: NodeConfigName;
@@ -104,6 +104,9 @@ export class StartedNodes implements NodeSource {
       RATE_LIMIT_RESOLVE_ANONYMOUS: '1000000000',
       RATE_LIMIT_RESOLVE_KEYED: '1000000000',
       RATE_LIMIT_REGISTER: '1000000000',
+      RATE_LIMIT_STATS: '1000000000', // the stats scenario times every /api/stats route
+      RATE_LIMIT_ADMIN: '1000000000',
+      RATE_LIMIT_AUDIT: '1000000000',
       ...(parent ? { NODE_PREFIX: parent } : {}),
       ...(this.options.databaseUrl ? { DATABASE_URL: this.options.databaseUrl } : {}),
     });

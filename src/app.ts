@@ -48,7 +48,9 @@ import { OnboardingService } from './tenancy/onboarding.js';
 import { onboardingRoutes } from './tenancy/onboarding-routes.js';
 import { registerRateLimits, type RateLimits } from './tenancy/rate-limits.js';
 import { adminRoutes } from './tenancy/routes.js';
+import { ownKeyRoutes } from './tenancy/key-routes.js';
 import { TenancyService } from './tenancy/service.js';
+import { RefusalLog } from './tenancy/refusals.js';
 
 /** The application instance, typed with the TypeBox provider. */
 export type App = FastifyInstance<RawServerDefault, RawRequest, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;
@@ -61,6 +63,8 @@ declare module 'fastify' {
     importer: Importer;
     /** The audit log (its sealer runs every AUDIT_SEAL_MS; tests call seal()). */
     auditLog: AuditLog;
+    /** Refused requests tallied for the audit log (tests call flush() instead of waiting for the window). */
+    refusals: RefusalLog;
     /** Rate limits (tests call sync() instead of waiting for RATE_LIMIT_SYNC_MS). */
     rateLimits: RateLimits;
     /** Prometheus metrics; undefined with METRICS=false. The server opens METRICS_PORT with it. */
@@ -131,7 +135,11 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   app.addHook('onClose', async () => statsWorker.stop());
   app.decorate('auditLog', auditLog);
   if (config.AUDIT_LOG) auditLog.start(config.AUDIT_SEAL_MS);
+  const refusals = new RefusalLog(deps.pool, audit, tenancy, { windowMs: config.AUDIT_REFUSED_WINDOW_MS, maxSources: config.AUDIT_REFUSED_MAX_SOURCES }, deps.log);
+  app.decorate('refusals', refusals);
+  if (config.AUDIT_LOG) refusals.start();
   app.addHook('onClose', async () => {
+    await refusals.stop();
     await auditLog.stop();
     await changes.close();
   });
@@ -139,10 +147,20 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
-  // A callback hook that builds nothing unless debug is on: an async one cost every request a promise.
+  // The code of a refusal, for the audit log's tally (onError runs only for errors: nothing on the hot path).
+  const refusedCodes = new WeakMap<object, string>();
+  app.addHook('onError', async (request, _reply, error) => {
+    const status = (error as { statusCode?: number }).statusCode;
+    if (status === 401 || status === 403) refusedCodes.set(request, (error as { code?: string }).code ?? `HTTP_${status}`);
+  });
+  // A callback hook that builds nothing unless debug is on or the answer is a refusal: an async
+  // one cost every request a promise.
   const logRequests = deps.log.isLevelEnabled('debug');
+  const tallyRefusals = config.AUDIT_LOG;
   app.addHook('onResponse', (request, reply, done) => {
     if (logRequests) request.log.debug({ method: request.method, url: request.url, statusCode: reply.statusCode, ms: reply.elapsedTime }, 'request');
+    const status = reply.statusCode;
+    if ((status === 401 || status === 403) && tallyRefusals) refusals.record(request, status, refusedCodes.get(request) ?? `HTTP_${status}`);
     done();
   });
   const metrics = config.METRICS
@@ -176,6 +194,9 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     resolveKeyed: config.RATE_LIMIT_RESOLVE_KEYED,
     register: config.RATE_LIMIT_REGISTER,
     onboarding: config.RATE_LIMIT_ONBOARDING,
+    admin: config.RATE_LIMIT_ADMIN,
+    stats: config.RATE_LIMIT_STATS,
+    audit: config.RATE_LIMIT_AUDIT,
     syncMs: config.RATE_LIMIT_SYNC_MS,
   }, deps.redis, config.REDIS_KEY_PREFIX, deps.log);
   app.decorate('rateLimits', rateLimits);
@@ -186,6 +207,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   if (metrics && config.METRICS_PORT === '') await app.register(metricsRoutes(metrics));
   await app.register(adminRoutes(tenancy, onboarding), { prefix: '/api/admin' });
   await app.register(onboardingRoutes(onboarding), { prefix: '/api/enterprises' });
+  await app.register(ownKeyRoutes(tenancy), { prefix: '/api/keys' });
   await app.register(auditRoutes(auditLog), { prefix: '/api/audit' });
   await app.register(statsRoutes(stats), { prefix: '/api/stats' });
   await app.register(dashboardRoutes());

@@ -14,6 +14,8 @@ import { openDatabase, serve } from './server.js';
 import { ROLES, type Role } from './tenancy/api-keys.js';
 import { TenancyService } from './tenancy/service.js';
 import { AuditLog } from './audit/service.js';
+import { parseAnchor, type ChainHead } from './audit/entry.js';
+import { readFile } from 'node:fs/promises';
 import { PgTenancyChanges } from './tenancy/change-bus.js';
 import type { Actor } from './tenancy/actor.js';
 import { runImportCommand } from './registry/import-command.js';
@@ -104,6 +106,26 @@ async function withTenancy(fn: (tenancy: TenancyService, config: Config, pool: p
   } finally {
     await database.close();
   }
+}
+
+/** The anchor of `audit verify`: --anchor seq:hash, or --anchor-file with the JSON of `audit head`. */
+async function readAnchor(o: { anchor?: string; anchorFile?: string }): Promise<ChainHead | undefined> {
+  if (o.anchor !== undefined && o.anchorFile !== undefined) throw new CommanderError(EXIT_USAGE, 'snode.usage', 'give --anchor or --anchor-file, not both');
+  let text = o.anchor;
+  if (o.anchorFile !== undefined) {
+    let json: { head?: { anchor?: unknown }; anchor?: unknown };
+    try {
+      json = JSON.parse(await readFile(o.anchorFile, 'utf8')) as typeof json;
+    } catch (err) {
+      throw new CommanderError(EXIT_USAGE, 'snode.usage', `--anchor-file ${o.anchorFile}: ${(err as Error).message}`);
+    }
+    const found = json.head?.anchor ?? json.anchor;
+    text = typeof found === 'string' ? found : '';
+  }
+  if (text === undefined) return undefined;
+  const anchor = parseAnchor(text);
+  if (!anchor) throw new CommanderError(EXIT_USAGE, 'snode.usage', `the anchor must be <seq>:<64 hex digits> as \`snode audit head\` prints it; got ${JSON.stringify(text)}`);
+  return anchor;
 }
 
 const cliLog = (config: Config) => createLogger(process.env.LOG_LEVEL ? config.LOG_LEVEL : 'warn', { nodeId: config.NODE_ID }, true);
@@ -242,14 +264,26 @@ export function buildProgram(): Command {
   audit
     .command('verify')
     .description('seal committed entries, recompute the hash chain and name the first entry that does not match (exit 1 if one does not)')
-    .action(() =>
-      withTenancy(async (_tenancy, _config, pool) => {
+    .option('--anchor <seq:hash>', 'a head printed earlier by `snode audit head` (its "anchor"): the chain must pass through it, so removed newest entries are noticed')
+    .option('--anchor-file <file>', 'the same, read from a file holding the JSON `snode audit head` printed')
+    .action(async (o: { anchor?: string; anchorFile?: string }) => {
+      const anchor = await readAnchor(o); // before the database opens: a bad anchor is a usage error
+      await withTenancy(async (_tenancy, _config, pool) => {
         const log = createLogger('warn', {}, true);
         const progress = counter('audit entries checked');
-        const result = await new AuditLog(pool, log).verify(progress);
+        const result = await new AuditLog(pool, log).verify(anchor, progress);
         progress(result.checked, true);
         if (!result.ok) process.exitCode = EXIT_FAILED;
         return result;
+      });
+    });
+  audit
+    .command('head')
+    .description("seal committed entries and print the chain's head (seq, hash, anchor): keep it outside the database to anchor the log")
+    .action(() =>
+      withTenancy(async (_tenancy, _config, pool) => {
+        const head = await new AuditLog(pool, createLogger('warn', {}, true)).head();
+        return { head };
       }),
     );
 
@@ -324,6 +358,7 @@ export async function main(argv: string[]): Promise<void> {
     await buildProgram().parseAsync(argv);
   } catch (err) {
     if (err instanceof CommanderError) {
+      if (err.code === 'snode.usage') process.stderr.write(`snode: ${err.message}\n`); // ours; commander prints its own
       process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE;
     } else if (err instanceof ConfigError) {
       process.stderr.write(`snode: ${err.message}\n`);

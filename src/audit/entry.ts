@@ -24,14 +24,22 @@ export interface AuditEntry {
   detail?: Record<string, unknown> | null;
 }
 
-/** JSON with object keys sorted, so equal data always digests equally. */
+/** JSON with object keys sorted, so equal data always digests equally. (Built by hand: it runs twice per write.) */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i += 1) out += (i === 0 ? '' : ',') + canonicalJson(value[i]);
+    return `${out}]`;
+  }
+  const object = value as Record<string, unknown>;
+  let out = '{';
+  for (const key of Object.keys(object).sort()) {
+    const v = object[key];
+    if (v === undefined) continue;
+    out += `${out.length === 1 ? '' : ','}${JSON.stringify(key)}:${canonicalJson(v)}`;
+  }
+  return `${out}}`;
 }
 
 /** SHA-256 (hex) of the canonical JSON of a state; null when there is no state. */
@@ -57,10 +65,39 @@ export interface StoredEntry {
 
 export const GENESIS = Buffer.alloc(32);
 
+/** An entry's fields in the order the chain hashes them (after its position). */
+export type EntryFields = readonly [
+  id: string, atMicros: string, actorKey: string | null, actorRole: string, action: string, target: string,
+  requestId: string | null, clientIp: string | null, beforeDigest: string | null, afterDigest: string | null, detail: string | null,
+];
+
+export const entryFields = (e: StoredEntry): EntryFields => [
+  e.id, e.atMicros, e.actorKey, e.actorRole, e.action, e.target, e.requestId, e.clientIp, e.beforeDigest, e.afterDigest, e.detail,
+];
+
 /** hash(n) = SHA-256(hash(n-1) || canonical entry n with its position): changing, dropping or moving an entry breaks every later link. */
 export function chainHash(previous: Buffer, seq: string, e: StoredEntry): Buffer {
-  const body = JSON.stringify([
-    seq, e.id, e.atMicros, e.actorKey, e.actorRole, e.action, e.target, e.requestId, e.clientIp, e.beforeDigest, e.afterDigest, e.detail,
-  ]);
+  return chainHashOf(previous, seq, entryFields(e));
+}
+
+/** The same from the fields as a row gives them (the sealer reads rows as arrays). */
+export function chainHashOf(previous: Buffer, seq: string, fields: EntryFields): Buffer {
+  // JSON.stringify([seq, ...fields]), without building that array.
+  const body = `[${JSON.stringify(seq)},${JSON.stringify(fields).slice(1)}`;
   return createHash('sha256').update(previous).update(body, 'utf8').digest();
+}
+
+/** A chain head: a position and the hash of the chain up to it (hex). */
+export interface ChainHead {
+  seq: string;
+  hash: string;
+}
+
+/** `<seq>:<hash>` as `snode audit head` and GET /api/audit/head print them. */
+export const ANCHOR_PATTERN = '^[1-9][0-9]{0,18}:[0-9a-fA-F]{64}$';
+
+export function parseAnchor(text: string): ChainHead | undefined {
+  if (!new RegExp(ANCHOR_PATTERN).test(text)) return undefined;
+  const [seq, hash] = text.split(':') as [string, string];
+  return { seq, hash: hash.toLowerCase() };
 }

@@ -1,26 +1,37 @@
-/** SQL of the audit log: append, seal in order, read back for verification and queries. */
+/**
+ * SQL of the audit log: append entries (written once, never updated), seal committed entries into
+ * the chain (audit_seals, insert-only), read the chain back for verification, query entries.
+ */
 import type { Db, Tx } from '../infra/postgres.js';
-import { digestOf, type AuditEntry, type StoredEntry } from './entry.js';
+import { digestOf, type AuditEntry, type EntryFields, type StoredEntry } from './entry.js';
+
+// Named statements: each connection parses and plans them once, not once per write. One entry (a
+// single write) goes as plain parameters: formatting nine one-element arrays cost more than the rest.
+const APPEND_ONE = `INSERT INTO audit_log (actor_key, actor_role, action, target, request_id, client_ip, before_digest, after_digest, detail)
+  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)`;
+const APPEND_MANY = `INSERT INTO audit_log (actor_key, actor_role, action, target, request_id, client_ip, before_digest, after_digest, detail)
+  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::jsonb[])`;
+
+const row = (e: AuditEntry): Array<string | null> => [
+  e.context.keyId, e.context.role, e.action, e.target, e.context.requestId ?? null, e.context.clientIp ?? null,
+  digestOf(e.before), digestOf(e.after), e.detail ? JSON.stringify(e.detail) : null,
+];
+
+/** The statement appending entries (a change sink's part of a write, or run alone). */
+export function appendStatement(entries: readonly AuditEntry[]): { name: string; text: string; values: unknown[] } {
+  if (entries.length === 1) return { name: 'audit-append-one', text: APPEND_ONE, values: row(entries[0]!) };
+  const cols: Array<Array<string | null>> = [[], [], [], [], [], [], [], [], []];
+  for (const e of entries) row(e).forEach((v, i) => cols[i]!.push(v));
+  return { name: 'audit-append', text: APPEND_MANY, values: cols };
+}
 
 export async function appendEntries(db: Db, entries: readonly AuditEntry[]): Promise<void> {
   if (entries.length === 0) return;
-  const cols: Array<Array<string | null>> = Array.from({ length: 9 }, () => []);
-  for (const e of entries) {
-    const row = [
-      e.context.keyId, e.context.role, e.action, e.target, e.context.requestId ?? null, e.context.clientIp ?? null,
-      digestOf(e.before), digestOf(e.after), e.detail ? JSON.stringify(e.detail) : null,
-    ];
-    row.forEach((v, i) => cols[i]!.push(v));
-  }
-  await db.query(
-    `INSERT INTO audit_log (actor_key, actor_role, action, target, request_id, client_ip, before_digest, after_digest, detail)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::jsonb[])`,
-    cols,
-  );
+  await db.query(appendStatement(entries));
 }
 
-const STORED_COLUMNS = `id::text AS id, (extract(epoch FROM at) * 1000000)::bigint::text AS at_micros, actor_key, actor_role, action, target,
-  request_id, client_ip, before_digest, after_digest, detail::text AS detail`;
+const STORED_COLUMNS = `a.id::text AS id, (extract(epoch FROM a.at) * 1000000)::bigint::text AS at_micros, a.actor_key, a.actor_role, a.action,
+  a.target, a.request_id, a.client_ip, a.before_digest, a.after_digest, a.detail::text AS detail`;
 
 type StoredDbRow = {
   id: string; at_micros: string; actor_key: string | null; actor_role: string; action: string; target: string;
@@ -31,50 +42,121 @@ const toStored = (r: StoredDbRow): StoredEntry => ({
   requestId: r.request_id, clientIp: r.client_ip, beforeDigest: r.before_digest, afterDigest: r.after_digest, detail: r.detail,
 });
 
-export async function chainHead(db: Db): Promise<{ seq: string; hash: Buffer } | undefined> {
-  const { rows } = await db.query<{ seq: string; hash: Buffer }>('SELECT seq::text AS seq, hash FROM audit_chain_head');
-  return rows[0];
+/** Where the chain ends and where the last sealing round stopped. */
+export interface SealerState {
+  /** The last seal's position ('0' before the first) and hash. */
+  seq: string;
+  hash: Buffer;
+  /** Entries with xid below horizon and not in pending are sealed. */
+  horizon: string;
+  pending: string[];
+  sealedAt: Date | null;
 }
 
-/** Committed entries not yet in the chain, oldest id first. */
-export async function unsealed(tx: Tx, limit: number): Promise<StoredEntry[]> {
-  const { rows } = await tx.query<StoredDbRow>(`SELECT ${STORED_COLUMNS} FROM audit_log WHERE seq IS NULL ORDER BY audit_log.id LIMIT $1`, [limit]);
-  return rows.map(toStored);
+export async function sealerState(db: Db, lock = false): Promise<SealerState> {
+  const { rows } = await db.query<{ seq: string; hash: Buffer; horizon: string; pending: string[]; sealed_at: Date | null }>(
+    `SELECT seq::text AS seq, hash, horizon::text AS horizon, pending::text[] AS pending, sealed_at FROM audit_sealer${lock ? ' FOR UPDATE' : ''}`,
+  );
+  const row = rows[0];
+  if (!row) throw new Error('the audit chain head (audit_sealer) is missing');
+  return { seq: row.seq, hash: row.hash, horizon: row.horizon, pending: row.pending, sealedAt: row.sealed_at };
 }
 
-export async function countUnsealed(db: Db): Promise<number> {
-  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM audit_log WHERE seq IS NULL');
+/** The transaction's snapshot: transactions at or past xmax, or in xip, had not finished when it was taken. */
+export async function snapshot(tx: Tx): Promise<{ xmax: string; xip: string[] }> {
+  const { rows } = await tx.query<{ xmax: string; xip: string[] }>(
+    `SELECT pg_snapshot_xmax(s)::text AS xmax, ARRAY(SELECT x::text FROM pg_snapshot_xip(s) AS x) AS xip FROM pg_current_snapshot() AS s`,
+  );
+  return rows[0]!;
+}
+
+/** A committed entry to seal: its fields in chain order, and its transaction. */
+export interface Candidate {
+  fields: EntryFields;
+  xid: string;
+}
+
+// The columns of EntryFields, in order, then xid. Read as arrays: the sealer reads every entry once.
+const FIELD_COLUMNS = `a.id::text, (extract(epoch FROM a.at) * 1000000)::bigint::text, a.actor_key, a.actor_role, a.action, a.target,
+  a.request_id, a.client_ip, a.before_digest, a.after_digest, a.detail::text, a.xid::text`;
+
+/**
+ * Committed entries the last round could not seal, in (xid, id) order after `cursor`: those of the
+ * transactions it saw running (`pending`), or those written at or after its horizon. Entries of
+ * transactions still running are invisible to the snapshot, so they wait for a later round.
+ */
+export async function candidates(tx: Tx, where: { pending: string[] } | { horizon: string }, cursor: { xid: string; id: string }, limit: number): Promise<Candidate[]> {
+  const [condition, param] = 'pending' in where ? ['a.xid = ANY ($1::xid8[])', where.pending] : ['a.xid >= $1::xid8', where.horizon];
+  const { rows } = await tx.query<Array<string | null>>({
+    text: `SELECT ${FIELD_COLUMNS} FROM audit_log a
+     WHERE ${condition} AND (a.xid, a.id) > ($2::xid8, $3::bigint) ORDER BY a.xid, a.id LIMIT $4`,
+    values: [param, cursor.xid, cursor.id, limit],
+    rowMode: 'array',
+  });
+  return rows.map((r) => ({ fields: r.slice(0, 11) as unknown as EntryFields, xid: r[11]! }));
+}
+
+export async function insertSeals(tx: Tx, seals: ReadonlyArray<{ seq: string; entryId: string; hash: Buffer }>): Promise<void> {
+  await tx.query(
+    'INSERT INTO audit_seals (seq, entry_id, hash) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[])',
+    [seals.map((s) => s.seq), seals.map((s) => s.entryId), seals.map((s) => s.hash)],
+  );
+}
+
+export async function saveSealerState(tx: Tx, state: { seq: string; hash: Buffer; horizon: string; pending: string[] }): Promise<void> {
+  await tx.query(
+    'UPDATE audit_sealer SET seq = $1, hash = $2, horizon = $3::xid8, pending = $4::xid8[], sealed_at = now()',
+    [state.seq, state.hash, state.horizon, state.pending],
+  );
+}
+
+/** Committed entries not sealed yet (the next round seals them). */
+export async function countUnsealed(db: Db, state: SealerState): Promise<number> {
+  const { rows } = await db.query<{ n: number }>(
+    'SELECT count(*)::int AS n FROM audit_log WHERE xid >= $1::xid8 OR xid = ANY ($2::xid8[])',
+    [state.horizon, state.pending],
+  );
   return rows[0]!.n;
 }
 
-export async function writeSeals(tx: Tx, seals: Array<{ id: string; seq: string; prev: Buffer; hash: Buffer }>): Promise<void> {
-  await tx.query(
-    `UPDATE audit_log a SET seq = u.seq, prev_hash = u.prev, hash = u.hash
-     FROM unnest($1::bigint[], $2::bigint[], $3::bytea[], $4::bytea[]) AS u(id, seq, prev, hash) WHERE a.id = u.id`,
-    [seals.map((s) => s.id), seals.map((s) => s.seq), seals.map((s) => s.prev), seals.map((s) => s.hash)],
+/**
+ * The first entry (by id) that is in the log but in no seal although the sealer has passed it: one
+ * added behind the node's back, or whose seal was removed.
+ */
+export async function firstOrphan(db: Db, state: SealerState): Promise<string | undefined> {
+  const { rows } = await db.query<{ id: string }>(
+    `SELECT a.id::text AS id FROM audit_log a
+     WHERE NOT COALESCE(a.xid >= $1::xid8 OR a.xid = ANY ($2::xid8[]), false)
+       AND NOT EXISTS (SELECT 1 FROM audit_seals s WHERE s.entry_id = a.id)
+     ORDER BY a.id LIMIT 1`,
+    [state.horizon, state.pending],
   );
-  const last = seals[seals.length - 1]!;
-  await tx.query(
-    `INSERT INTO audit_chain_head (singleton, seq, hash) VALUES (true, $1, $2)
-     ON CONFLICT (singleton) DO UPDATE SET seq = EXCLUDED.seq, hash = EXCLUDED.hash`,
-    [last.seq, last.hash],
-  );
+  return rows[0]?.id;
 }
 
-export interface SealedEntry extends StoredEntry {
+export interface SealedEntry {
   seq: string;
-  prevHash: Buffer | null;
-  hash: Buffer | null;
+  entryId: string;
+  hash: Buffer;
+  /** undefined when the sealed entry is no longer in the log. */
+  entry: StoredEntry | undefined;
 }
 
-/** Sealed entries after `afterSeq`, in chain order. */
-export async function sealedPage(db: Db, afterSeq: string, limit: number): Promise<SealedEntry[]> {
-  const { rows } = await db.query<StoredDbRow & { seq: string; prev_hash: Buffer | null; hash: Buffer | null }>(
-    `SELECT ${STORED_COLUMNS}, seq::text AS seq, prev_hash, hash FROM audit_log
-     WHERE audit_log.seq > $1 ORDER BY audit_log.seq LIMIT $2`,
-    [afterSeq, limit],
+/** Seals after `afterSeq` up to `lastSeq`, in chain order, with their entries. */
+export async function sealedPage(db: Db, afterSeq: string, lastSeq: string, limit: number): Promise<SealedEntry[]> {
+  const { rows } = await db.query<StoredDbRow & { seq: string; entry_id: string; hash: Buffer; found: boolean }>(
+    `SELECT s.seq::text AS seq, s.entry_id::text AS entry_id, s.hash, a.id IS NOT NULL AS found, ${STORED_COLUMNS}
+     FROM audit_seals s LEFT JOIN audit_log a ON a.id = s.entry_id
+     WHERE s.seq > $1 AND s.seq <= $2 ORDER BY s.seq LIMIT $3`,
+    [afterSeq, lastSeq, limit],
   );
-  return rows.map((r) => ({ ...toStored(r), seq: r.seq, prevHash: r.prev_hash, hash: r.hash }));
+  return rows.map((r) => ({ seq: r.seq, entryId: r.entry_id, hash: r.hash, entry: r.found ? toStored(r) : undefined }));
+}
+
+/** The time of the entry a seal points at, if both exist. */
+export async function sealedEntryTime(db: Db, seq: string): Promise<Date | undefined> {
+  const { rows } = await db.query<{ at: Date }>('SELECT a.at FROM audit_seals s JOIN audit_log a ON a.id = s.entry_id WHERE s.seq = $1', [seq]);
+  return rows[0]?.at;
 }
 
 export interface AuditQuery {
@@ -108,11 +190,12 @@ export async function queryEntries(db: Db, q: AuditQuery): Promise<AuditRecord[]
     id: string; seq: string | null; at: Date; actor_key: string | null; actor_role: string; action: string; target: string;
     request_id: string | null; client_ip: string | null; before_digest: string | null; after_digest: string | null; detail: unknown;
   }>(
-    `SELECT id::text AS id, seq::text AS seq, at, actor_key, actor_role, action, target, request_id, client_ip, before_digest, after_digest, detail
-     FROM audit_log
-     WHERE ($1::text IS NULL OR target = $1) AND ($2::text IS NULL OR actor_key = $2) AND ($3::text IS NULL OR action = $3)
-       AND ($4::timestamptz IS NULL OR at >= $4) AND ($5::timestamptz IS NULL OR at < $5) AND ($6::bigint IS NULL OR id < $6)
-     ORDER BY audit_log.id DESC LIMIT $7`,
+    `SELECT a.id::text AS id, s.seq::text AS seq, a.at, a.actor_key, a.actor_role, a.action, a.target, a.request_id, a.client_ip,
+            a.before_digest, a.after_digest, a.detail
+     FROM audit_log a LEFT JOIN audit_seals s ON s.entry_id = a.id
+     WHERE ($1::text IS NULL OR a.target = $1) AND ($2::text IS NULL OR a.actor_key = $2) AND ($3::text IS NULL OR a.action = $3)
+       AND ($4::timestamptz IS NULL OR a.at >= $4) AND ($5::timestamptz IS NULL OR a.at < $5) AND ($6::bigint IS NULL OR a.id < $6)
+     ORDER BY a.id DESC LIMIT $7`,
     [q.target ?? null, q.actor ?? null, q.action ?? null, q.from ?? null, q.to ?? null, q.beforeId ?? null, q.limit],
   );
   return rows.map((r) => ({

@@ -1,8 +1,9 @@
-/** /api/audit: query the log and verify its hash chain. Auditor and admin keys. */
+/** /api/audit: query the log, export the chain's head and verify the chain. Auditor and admin keys. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { errors } from '../infra/errors.js';
 import { errorResponses } from '../infra/http-schemas.js';
+import { ANCHOR_PATTERN, parseAnchor } from './entry.js';
 import type { AuditLog } from './service.js';
 
 const Entry = Type.Object({
@@ -20,13 +21,35 @@ const Entry = Type.Object({
   detail: Type.Unknown(),
 });
 
+const Head = Type.Object({
+  seq: Type.String({ description: "The chain's last position." }),
+  hash: Type.String({ description: 'SHA-256 (hex) of the chain up to and including that entry.' }),
+});
+
+const HeadAnswer = Type.Object({
+  head: Type.Union([
+    Type.Intersect([Head, Type.Object({
+      anchor: Type.String({ description: 'seq:hash, as GET /api/audit/verify?anchor= and snode audit verify --anchor take it.' }),
+      at: Type.Union([Type.String(), Type.Null()], { description: 'When the entry at the head was written.' }),
+      sealedAt: Type.Union([Type.String(), Type.Null()], { description: 'When the chain last grew.' }),
+    })]),
+    Type.Null(),
+  ], { description: 'null while the chain is empty.' }),
+});
+
 const Verify = Type.Object({
   ok: Type.Boolean(),
-  checked: Type.Integer(),
-  head: Type.Union([Type.Object({ seq: Type.String(), hash: Type.String() }), Type.Null()]),
-  unsealed: Type.Integer(),
-  firstMismatch: Type.Optional(Type.Object({ seq: Type.String(), id: Type.Union([Type.String(), Type.Null()]), reason: Type.String() })),
+  checked: Type.Integer({ description: 'Sealed entries recomputed.' }),
+  head: Type.Union([Head, Type.Null()]),
+  unsealed: Type.Integer({ description: 'Committed entries the next sealing round will chain.' }),
+  anchor: Type.Optional(Type.Intersect([Head, Type.Object({ ok: Type.Boolean({ description: 'The chain passes through the anchor.' }) })])),
+  firstMismatch: Type.Optional(Type.Object({
+    seq: Type.Union([Type.String(), Type.Null()], { description: 'Chain position; null for an entry outside the chain.' }),
+    id: Type.Union([Type.String(), Type.Null()], { description: 'The entry, when one is named.' }),
+    reason: Type.String(),
+  })),
 });
+
 
 function time(value: string | undefined, name: string): Date | undefined {
   if (value === undefined) return undefined;
@@ -58,6 +81,18 @@ export function auditRoutes(audit: AuditLog): FastifyPluginAsyncTypebox {
       return { items };
     });
 
-    app.get('/verify', { schema: { response: { 200: Verify, ...errorResponses } } }, async () => audit.verify());
+    app.get('/head', { schema: { response: { 200: HeadAnswer, ...errorResponses } } }, async () => ({ head: await audit.head() }));
+
+    app.get('/verify', {
+      schema: {
+        querystring: Type.Object({
+          anchor: Type.Optional(Type.String({
+            pattern: ANCHOR_PATTERN,
+            description: 'A head published earlier, as <seq>:<hash>: the chain must pass through it (detects newest entries removed).',
+          })),
+        }, { additionalProperties: false }),
+        response: { 200: Verify, ...errorResponses },
+      },
+    }, async (request) => audit.verify(request.query.anchor === undefined ? undefined : parseAnchor(request.query.anchor)));
   };
 }

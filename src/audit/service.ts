@@ -1,37 +1,54 @@
 /**
- * The audit log: entries appended inside the transaction of the change they record, sealed into a
- * hash chain afterwards (in the order they are found committed), verified by walking the chain.
+ * The audit log: entries appended inside the transaction of the change they record (and never
+ * touched again), sealed into a hash chain afterwards by appending seals, verified by walking the
+ * chain. How a round finds committed entries without making writers share anything: repository.ts
+ * and migrations/0008_audit_seals.sql.
  */
 import type pg from 'pg';
 import type { Logger } from '../infra/logger.js';
-import { withTransaction, type Db } from '../infra/postgres.js';
-import { chainHash, GENESIS, type AuditEntry } from './entry.js';
+import type { Db } from '../infra/postgres.js';
+import type { SinkStatement } from '../registry/change-sink.js';
+import { chainHash, chainHashOf, GENESIS, type AuditEntry, type ChainHead } from './entry.js';
 import * as repo from './repository.js';
 
-// One process seals at a time; the others skip the round.
+// One process seals at a time (a session lock, taken before the round's snapshot: see sealRound).
 const SEAL_LOCK = 7_340_005;
-const SEAL_BATCH = 5000;
+const SEAL_PAGE = 5000;
 const VERIFY_PAGE = 5000;
 
 /** What other modules need: append entries in their own transaction. */
 export interface AuditTrail {
   append(db: Db, entries: readonly AuditEntry[]): Promise<void>;
+  /** The same as one statement to run with others (undefined: nothing to append). */
+  statement(entries: readonly AuditEntry[]): SinkStatement | undefined;
 }
 
 /** AUDIT_LOG=false (bench comparison only): nothing is appended. */
-export const NO_AUDIT: AuditTrail = { append: async () => undefined };
+export const NO_AUDIT: AuditTrail = { append: async () => undefined, statement: () => undefined };
+
+export interface HeadResult extends ChainHead {
+  /** `<seq>:<hash>`, as verify's anchor takes it. */
+  anchor: string;
+  /** When the entry at the head was written, and when the chain last grew. */
+  at: string | null;
+  sealedAt: string | null;
+}
 
 export interface VerifyResult {
   ok: boolean;
   /** Sealed entries checked. */
   checked: number;
   /** The chain's end after this check: its position and hash (hex). Publish it to anchor the log. */
-  head: { seq: string; hash: string } | null;
+  head: ChainHead | null;
   /** Committed entries not yet sealed (sealed by the next round). */
   unsealed: number;
-  /** The first entry that does not match, and why. */
-  firstMismatch?: { seq: string; id: string | null; reason: string };
+  /** The anchor checked, when one was given: the chain must pass through it. */
+  anchor?: ChainHead & { ok: boolean };
+  /** The first entry that does not match, and why (seq null: an entry outside the chain). */
+  firstMismatch?: { seq: string | null; id: string | null; reason: string };
 }
+
+const hex = (b: Buffer): string => b.toString('hex');
 
 export class AuditLog implements AuditTrail {
   private timer: NodeJS.Timeout | undefined;
@@ -46,6 +63,10 @@ export class AuditLog implements AuditTrail {
     return repo.appendEntries(db, entries);
   }
 
+  statement(entries: readonly AuditEntry[]): SinkStatement | undefined {
+    return entries.length === 0 ? undefined : repo.appendStatement(entries);
+  }
+
   start(intervalMs: number): void {
     this.timer = setInterval(() => {
       this.seal().catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'audit entries not sealed; will retry'));
@@ -58,90 +79,159 @@ export class AuditLog implements AuditTrail {
     await this.sealing?.catch(() => undefined);
   }
 
-  /** Chains every committed unsealed entry; returns how many. Rounds never overlap in a process. */
+  /** Seals every committed entry not yet in the chain; returns how many. Rounds never overlap in a process. */
   seal(): Promise<number> {
     if (!this.sealing) {
-      this.sealing = this.sealAll().finally(() => {
+      this.sealing = this.sealRound().finally(() => {
         this.sealing = undefined;
       });
     }
     return this.sealing;
   }
 
-  private async sealAll(): Promise<number> {
-    let total = 0;
-    for (;;) {
-      const n = await this.sealBatch();
-      total += n;
-      if (n < SEAL_BATCH) return total;
+  /**
+   * One round, in one REPEATABLE READ transaction, so that every query sees the snapshot whose
+   * running transactions are recorded as pending. The lock is a session lock taken before the
+   * transaction starts: the previous holder has committed when we get it, so our snapshot sees its
+   * seals (a transaction-scoped lock taken inside the transaction could follow its snapshot).
+   */
+  private async sealRound(): Promise<number> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [SEAL_LOCK]);
+      if (!rows[0]!.locked) return 0;
+      try {
+        await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+        try {
+          const sealed = await this.sealIn(client);
+          await client.query('COMMIT');
+          return sealed;
+        } catch (err) {
+          await client.query('ROLLBACK').catch(() => {
+            broken = true;
+          });
+          throw err;
+        }
+      } finally {
+        await client.query('SELECT pg_advisory_unlock($1)', [SEAL_LOCK]).catch(() => {
+          broken = true; // the session (and with it the lock) is dropped
+        });
+      }
+    } finally {
+      client.release(broken);
     }
   }
 
-  private sealBatch(): Promise<number> {
-    return withTransaction(this.pool, async (tx) => {
-      const { rows } = await tx.query<{ locked: boolean }>('SELECT pg_try_advisory_xact_lock($1) AS locked', [SEAL_LOCK]);
-      if (!rows[0]!.locked) return 0;
-      const entries = await repo.unsealed(tx, SEAL_BATCH);
-      if (entries.length === 0) return 0;
-      const head = await repo.chainHead(tx);
-      let seq = BigInt(head?.seq ?? '0');
-      let previous = head?.hash ?? GENESIS;
-      const seals = entries.map((entry) => {
-        seq += 1n;
-        const hash = chainHash(previous, seq.toString(), entry);
-        const seal = { id: entry.id, seq: seq.toString(), prev: previous, hash };
-        previous = hash;
-        return seal;
-      });
-      await repo.writeSeals(tx, seals);
-      return entries.length;
-    });
+  private async sealIn(tx: pg.PoolClient): Promise<number> {
+    const snap = await repo.snapshot(tx); // first statement: the transaction's snapshot
+    const state = await repo.sealerState(tx);
+    let seq = BigInt(state.seq);
+    let previous = state.hash;
+    let cursor = { xid: '0', id: '0' };
+    let sealed = 0;
+    // The pending transactions' xids are all below the horizon, so (xid, id) order runs through them first.
+    const phases: Array<{ pending: string[] } | { horizon: string }> = [{ pending: state.pending }, { horizon: state.horizon }];
+    for (const where of phases) {
+      if ('pending' in where && where.pending.length === 0) continue;
+      for (;;) {
+        const page = await repo.candidates(tx, where, cursor, SEAL_PAGE);
+        if (page.length === 0) break;
+        const seals = page.map((entry) => {
+          seq += 1n;
+          const hash = chainHashOf(previous, seq.toString(), entry.fields);
+          previous = hash;
+          return { seq: seq.toString(), entryId: entry.fields[0], hash };
+        });
+        await repo.insertSeals(tx, seals);
+        sealed += page.length;
+        const last = page[page.length - 1]!;
+        cursor = { xid: last.xid, id: last.fields[0] };
+        if (page.length < SEAL_PAGE) break;
+      }
+    }
+    // Nothing found: the old horizon and pending list still describe what is left, so nothing is written.
+    if (sealed > 0) await repo.saveSealerState(tx, { seq: seq.toString(), hash: previous, horizon: snap.xmax, pending: snap.xip });
+    return sealed;
   }
 
-  /** Seals what is committed, then recomputes the whole chain; names the first entry that does not match. */
-  /** onProgress hears the number of entries checked after each page (the command line shows it). */
-  async verify(onProgress?: (checked: number) => void): Promise<VerifyResult> {
+  /** The chain's current head (after sealing what is committed): publish it to anchor the log outside the database. */
+  async head(): Promise<HeadResult | null> {
     await this.seal();
-    const head = await repo.chainHead(this.pool);
+    const state = await repo.sealerState(this.pool);
+    if (state.seq === '0') return null;
+    const at = await repo.sealedEntryTime(this.pool, state.seq);
+    return { seq: state.seq, hash: hex(state.hash), anchor: `${state.seq}:${hex(state.hash)}`, at: at?.toISOString() ?? null, sealedAt: state.sealedAt?.toISOString() ?? null };
+  }
+
+  /**
+   * Seals what is committed, then recomputes the whole chain and names the first entry that does
+   * not match. With an anchor (a head published earlier), the chain must also pass through it: a
+   * chain cut short before it, or rewritten up to it, fails even if it is consistent in itself.
+   * onProgress hears the number of entries checked after each page (the command line shows it).
+   */
+  async verify(anchor?: ChainHead, onProgress?: (checked: number) => void): Promise<VerifyResult> {
+    await this.seal();
+    const state = await repo.sealerState(this.pool);
+    const head = state.seq === '0' ? null : { seq: state.seq, hash: hex(state.hash) };
+    const anchorSeq = anchor ? BigInt(anchor.seq) : undefined;
+    let anchorOk = false;
     let expectedSeq = 1n;
     let previous: Buffer = GENESIS;
     let checked = 0;
-    const fail = (seq: string, id: string | null, reason: string): VerifyResult => ({
-      ok: false, checked, head: head ? { seq: head.seq, hash: head.hash.toString('hex') } : null, unsealed: -1,
-      firstMismatch: { seq, id, reason },
+    const result = async (mismatch?: VerifyResult['firstMismatch']): Promise<VerifyResult> => ({
+      ok: mismatch === undefined,
+      checked,
+      head,
+      unsealed: await repo.countUnsealed(this.pool, state),
+      ...(anchor ? { anchor: { seq: anchor.seq, hash: anchor.hash, ok: anchorOk } } : {}),
+      ...(mismatch ? { firstMismatch: mismatch } : {}),
     });
+
     let after = '0';
     for (;;) {
-      const page = await repo.sealedPage(this.pool, after, VERIFY_PAGE);
-      for (const entry of page) {
-        if (BigInt(entry.seq) !== expectedSeq) {
-          return this.withUnsealed(fail(expectedSeq.toString(), null, `entry ${expectedSeq} is missing (the next one found is ${entry.seq})`));
+      const page = await repo.sealedPage(this.pool, after, state.seq, VERIFY_PAGE);
+      for (const seal of page) {
+        const seq = seal.seq;
+        if (BigInt(seq) !== expectedSeq) {
+          return result({ seq: expectedSeq.toString(), id: null, reason: `entry ${expectedSeq} is missing from the chain (its seal was removed; the next seal is ${seq})` });
         }
-        if (!entry.prevHash || !entry.prevHash.equals(previous)) {
-          return this.withUnsealed(fail(entry.seq, entry.id, 'its link to the previous entry does not match (an earlier entry was removed or moved)'));
+        if (!seal.entry) {
+          return result({ seq, id: seal.entryId, reason: `entry ${seal.entryId}, sealed at ${seq}, is missing from the log (deleted)` });
         }
-        const hash = chainHash(previous, entry.seq, entry);
-        if (!entry.hash || !entry.hash.equals(hash)) {
-          return this.withUnsealed(fail(entry.seq, entry.id, 'its content does not match its hash (the entry was changed)'));
+        const hash = chainHash(previous, seq, seal.entry);
+        if (!seal.hash.equals(hash)) {
+          return result({ seq, id: seal.entryId, reason: 'its content does not match its seal (the entry or its seal was changed, or entries were moved)' });
+        }
+        if (anchorSeq === expectedSeq) {
+          if (hex(hash) !== anchor!.hash.toLowerCase()) {
+            return result({ seq, id: seal.entryId, reason: `entry ${seq} does not have the anchored hash: the chain was rewritten up to here` });
+          }
+          anchorOk = true;
         }
         previous = hash;
         expectedSeq += 1n;
         checked += 1;
-        after = entry.seq;
+        after = seq;
       }
       onProgress?.(checked);
       if (page.length < VERIFY_PAGE) break;
     }
     const last = (expectedSeq - 1n).toString();
-    if (head && (head.seq !== last || !head.hash.equals(previous))) {
-      return this.withUnsealed(fail(head.seq, null, `the chain ends at entry ${last}, but its recorded head is entry ${head.seq} (newest entries removed)`));
+    if (last !== state.seq) {
+      return result({ seq: (expectedSeq).toString(), id: null, reason: `the chain ends at entry ${last}, but its recorded head is entry ${state.seq} (newest entries removed)` });
     }
-    if (!head && checked > 0) return this.withUnsealed(fail(last, null, 'the chain head record is missing'));
-    return this.withUnsealed({ ok: true, checked, head: head ? { seq: head.seq, hash: head.hash.toString('hex') } : null, unsealed: 0 });
-  }
-
-  private async withUnsealed(result: VerifyResult): Promise<VerifyResult> {
-    return { ...result, unsealed: await repo.countUnsealed(this.pool) };
+    if (!previous.equals(state.hash)) {
+      return result({ seq: last, id: null, reason: `entry ${last} does not have the hash recorded as the chain's head` });
+    }
+    if (anchor && !anchorOk) {
+      return result({ seq: (expectedSeq).toString(), id: null, reason: `the chain ends at entry ${last}, but the anchored head is entry ${anchor.seq} (newest entries removed)` });
+    }
+    const orphan = await repo.firstOrphan(this.pool, state);
+    if (orphan !== undefined) {
+      return result({ seq: null, id: orphan, reason: `entry ${orphan} is in the log but not in the chain (added outside the node, or its seal was removed)` });
+    }
+    return result();
   }
 
   query(q: repo.AuditQuery): Promise<repo.AuditRecord[]> {

@@ -117,6 +117,7 @@ export const BODY_EXAMPLES: Record<string, unknown> = {
   'POST /api/admin/enterprises/:id/prefixes': { prefix: '88.118.8' },
   'PATCH /api/admin/prefixes/:prefix': { state: 'disabled' },
   'POST /api/admin/keys': { role: 'enterprise', enterpriseId: ENTERPRISE_ID, label: 'line 3', prefixes: ['88.118.8'] },
+  'POST /api/keys': { label: 'line 4 scanner', prefixes: ['88.118.8'] },
   'POST /api/admin/applications/:id/reject': { reason: '营业执照与名称不符' },
   'POST /api/enterprises/apply': {
     name: '南京示例制造有限公司',
@@ -175,6 +176,10 @@ export const RESPONSE_EXAMPLES: Record<string, Record<string, unknown>> = {
   'GET /api/enterprises/applications/:id': { 200: { ...applicationStatus, state: 'approved', prefix: '88.118.9', decidedAt: '2026-11-29T10:00:00.000Z' } },
   'GET /api/audit': { 200: auditList },
   'GET /api/audit/': { 200: auditList },
+  'GET /api/keys': { 200: { items: [apiKey] } },
+  'POST /api/keys': { 201: { ...newKey, label: 'line 4 scanner', prefixes: ['88.118.8'] } },
+  'DELETE /api/keys/:id': { 200: { ...apiKey, revokedAt: '2026-11-29T10:00:00.000Z' } },
+  'GET /api/audit/head': { 200: { head: { seq: '1234', hash: '9f36c1f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c', anchor: '1234:9f36c1f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c', at: AT, sealedAt: '2026-11-29T08:00:01.000Z' } } },
   'GET /api/audit/verify': { 200: { ok: true, checked: 1234, head: { seq: '1234', hash: '9f36c1f0a1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f60718293a4b5c' }, unsealed: 0 } },
   'GET /api/stats/overview': {
     200: {

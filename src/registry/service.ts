@@ -8,7 +8,7 @@ import { AppError, errors, ResponseCode } from '../infra/errors.js';
 import { withTransaction } from '../infra/postgres.js';
 import type { CacheInvalidation } from '../resolver/resolver-cache.js';
 import { canList, ownsPrefix, type Actor } from '../tenancy/actor.js';
-import type { ChangeSink, IdentifierChange, RequestInfo } from './change-sink.js';
+import { runSinks, type ChangeSink, type IdentifierChange, type RequestInfo } from './change-sink.js';
 import type { GroupedWrite, ItemResult } from './batch.js';
 import * as repo from './repository.js';
 import { TemplateChanged, type TemplateStore } from './templates-store.js';
@@ -232,6 +232,6 @@ export class RegistryService {
 
   /** Hands committed-to-be changes to every sink, inside the write's transaction. */
   async emit(tx: pg.PoolClient, changes: IdentifierChange[]): Promise<void> {
-    for (const sink of this.sinks) await sink.record(tx, changes);
+    await runSinks(tx, this.sinks, changes);
   }
 }

@@ -26,13 +26,19 @@ function columns(rows: readonly DeltaRow[]): [string[], string[], number[], numb
   return [rows.map((r) => r.prefix), rows.map((r) => r.day), rows.map((r) => r.counts[0]), rows.map((r) => r.counts[1]), rows.map((r) => r.counts[2])];
 }
 
+/** The statement appending registration deltas (a change sink's part of the write). */
+export function registrationDeltasStatement(rows: readonly DeltaRow[]): { name: string; text: string; values: unknown[] } {
+  return {
+    name: 'stats-registration-deltas',
+    text: `INSERT INTO stats_registration_deltas (prefix, day, creates, updates, deletes)
+     SELECT * FROM unnest($1::text[], $2::date[], $3::int[], $4::int[], $5::int[])`,
+    values: columns(rows),
+  };
+}
+
 export async function appendRegistrationDeltas(db: Db, rows: readonly DeltaRow[]): Promise<void> {
   if (rows.length === 0) return;
-  await db.query(
-    `INSERT INTO stats_registration_deltas (prefix, day, creates, updates, deletes)
-     SELECT * FROM unnest($1::text[], $2::date[], $3::int[], $4::int[], $5::int[])`,
-    columns(rows),
-  );
+  await db.query(registrationDeltasStatement(rows));
 }
 
 /** The all-time bucket of grain 't'. */

@@ -8,12 +8,16 @@
  * | resolve-keyed    | the same routes, with a key              | API key              | local-first, synced       | open: per-process budget |
  * | register         | PUT, DELETE /api/handles/*, POST /api/handles/batch, POST /api/imports, PUT /api/templates/* | API key | Redis (exact) | open: not limited |
  * | onboarding       | POST /api/enterprises/apply              | client IP (IPv6 /64) | Redis (exact)             | closed: 503             |
+ * | admin            | /api/admin/*, /api/keys                  | API key              | Redis (exact)             | open: not limited       |
+ * | stats            | /api/stats/*                             | API key              | Redis (exact)             | open: not limited       |
+ * | audit            | /api/audit, /api/audit/*                 | API key              | Redis (exact)             | open: not limited       |
  */
 import fastifyRateLimit, { type RateLimitOptions } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import { AppError, ResponseCode } from '../infra/errors.js';
 import type { Logger } from '../infra/logger.js';
+import { ACCESS_MATRIX } from './access.js';
 import { DispatchingStore, failClosed, LocalFirstStore, pluginLocalStore, pluginRedisStore, type RateLimitStore } from './rate-limit-stores.js';
 
 export interface RateLimitSettings {
@@ -22,16 +26,28 @@ export interface RateLimitSettings {
   resolveKeyed: number;
   register: number;
   onboarding: number;
+  admin: number;
+  stats: number;
+  audit: number;
   syncMs: number;
 }
 
 type Hook = (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
 
-export const POLICY_ROUTES = {
+/** The matrix's routes whose path passes `test` (a GET also as HEAD). */
+const routesOf = (test: (path: string) => boolean): string[] =>
+  Object.keys(ACCESS_MATRIX)
+    .filter((route) => test(route.slice(route.indexOf(' ') + 1)))
+    .flatMap((route) => (route.startsWith('GET ') ? [route, `HEAD ${route.slice(4)}`] : [route]));
+
+export const POLICY_ROUTES: Record<'resolution' | 'register' | 'onboarding' | 'admin' | 'stats' | 'audit', readonly string[]> = {
   resolution: ['GET /api/handles/*', 'HEAD /api/handles/*', 'POST /api/resolve', 'GET /*', 'HEAD /*'],
   register: ['PUT /api/handles/*', 'DELETE /api/handles/*', 'POST /api/handles/batch', 'POST /api/imports', 'PUT /api/templates/:prefix/:version'],
   onboarding: ['POST /api/enterprises/apply'],
-} as const;
+  admin: routesOf((path) => path.startsWith('/api/admin/') || path === '/api/keys' || path.startsWith('/api/keys/')),
+  stats: routesOf((path) => path.startsWith('/api/stats/')),
+  audit: routesOf((path) => path === '/api/audit' || path.startsWith('/api/audit/')),
+};
 
 /** Registers the plugin and attaches each policy to its routes; call before any route is added. */
 export interface RateLimits {
@@ -69,6 +85,10 @@ export async function registerRateLimits(app: FastifyInstance, settings: RateLim
       : undefined,
     register: policy(settings.register, { backend: exact('register'), keyGenerator: byKey, skipOnError: true }),
     onboarding: policy(settings.onboarding, { backend: redis ? failClosed(exact('onboarding')) : exact('onboarding') }),
+    // Keyed callers only (the role check runs first): a request each, per key, failing open like writes.
+    admin: policy(settings.admin, { backend: exact('admin'), keyGenerator: byKey, skipOnError: true }),
+    stats: policy(settings.stats, { backend: exact('stats'), keyGenerator: byKey, skipOnError: true }),
+    audit: policy(settings.audit, { backend: exact('audit'), keyGenerator: byKey, skipOnError: true }),
   };
 
   const routes = new Map<string, Hook>();

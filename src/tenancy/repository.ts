@@ -180,9 +180,19 @@ export async function findKeyIdentity(db: Db, hash: Buffer): Promise<KeyIdentity
     : undefined;
 }
 
-export async function findApiKey(db: Db, id: string): Promise<ApiKeyRow | undefined> {
+/** Keys by hash, live or not (to name the keys of refused requests). */
+export async function keysByHash(db: Db, hashes: Buffer[]): Promise<Array<{ hash: Buffer; id: string; role: Role; revoked: boolean; expired: boolean }>> {
+  const { rows } = await db.query<{ key_hash: Buffer; id: string; role: Role; revoked: boolean; expired: boolean }>(
+    `SELECT key_hash, id, role, revoked_at IS NOT NULL AS revoked, COALESCE(expires_at <= now(), false) AS expired
+     FROM api_keys WHERE key_hash = ANY ($1::bytea[])`,
+    [hashes],
+  );
+  return rows.map((r) => ({ hash: r.key_hash, id: r.id, role: r.role, revoked: r.revoked, expired: r.expired }));
+}
+
+export async function findApiKey(db: Db, id: string, lock = false): Promise<ApiKeyRow | undefined> {
   const { rows } = await db.query<KeyDbRow>(
-    `SELECT id, key_hint, role, enterprise_id, label, created_at, expires_at, revoked_at, last_used_at, prefixes FROM api_keys WHERE id = $1`,
+    `SELECT id, key_hint, role, enterprise_id, label, created_at, expires_at, revoked_at, last_used_at, prefixes FROM api_keys WHERE id = $1${lock ? ' FOR UPDATE' : ''}`,
     [id],
   );
   return rows[0] ? toKey(rows[0]) : undefined;

@@ -16,8 +16,8 @@ const Enterprise = Type.Object({
   prefixes: Type.Array(Type.String()),
 });
 const Prefix = Type.Object({ prefix: Type.String(), enterpriseId: Type.String(), state: Type.String(), createdAt: Type.String() });
-const RoleSchema = Type.Enum(ROLES);
-const ApiKey = Type.Object({
+export const RoleSchema = Type.Enum(ROLES);
+export const ApiKey = Type.Object({
   id: Type.String(),
   hint: Type.String({ description: 'First characters of the key, to tell keys apart.' }),
   role: RoleSchema,
@@ -29,7 +29,7 @@ const ApiKey = Type.Object({
   lastUsedAt: Type.Union([Type.String(), Type.Null()]),
   prefixes: Type.Union([Type.Array(Type.String()), Type.Null()], { description: 'null: every prefix of the enterprise.' }),
 });
-const NewApiKey = Type.Intersect([ApiKey, Type.Object({ key: Type.String({ description: 'The key itself. Shown once; store it now.' }) })]);
+export const NewApiKey = Type.Intersect([ApiKey, Type.Object({ key: Type.String({ description: 'The key itself. Shown once; store it now.' }) })]);
 const IdParams = Type.Object({ id: Type.String({ pattern: UUID_PATTERN }) });
 const Paging = Type.Object({
   limit: Type.Integer({ minimum: 1, maximum: 10000, default: 1000 }),

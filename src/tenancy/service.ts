@@ -59,6 +59,13 @@ export function checkedPrefix(input: string, nodePrefix: string): string {
   return prefix;
 }
 
+export type KeyActor = Extract<Actor, { kind: 'key' }>;
+
+function ownEnterprise(actor: KeyActor): string {
+  if (actor.role !== 'enterprise' || !actor.enterpriseId) throw errors.forbidden('ROLE_NOT_ALLOWED', 'only an enterprise key manages its own keys');
+  return actor.enterpriseId;
+}
+
 export class TenancyService {
   private readonly touched = new Map<string, number>();
   readonly audit: AuditTrail;
@@ -240,17 +247,89 @@ export class TenancyService {
     return repo.findApiKey(this.pool, checkId(id, 'key id'));
   }
 
-  /** Revokes a key; every process refuses it from the next request on. */
-  async revokeKey(id: string, by: AuditContext = CLI_CONTEXT): Promise<repo.ApiKeyRow> {
+  /** Revokes a key; every process refuses it from the next request on. `allowed` may refuse it (inside the transaction, the key row locked). */
+  async revokeKey(id: string, by: AuditContext = CLI_CONTEXT, allowed?: (tx: Db, key: repo.ApiKeyRow) => Promise<void>): Promise<repo.ApiKeyRow> {
     const row = await withTransaction(this.pool, async (tx) => {
-      const before = await repo.findApiKey(tx, checkId(id, 'key id'));
+      const before = await repo.findApiKey(tx, checkId(id, 'key id'), true);
+      if (!before) throw errors.notFound('KEY_NOT_FOUND', `no API key ${id}`);
+      await allowed?.(tx, before);
       const revoked = await repo.revokeApiKey(tx, id);
-      if (!revoked || !before) throw errors.notFound('KEY_NOT_FOUND', `no API key ${id}`);
+      if (!revoked) throw errors.notFound('KEY_NOT_FOUND', `no API key ${id}`);
       await this.audit.append(tx, [{ context: by, action: 'key.revoke', target: id, before, after: revoked, detail: { role: revoked.role, enterpriseId: revoked.enterpriseId } }]);
       return revoked;
     });
     await this.changes.publish();
     return row;
+  }
+
+  /** An enterprise key's view of keys: its enterprise's, never another's. */
+  listOwnKeys(actor: KeyActor): Promise<repo.ApiKeyRow[]> {
+    return repo.listApiKeys(this.pool, ownEnterprise(actor));
+  }
+
+  /**
+   * An enterprise key creates a key for its own enterprise, never with more rights than its own:
+   * role enterprise; prefixes among its own (among its restriction, when it has one, which is also
+   * the default); expiring no later than itself.
+   */
+  async createOwnKey(
+    actor: KeyActor,
+    input: { role?: Role; label?: string; expiresAt?: string | null; prefixes?: readonly string[] | null },
+    by: AuditContext,
+  ): Promise<NewKey> {
+    const enterpriseId = ownEnterprise(actor);
+    if (input.role !== undefined && input.role !== 'enterprise') {
+      throw errors.forbidden('ROLE_NOT_ALLOWED', `an enterprise key creates enterprise keys only, not ${input.role} keys`);
+    }
+    return withTransaction(this.pool, async (tx) => {
+      const own = await repo.findApiKey(tx, actor.keyId);
+      if (!own || own.revokedAt !== null) throw errors.invalidKey();
+      const allowed = new Set(own.prefixes ?? (await repo.enterprisePrefixes(tx, enterpriseId)));
+      let prefixes = input.prefixes ?? own.prefixes;
+      if (prefixes) {
+        prefixes = prefixes.map((p) => checkedPrefix(p, this.nodePrefix));
+        const foreign = prefixes.filter((p) => !allowed.has(p));
+        if (foreign.length > 0) {
+          throw errors.forbidden('PREFIX_NOT_OWNED', own.prefixes
+            ? `this key is restricted to ${own.prefixes.join(', ')}; it cannot give a key ${foreign.join(', ')}`
+            : `the enterprise does not hold ${foreign.join(', ')}`);
+        }
+      }
+      let expiresAt = input.expiresAt ?? own.expiresAt;
+      // (An unreadable date is left to insertKey's 400.)
+      if (own.expiresAt !== null && expiresAt !== null && Date.parse(expiresAt) > Date.parse(own.expiresAt)) {
+        throw errors.forbidden('EXPIRY_NOT_ALLOWED', `this key expires at ${own.expiresAt}; a key it creates must expire no later`);
+      }
+      expiresAt ??= null;
+      return this.insertKey(tx, { role: 'enterprise', enterpriseId, label: input.label, expiresAt, prefixes }, by);
+    });
+  }
+
+  /**
+   * An enterprise key revokes a key of its own enterprise (itself included); another enterprise's
+   * key is not found. A key restricted to some prefixes revokes only keys restricted within them.
+   */
+  revokeOwnKey(actor: KeyActor, id: string, by: AuditContext): Promise<repo.ApiKeyRow> {
+    const enterpriseId = ownEnterprise(actor);
+    return this.revokeKey(id, by, async (tx, key) => {
+      if (key.enterpriseId !== enterpriseId) throw errors.notFound('KEY_NOT_FOUND', `no API key ${id}`);
+      const own = await repo.findApiKey(tx, actor.keyId);
+      if (own?.prefixes && !(key.prefixes && key.prefixes.every((p) => own.prefixes!.includes(p)))) {
+        throw errors.forbidden('KEY_NOT_OWNED', `this key is restricted to ${own.prefixes.join(', ')}; it revokes only keys restricted within them`);
+      }
+    });
+  }
+
+  /** The HMAC of the key an Authorization header presents, if it presents one (to tally refusals without keeping the key). */
+  presentedKeyHash(authorization: string | undefined): Buffer | undefined {
+    const match = authorization === undefined ? null : /^Bearer\s+(\S+)\s*$/i.exec(authorization);
+    return match && looksLikeApiKey(match[1]!) ? hashApiKey(this.secret, match[1]!) : undefined;
+  }
+
+  /** Which keys these hashes are, and whether they are revoked or expired (base64 hash -> key). */
+  async keysByHash(hashes: Buffer[]): Promise<Map<string, { id: string; role: Role; state: 'revoked' | 'expired' | 'valid' }>> {
+    const rows = await repo.keysByHash(this.pool, hashes);
+    return new Map(rows.map((r) => [r.hash.toString('base64'), { id: r.id, role: r.role, state: r.revoked ? 'revoked' : r.expired ? 'expired' : 'valid' }]));
   }
 
   /** The actor behind an Authorization header value; anonymous without one. */

@@ -47,6 +47,9 @@ export async function startTestNode(options: TestNodeOptions): Promise<TestNode>
     RATE_LIMIT_RESOLVE_KEYED: '100000000',
     RATE_LIMIT_REGISTER: '100000000',
     RATE_LIMIT_ONBOARDING: '100000000',
+    RATE_LIMIT_ADMIN: '100000000',
+    RATE_LIMIT_STATS: '100000000',
+    RATE_LIMIT_AUDIT: '100000000',
     ...options.env,
   });
   const log = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');

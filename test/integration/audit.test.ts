@@ -5,6 +5,7 @@ import { digestOf } from '../../src/audit/entry.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { call, onboard, url } from '../helpers/http.js';
 import { clearRedisPrefix, newRedisPrefix, startTestNode, type TestNode } from '../helpers/node.js';
+import { runCli } from '../helpers/process.js';
 import { makeUscc } from '../helpers/uscc.js';
 
 let db: TestDatabase;
@@ -13,6 +14,7 @@ let sql: pg.Pool;
 let ent: { enterpriseId: string; key: string };
 let auditorKey: string;
 const redisPrefix = newRedisPrefix();
+const SECRET = 'test-secret-test-secret-test-secret-0123';
 
 beforeAll(async () => {
   db = await createTestDatabase();
@@ -58,13 +60,14 @@ describe('what is recorded', () => {
     expect(items[0].afterDigest).not.toBe(digestOf({ version: 1, values: [] }));
   });
 
-  it('records nothing for a refused write, and a write and its entry commit together', async () => {
-    const before = (await sql.query('SELECT count(*)::int AS n FROM audit_log')).rows[0].n;
+  it('records no change for a refused write, and a write and its entry commit together', async () => {
+    const count = "SELECT count(*)::int AS n FROM audit_log WHERE action LIKE 'identifier.%'";
+    const before = (await sql.query(count)).rows[0].n;
     await call(node.url, 'PUT', '/api/handles/88.118.5/AUD-X?overwrite=false', { key: ent.key, body: { values: [url('x')] } });
     expect((await call(node.url, 'PUT', '/api/handles/88.118.5/AUD-X?overwrite=false', { key: ent.key, body: { values: [url('y')] } })).status).toBe(409);
     expect((await call(node.url, 'PUT', '/api/handles/88.118.99/AUD-X', { key: ent.key, body: { values: [url('y')] } })).status).toBe(403);
     expect((await call(node.url, 'PUT', '/api/handles/88.118.5/AUD-Y', { key: ent.key, body: { values: [{ index: 'x' }] } })).status).toBe(400);
-    expect((await sql.query('SELECT count(*)::int AS n FROM audit_log')).rows[0].n).toBe(before + 1);
+    expect((await sql.query(count)).rows[0].n).toBe(before + 1);
   });
 
   it('records key changes and admin actions with the admin as actor', async () => {
@@ -101,40 +104,81 @@ describe('what is recorded', () => {
 });
 
 /** Puts back rows set aside in audit_saved, byte for byte (microsecond times included). */
-async function restoreSaved(): Promise<void> {
-  await sql.query('INSERT INTO audit_log SELECT * FROM audit_saved');
+async function restoreSaved(table = 'audit_log'): Promise<void> {
+  await sql.query(`INSERT INTO ${table} SELECT * FROM audit_saved`);
   await sql.query('DROP TABLE audit_saved');
 }
 
+/** The entry sealed at a position. */
+const sealedAt = async (seq: number) =>
+  (await sql.query('SELECT a.id::text AS id, a.target FROM audit_seals s JOIN audit_log a ON a.id = s.entry_id WHERE s.seq = $1', [seq])).rows[0];
+
 describe('the hash chain', () => {
-  it('chains concurrent writes without gaps', async () => {
+  it('chains concurrent writes without gaps, writing each entry once', async () => {
     await Promise.all(Array.from({ length: 40 }, (_, i) =>
       call(node.url, 'PUT', `/api/handles/88.118.5/CONC-${i}`, { key: ent.key, body: { values: [url(`https://a.example/${i}`)] } })));
     const result = await verify();
     expect(result).toMatchObject({ ok: true, unsealed: 0 });
-    const { rows } = await sql.query('SELECT min(seq)::int AS lo, max(seq)::int AS hi, count(*)::int AS n, count(seq)::int AS sealed FROM audit_log');
-    expect(rows[0]).toMatchObject({ lo: 1, hi: rows[0].n, sealed: rows[0].n });
+    const { rows } = await sql.query(`SELECT min(seq)::int AS lo, max(seq)::int AS hi, count(*)::int AS n, count(DISTINCT entry_id)::int AS entries,
+      (SELECT count(*)::int FROM audit_log) AS logged FROM audit_seals`);
+    expect(rows[0]).toMatchObject({ lo: 1, hi: rows[0].n, entries: rows[0].n, logged: rows[0].n });
     expect(result.checked).toBe(rows[0].n);
+    expect(result.head.seq).toBe(String(rows[0].n));
+    // Sealing appends seals; the entries themselves are never updated after their insert.
+    expect((await sql.query("SELECT n_tup_upd::int AS n FROM pg_stat_user_tables WHERE relname = 'audit_log'")).rows[0].n).toBe(0);
+  });
+
+  it('seals an entry whose transaction was still open during a round, once it commits', async () => {
+    const open = new pg.Client({ connectionString: db.url });
+    await open.connect();
+    try {
+      await open.query('BEGIN');
+      await open.query("INSERT INTO audit_log (actor_key, actor_role, action, target) VALUES ('cli', 'system', 'test.slow', 'slow-transaction')");
+      // Later writes commit and are sealed while the first transaction is still open.
+      await call(node.url, 'PUT', '/api/handles/88.118.5/AFTER-OPEN', { key: ent.key, body: { values: [url('https://a.example/after')] } });
+      expect(await verify()).toMatchObject({ ok: true, unsealed: 0 });
+      const sealedLater = (await sql.query("SELECT s.seq::int AS seq FROM audit_seals s JOIN audit_log a ON a.id = s.entry_id WHERE a.target = '88.118.5/AFTER-OPEN'")).rows[0].seq;
+      await open.query('COMMIT');
+      const result = await verify();
+      expect(result).toMatchObject({ ok: true, unsealed: 0 });
+      const slow = (await sql.query("SELECT a.id::int AS id, s.seq::int AS seq FROM audit_log a JOIN audit_seals s ON s.entry_id = a.id WHERE a.target = 'slow-transaction'")).rows[0];
+      // Its id is older than the write it waited behind, its place in the chain later.
+      expect(slow.seq).toBeGreaterThan(sealedLater);
+      expect(result.head.seq).toBe(String(slow.seq));
+    } finally {
+      await open.end();
+    }
   });
 
   it('names a changed entry', async () => {
-    const row = (await sql.query('SELECT seq::text AS seq, id::text AS id, target FROM audit_log WHERE seq = 5')).rows[0];
-    await sql.query("UPDATE audit_log SET target = '88.118.5/FORGED' WHERE seq = 5");
+    const row = await sealedAt(5);
+    await sql.query("UPDATE audit_log SET target = '88.118.5/FORGED' WHERE id = $1", [row.id]);
     try {
       expect(await verify()).toMatchObject({ ok: false, firstMismatch: { seq: '5', id: row.id } });
     } finally {
-      await sql.query('UPDATE audit_log SET target = $1 WHERE seq = 5', [row.target]);
+      await sql.query('UPDATE audit_log SET target = $1 WHERE id = $2', [row.target, row.id]);
+    }
+    expect((await verify()).ok).toBe(true);
+  });
+
+  it('names a changed seal', async () => {
+    const { hash } = (await sql.query('SELECT hash FROM audit_seals WHERE seq = 6')).rows[0];
+    await sql.query("UPDATE audit_seals SET hash = sha256('forged') WHERE seq = 6");
+    try {
+      expect(await verify()).toMatchObject({ ok: false, firstMismatch: { seq: '6', id: (await sealedAt(6)).id } });
+    } finally {
+      await sql.query('UPDATE audit_seals SET hash = $1 WHERE seq = 6', [hash]);
     }
     expect((await verify()).ok).toBe(true);
   });
 
   it('names the place of a deleted entry', async () => {
-    await sql.query('CREATE TABLE audit_saved AS SELECT * FROM audit_log WHERE seq = 7');
-    await sql.query('DELETE FROM audit_log WHERE seq = 7');
+    const row = await sealedAt(7);
+    await sql.query('CREATE TABLE audit_saved AS SELECT * FROM audit_log WHERE id = $1', [row.id]);
+    await sql.query('DELETE FROM audit_log WHERE id = $1', [row.id]);
     try {
       const result = await verify();
-      expect(result.ok).toBe(false);
-      expect(result.firstMismatch.seq).toBe('7');
+      expect(result).toMatchObject({ ok: false, firstMismatch: { seq: '7', id: row.id } });
       expect(result.firstMismatch.reason).toMatch(/missing/);
     } finally {
       await restoreSaved();
@@ -142,30 +186,110 @@ describe('the hash chain', () => {
     expect((await verify()).ok).toBe(true);
   });
 
-  it('names reordered entries', async () => {
-    await sql.query('UPDATE audit_log SET seq = -1 WHERE seq = 3');
-    await sql.query('UPDATE audit_log SET seq = 3 WHERE seq = 4');
-    await sql.query('UPDATE audit_log SET seq = 4 WHERE seq = -1');
+  it('names the place of a deleted seal, and the entry it leaves outside the chain', async () => {
+    await sql.query('CREATE TABLE audit_saved AS SELECT * FROM audit_seals WHERE seq = 8');
+    await sql.query('DELETE FROM audit_seals WHERE seq = 8');
     try {
-      expect(await verify()).toMatchObject({ ok: false, firstMismatch: { seq: '3' } });
+      const result = await verify();
+      expect(result).toMatchObject({ ok: false, firstMismatch: { seq: '8' } });
+      expect(result.firstMismatch.reason).toMatch(/missing/);
     } finally {
-      await sql.query('UPDATE audit_log SET seq = -1 WHERE seq = 3');
-      await sql.query('UPDATE audit_log SET seq = 3 WHERE seq = 4');
-      await sql.query('UPDATE audit_log SET seq = 4 WHERE seq = -1');
+      await restoreSaved('audit_seals');
+    }
+    expect((await verify()).ok).toBe(true);
+  });
+
+  it('names reordered entries', async () => {
+    const [third, fourth] = [await sealedAt(3), await sealedAt(4)];
+    const swap = async (a: string, b: string) => {
+      await sql.query('UPDATE audit_seals SET entry_id = -1 WHERE entry_id = $1', [a]);
+      await sql.query('UPDATE audit_seals SET entry_id = $1 WHERE entry_id = $2', [a, b]);
+      await sql.query('UPDATE audit_seals SET entry_id = $1 WHERE entry_id = -1', [b]);
+    };
+    await swap(third.id, fourth.id);
+    try {
+      expect(await verify()).toMatchObject({ ok: false, firstMismatch: { seq: '3', id: fourth.id } });
+    } finally {
+      await swap(third.id, fourth.id);
+    }
+    expect((await verify()).ok).toBe(true);
+  });
+
+  it('names an entry added behind the node\'s back with an old transaction id', async () => {
+    const { rows } = await sql.query(
+      "INSERT INTO audit_log (actor_key, actor_role, action, target, xid) VALUES ('cli', 'system', 'key.create', 'forged', '3') RETURNING id::text AS id",
+    );
+    try {
+      expect(await verify()).toMatchObject({ ok: false, firstMismatch: { seq: null, id: rows[0].id } });
+    } finally {
+      await sql.query('DELETE FROM audit_log WHERE id = $1', [rows[0].id]);
     }
     expect((await verify()).ok).toBe(true);
   });
 
   it('notices the newest entries removed', async () => {
-    await sql.query('CREATE TABLE audit_saved AS SELECT * FROM audit_log WHERE seq = (SELECT max(seq) FROM audit_log)');
-    await sql.query('DELETE FROM audit_log WHERE id = (SELECT id FROM audit_saved)');
+    await sql.query('CREATE TABLE audit_saved AS SELECT * FROM audit_seals WHERE seq = (SELECT max(seq) FROM audit_seals)');
+    await sql.query('DELETE FROM audit_seals WHERE seq = (SELECT seq FROM audit_saved)');
     try {
       const result = await verify();
       expect(result.ok).toBe(false);
       expect(result.firstMismatch.reason).toMatch(/head/);
     } finally {
-      await restoreSaved();
+      await restoreSaved('audit_seals');
     }
     expect((await verify()).ok).toBe(true);
+  });
+});
+
+describe('anchoring the head outside the database', () => {
+  it('exports the head, and verify through it notices a tail cut with the head rewritten to match', async () => {
+    await call(node.url, 'PUT', '/api/handles/88.118.5/ANCHORED', { key: ent.key, body: { values: [url('https://a.example/anchored')] } });
+    const { head } = (await audit('/head')).body;
+    expect(head).toMatchObject({ seq: expect.stringMatching(/^[1-9][0-9]*$/), hash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(head.anchor).toBe(`${head.seq}:${head.hash}`);
+    expect(new Date(head.at).getTime()).toBeGreaterThan(Date.now() - 600_000);
+    expect((await audit(`/verify?anchor=${head.anchor}`)).body).toMatchObject({ ok: true, anchor: { seq: head.seq, ok: true } });
+    const cli = await runCli(['audit', 'head'], { DATABASE_URL: db.url, API_KEY_SECRET: SECRET });
+    expect(cli.code, cli.stderr).toBe(0);
+    expect(JSON.parse(cli.stdout).head).toMatchObject({ seq: head.seq, hash: head.hash });
+
+    // Someone with the database's rights removes the newest entries and makes the head agree:
+    // the chain is consistent in itself, so only the anchor shows it.
+    const kept = Number(head.seq) - 2;
+    await sql.query('CREATE TABLE audit_saved AS SELECT * FROM audit_seals WHERE seq > $1', [kept]);
+    await sql.query('CREATE TABLE audit_saved_entries AS SELECT a.* FROM audit_log a JOIN audit_saved s ON s.entry_id = a.id');
+    const state = (await sql.query('SELECT seq, hash FROM audit_sealer')).rows[0];
+    await sql.query('DELETE FROM audit_log WHERE id IN (SELECT entry_id FROM audit_saved)');
+    await sql.query('DELETE FROM audit_seals WHERE seq > $1', [kept]);
+    await sql.query('UPDATE audit_sealer SET seq = s.seq, hash = s.hash FROM audit_seals s WHERE s.seq = $1', [kept]);
+    try {
+      expect((await verify()).ok).toBe(true);
+      const anchored = (await audit(`/verify?anchor=${head.anchor}`)).body;
+      expect(anchored).toMatchObject({ ok: false, anchor: { ok: false }, firstMismatch: { seq: String(kept + 1) } });
+      expect(anchored.firstMismatch.reason).toMatch(/anchored head is entry/);
+      const viaCli = await runCli(['audit', 'verify', '--anchor', head.anchor], { DATABASE_URL: db.url, API_KEY_SECRET: SECRET });
+      expect(viaCli.code).toBe(1);
+      expect(JSON.parse(viaCli.stdout)).toMatchObject({ ok: false, anchor: { ok: false } });
+    } finally {
+      await sql.query('INSERT INTO audit_log SELECT * FROM audit_saved_entries');
+      await sql.query('DROP TABLE audit_saved_entries');
+      await restoreSaved('audit_seals');
+      await sql.query('UPDATE audit_sealer SET seq = $1, hash = $2', [state.seq, state.hash]);
+    }
+    expect((await audit(`/verify?anchor=${head.anchor}`)).body).toMatchObject({ ok: true, anchor: { ok: true } });
+  });
+
+  it('notices a chain rewritten up to the anchor', async () => {
+    const { head } = (await audit('/head')).body;
+    const forged = `${head.seq}:${'0'.repeat(64)}`;
+    expect((await audit(`/verify?anchor=${forged}`)).body).toMatchObject({ ok: false, anchor: { ok: false }, firstMismatch: { seq: head.seq } });
+  });
+
+  it('refuses a malformed anchor', async () => {
+    expect((await audit('/verify?anchor=12')).status).toBe(400);
+    expect((await audit(`/verify?anchor=0:${'a'.repeat(64)}`)).status).toBe(400);
+    const cli = await runCli(['audit', 'verify', '--anchor', 'nonsense'], { DATABASE_URL: db.url, API_KEY_SECRET: SECRET });
+    expect(cli.code).toBe(2);
+    expect(cli.stderr).toMatch(/anchor/);
   });
 });

@@ -32,11 +32,24 @@ const journal: ChangeSink = {
   },
 };
 
+/** A sink that gives its work as one statement: the registry sends it with the audit and statistics sinks' in one query. */
+const statementJournal: ChangeSink = {
+  name: 'test-statement-journal',
+  record: () => Promise.reject(new Error('a sink with a statement is never called through record()')),
+  statement: (changes) => ({
+    name: 'test-statement-journal',
+    text: 'INSERT INTO test_statement_journal (op, handle, version) SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[])',
+    values: [changes.map((c) => c.op), changes.map((c) => c.handle), changes.map((c) => c.version)],
+  }),
+};
+
 beforeAll(async () => {
   db = await createTestDatabase();
   sql = new pg.Pool({ connectionString: db.url, max: 2 });
-  node = await startTestNode({ databaseUrl: db.url, redis: true, sinks: [journal] });
+  node = await startTestNode({ databaseUrl: db.url, redis: true, sinks: [journal, statementJournal] });
   await sql.query('CREATE TABLE test_journal (id serial, op text, handle text, version bigint, had_previous boolean)');
+  // A handle with FAIL in it makes the combined statement fail.
+  await sql.query("CREATE TABLE test_statement_journal (id serial, op text, handle text CHECK (handle NOT LIKE '%FAIL%'), version bigint)");
   ({ key } = await onboard(node.url, node.adminKey, makeUscc(401), '88.118.8'));
 });
 
@@ -80,5 +93,22 @@ describe('change sinks', () => {
     expect((await call(node.url, 'GET', '/api/handles/88.118.8/S3')).body.values[0].data.value).toBe('kept');
     const journalRows = (await sql.query("SELECT op FROM test_journal WHERE handle = '88.118.8/S3' ORDER BY id")).rows;
     expect(journalRows.map((j) => j.op)).toEqual(['create']);
+  });
+
+  it('run statement sinks together with the audit and statistics sinks in one statement, each with its own parameters', async () => {
+    await call(node.url, 'PUT', '/api/handles/88.118.8/S4', { key, body: { values: [url('a')] } });
+    await call(node.url, 'PUT', '/api/handles/88.118.8/S4', { key, body: { values: [url('b')] } });
+    const { rows } = await sql.query("SELECT op, handle, version::int FROM test_statement_journal WHERE handle = '88.118.8/S4' ORDER BY id");
+    expect(rows).toEqual([{ op: 'create', handle: '88.118.8/S4', version: 1 }, { op: 'update', handle: '88.118.8/S4', version: 2 }]);
+    const audited = (await sql.query("SELECT action FROM audit_log WHERE target = '88.118.8/S4' ORDER BY id")).rows.map((r) => r.action);
+    expect(audited).toEqual(['identifier.create', 'identifier.update']);
+  });
+
+  it('roll the write back, its audit entry included, when the combined statement fails', async () => {
+    const r = await call(node.url, 'PUT', '/api/handles/88.118.8/FAIL-1', { key, body: { values: [url('a')] } });
+    expect(r.status).toBe(500);
+    expect((await sql.query("SELECT count(*)::int AS n FROM identifiers WHERE suffix = 'FAIL-1'")).rows[0].n).toBe(0);
+    expect((await sql.query("SELECT count(*)::int AS n FROM audit_log WHERE target = '88.118.8/FAIL-1'")).rows[0].n).toBe(0);
+    expect((await sql.query("SELECT count(*)::int AS n FROM test_journal WHERE handle = '88.118.8/FAIL-1'")).rows[0].n).toBe(0);
   });
 });

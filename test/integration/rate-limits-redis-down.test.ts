@@ -1,6 +1,7 @@
 /**
- * Rate limits with Redis stopped: resolution and registration fail open (resolution keeps a
- * per-process budget), onboarding fails closed (503), and the shared budgets return with Redis.
+ * Rate limits with Redis stopped: resolution, registration and the keyed read policies fail open
+ * (resolution keeps a per-process budget), onboarding fails closed (503), and the shared budgets
+ * return with Redis.
  */
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,7 +25,7 @@ beforeAll(async () => {
   node = await startTestNode({
     databaseUrl: db.url,
     redis: redis.url,
-    env: { RATE_LIMIT_RESOLVE_ANONYMOUS: '20', RATE_LIMIT_REGISTER: '3', RATE_LIMIT_ONBOARDING: '100', RATE_LIMIT_SYNC_MS: '50' },
+    env: { RATE_LIMIT_RESOLVE_ANONYMOUS: '20', RATE_LIMIT_REGISTER: '3', RATE_LIMIT_ONBOARDING: '100', RATE_LIMIT_SYNC_MS: '50', RATE_LIMIT_STATS: '2' },
   });
   ({ key } = await onboard(node.url, node.adminKey, makeUscc(751), '88.118.75'));
   await call(node.url, 'PUT', '/api/handles/88.118.75/R', { key: node.adminKey, body: { values: [url('https://r.example')] } });
@@ -51,6 +52,8 @@ describe('Redis stopped', () => {
     for (let i = 0; i < 5; i += 1) {
       expect((await call(node.url, 'PUT', `/api/handles/88.118.75/W-${i}`, { key, body: { values: [url('https://w.example')] } })).status).toBe(200);
     }
+    // Statistics (as administration and audit): keyed callers, not limited while Redis is away (limit 2, four calls).
+    for (let i = 0; i < 4; i += 1) expect((await call(node.url, 'GET', '/api/stats/overview', { key })).status).toBe(200);
     // Onboarding: anonymous writes need a working limit.
     const refused = await call(node.url, 'POST', '/api/enterprises/apply', { body: applyBody(1) });
     expect(refused.status).toBe(503);
@@ -64,5 +67,8 @@ describe('Redis stopped', () => {
     const statuses = [];
     for (let i = 0; i < 4; i += 1) statuses.push((await call(node.url, 'PUT', `/api/handles/88.118.75/V-${i}`, { key, body: { values: [url('https://v.example')] } })).status);
     expect(statuses).toEqual([200, 200, 200, 429]);
+    const stats = [];
+    for (let i = 0; i < 3; i += 1) stats.push((await call(node.url, 'GET', '/api/stats/overview', { key: node.adminKey })).status);
+    expect(stats).toEqual([200, 200, 429]);
   });
 });

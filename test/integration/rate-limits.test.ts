@@ -20,6 +20,9 @@ const env = {
   RATE_LIMIT_RESOLVE_KEYED: '1000',
   RATE_LIMIT_REGISTER: '6',
   RATE_LIMIT_ONBOARDING: '3',
+  RATE_LIMIT_ADMIN: '12',
+  RATE_LIMIT_STATS: '4',
+  RATE_LIMIT_AUDIT: '3',
   RATE_LIMIT_SYNC_MS: '60000', // the tests sync when they mean to
   TRUST_PROXY: '127.0.0.1',
 };
@@ -113,6 +116,45 @@ describe('onboarding (exact, in Redis)', () => {
     const statuses = [];
     for (let i = 0; i < 4; i += 1) statuses.push((await call(i % 2 ? b.url : a.url, 'POST', '/api/enterprises/apply', { headers: from('192.0.2.1'), body: body(i) })).status);
     expect(statuses).toEqual([201, 201, 201, 429]);
+  });
+});
+
+describe('administration, statistics and audit (exact, in Redis, per key)', () => {
+  const limited = async (key: string, paths: Array<[string, string, unknown?]>, max: number) => {
+    const statuses = [];
+    for (let i = 0; i <= max; i += 1) {
+      const [method, path, body] = paths[i % paths.length]!;
+      statuses.push((await call(i % 2 ? b.url : a.url, method, path, { key, ...(body !== undefined ? { body } : {}) })).status);
+    }
+    return statuses;
+  };
+
+  it('admin routes (and an enterprise managing its keys): one budget per key across both processes', async () => {
+    const admin = (await call(a.url, 'POST', '/api/admin/keys', { key: a.adminKey, body: { role: 'admin', label: 'limited' } })).body.key;
+    const statuses = await limited(admin, [['GET', '/api/admin/enterprises'], ['GET', '/api/admin/keys'], ['GET', `/api/admin/enterprises/${ent.enterpriseId}`]], 12);
+    expect(statuses.slice(0, 12).every((s) => s === 200)).toBe(true);
+    const refused = await call(a.url, 'GET', '/api/admin/prefixes', { key: admin });
+    expect(refused.status).toBe(429);
+    expect(refused.body.error.code).toBe('RATE_LIMITED');
+    expect(refused.headers.get('x-ratelimit-limit')).toBe('12');
+    expect(statuses[12]).toBe(429);
+    // The enterprise's own key routes count against its key's admin budget, not the admin's.
+    expect((await call(b.url, 'GET', '/api/keys', { key: ent.key })).status).toBe(200);
+  });
+
+  it('statistics routes: per key', async () => {
+    const auditor = (await call(a.url, 'POST', '/api/admin/keys', { key: a.adminKey, body: { role: 'auditor' } })).body.key;
+    const statuses = await limited(auditor, [['GET', '/api/stats/overview'], ['GET', '/api/stats/top?metric=registrations&period=2026']], 4);
+    expect(statuses).toEqual([200, 200, 200, 200, 429]);
+    expect((await call(a.url, 'GET', '/api/stats/overview', { key: ent.key })).status).toBe(200); // another key
+    // Audit routes have a budget of their own.
+    expect((await call(a.url, 'GET', '/api/audit?limit=1', { key: auditor })).status).toBe(200);
+  });
+
+  it('audit routes: per key', async () => {
+    const auditor = (await call(a.url, 'POST', '/api/admin/keys', { key: a.adminKey, body: { role: 'auditor' } })).body.key;
+    const statuses = await limited(auditor, [['GET', '/api/audit?limit=1'], ['GET', '/api/audit/head'], ['GET', '/api/audit/verify']], 3);
+    expect(statuses).toEqual([200, 200, 200, 429]);
   });
 });
 
