@@ -222,7 +222,6 @@ function batchCreates(set: SetInfo, run: string, path: string): RequestPlan {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${set.key ?? ''}` },
     size: Number.MAX_SAFE_INTEGER,
-    identifiers: Number.MAX_SAFE_INTEGER,
     // Its own counter, as in creates(): no row is sent twice (the scratch table has the primary key too).
     at: () => {
       const i = next++;

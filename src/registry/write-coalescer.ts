@@ -30,8 +30,6 @@ const ATTEMPTS = 3;
 export class WriteCoalescer {
   private queue: Waiting[] = [];
   private inFlight = 0;
-  /** Writes that shared a transaction with at least one other, and groups run (for tests and logs). */
-  readonly counts = { writes: 0, groups: 0, grouped: 0 };
 
   constructor(
     private readonly pool: pg.Pool,
@@ -74,9 +72,6 @@ export class WriteCoalescer {
   }
 
   private async run(group: Waiting[]): Promise<void> {
-    this.counts.groups += 1;
-    this.counts.writes += group.length;
-    if (group.length > 1) this.counts.grouped += group.length;
     // Primary-key order, as a batch locks: groups that insert the same new handles meet in order.
     const ordered = [...group].sort((a, b) => (a.write.handle.handle < b.write.handle.handle ? -1 : a.write.handle.handle > b.write.handle.handle ? 1 : 0));
     for (let attempt = 1; ; attempt += 1) {
