@@ -105,16 +105,24 @@ export class LocalFirstStore implements RateLimitStore {
   }
 
   incr(key: string, cb: Callback, timeWindow: number): void {
+    cb(null, this.count(key, timeWindow));
+  }
+
+  /**
+   * Counts one request of `key` in its window and answers the shared total so far and the
+   * milliseconds left: synchronous, no I/O (the resolution hook calls it on every request).
+   */
+  count(key: string, timeWindow: number): { current: number; ttl: number } {
     this.windowMs = timeWindow;
     const now = coarseNow();
     let w = this.windows.get(key);
-    if (!w || now >= w.resetAt) {
+    if (w === undefined || now >= w.resetAt) {
       w = { resetAt: now + timeWindow, pending: 0, inFlight: 0, shared: 0 };
       this.windows.set(key, w);
     }
     w.pending += 1;
     if (this.redis) this.dirty.add(key);
-    cb(null, { current: w.shared + w.inFlight + w.pending, ttl: w.resetAt - now });
+    return { current: w.shared + w.inFlight + w.pending, ttl: w.resetAt - now };
   }
 
   child(): RateLimitStore {

@@ -15,9 +15,10 @@
 import fastifyRateLimit, { type RateLimitOptions } from '@fastify/rate-limit';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
-import { AppError, ResponseCode } from '../infra/errors.js';
 import type { Logger } from '../infra/logger.js';
 import { ACCESS_MATRIX } from './access.js';
+import { rateLimitError } from './rate-limit-error.js';
+import { resolutionLimitHook, type CallbackHook } from './resolution-limit.js';
 import { DispatchingStore, failClosed, LocalFirstStore, pluginLocalStore, pluginRedisStore, type RateLimitStore } from './rate-limit-stores.js';
 
 export interface RateLimitSettings {
@@ -60,8 +61,7 @@ export async function registerRateLimits(app: FastifyInstance, settings: RateLim
   await app.register(fastifyRateLimit, {
     global: false,
     store: DispatchingStore as never,
-    errorResponseBuilder: (_request, context) =>
-      new AppError('RATE_LIMITED', `rate limit exceeded (${context.max} requests per ${settings.windowMs} ms); retry after ${context.after}`, 429, ResponseCode.SERVER_TOO_BUSY),
+    errorResponseBuilder: (_request, context) => rateLimitError(context.max, settings.windowMs, context.ttl),
   });
   const ns = `${keyPrefix}rl:`;
   const resolveStore = new LocalFirstStore(redis, `${ns}resolve:`, settings.syncMs, log);
@@ -70,19 +70,12 @@ export async function registerRateLimits(app: FastifyInstance, settings: RateLim
   const policy = (max: number, options: RateLimitOptions & { backend: RateLimitStore }): Hook | undefined =>
     max > 0 ? (app.rateLimit({ hook: 'onRequest', max, timeWindow: settings.windowMs, ...options } as RateLimitOptions) as unknown as Hook) : undefined;
 
-  // Resolution answers carry the x-ratelimit-* headers only with a 429: three more headers on every
-  // cached answer cost the line-rate path measurably (issue 3's resolve-l1), for callers that are
-  // told when they exceed anyway.
-  const quiet = { addHeadersOnExceeding: { 'x-ratelimit-limit': false, 'x-ratelimit-remaining': false, 'x-ratelimit-reset': false } };
-  const anonymous = policy(settings.resolveAnonymous, { backend: resolveStore, ...quiet });
-  const keyed = policy(settings.resolveKeyed, { backend: resolveStore, keyGenerator: (r) => `key:${byKey(r)}`, ...quiet });
-  const hooks: Record<keyof typeof POLICY_ROUTES, Hook | undefined> = {
-    resolution: anonymous || keyed
-      ? (request, reply) => {
-          const hook = request.actor.kind === 'key' ? keyed : anonymous;
-          return hook ? hook(request, reply) : Promise.resolve();
-        }
-      : undefined,
+  // Resolution: a callback hook counting in the process (resolution-limit.ts). Its answers carry
+  // the x-ratelimit-* headers only with a 429, unlike the other policies: three more headers on
+  // every cached answer cost the line-rate path measurably, for callers told when they exceed.
+  const resolution = resolutionLimitHook(resolveStore, { windowMs: settings.windowMs, anonymous: settings.resolveAnonymous, keyed: settings.resolveKeyed });
+  const hooks: Record<keyof typeof POLICY_ROUTES, Hook | CallbackHook | undefined> = {
+    resolution,
     register: policy(settings.register, { backend: exact('register'), keyGenerator: byKey, skipOnError: true }),
     onboarding: policy(settings.onboarding, { backend: redis ? failClosed(exact('onboarding')) : exact('onboarding') }),
     // Keyed callers only (the role check runs first): a request each, per key, failing open like writes.
@@ -91,7 +84,7 @@ export async function registerRateLimits(app: FastifyInstance, settings: RateLim
     audit: policy(settings.audit, { backend: exact('audit'), keyGenerator: byKey, skipOnError: true }),
   };
 
-  const routes = new Map<string, Hook>();
+  const routes = new Map<string, Hook | CallbackHook>();
   for (const [name, list] of Object.entries(POLICY_ROUTES) as Array<[keyof typeof POLICY_ROUTES, readonly string[]]>) {
     const hook = hooks[name];
     if (hook) for (const route of list) routes.set(route, hook);

@@ -1,0 +1,19 @@
+/** The answer to a request over its rate limit: one body and one set of headers for every policy. */
+import type { FastifyReply } from 'fastify';
+import { AppError, ResponseCode } from '../infra/errors.js';
+
+/** The 429 error; `ttlMs` is what is left of the window. */
+export function rateLimitError(max: number, windowMs: number, ttlMs: number): AppError {
+  const seconds = Math.max(1, Math.ceil(ttlMs / 1000));
+  return new AppError('RATE_LIMITED', `rate limit exceeded (${max} requests per ${windowMs} ms); retry after ${seconds} second${seconds === 1 ? '' : 's'}`, 429, ResponseCode.SERVER_TOO_BUSY);
+}
+
+/**
+ * Sets the headers @fastify/rate-limit sets on a refusal (x-ratelimit-limit, -remaining, -reset,
+ * retry-after) and gives the error, for the hooks that count without the plugin.
+ */
+export function rateLimited(reply: FastifyReply, max: number, windowMs: number, ttlMs: number): AppError {
+  const seconds = Math.max(1, Math.ceil(ttlMs / 1000));
+  reply.header('x-ratelimit-limit', max).header('x-ratelimit-remaining', 0).header('x-ratelimit-reset', seconds).header('retry-after', seconds);
+  return rateLimitError(max, windowMs, ttlMs);
+}
