@@ -9,7 +9,9 @@ import { encodeResolution, PROTOBUF_TYPE } from './protobuf.js';
 export function sendEntry(request: FastifyRequest, reply: FastifyReply, entry: CacheEntry, view: View, pretty: boolean): FastifyReply {
   const proto = wantsProtobuf(request);
   const ready = isPublicView(entry, view) && !pretty;
-  reply.code(entry.found ? 200 : 404).header('content-type', proto ? PROTOBUF_TYPE : JSON_TYPE);
+  // A new reply's status is 200 already.
+  if (!entry.found) reply.code(404);
+  reply.header('content-type', proto ? PROTOBUF_TYPE : JSON_TYPE);
   if (cacheHeaders(request, reply, entry, proto, view.owner && entry.found && entry.hasPrivate)) {
     return reply.code(304).send();
   }
