@@ -196,7 +196,7 @@ export class Metrics {
     }
 
     if (federation) {
-      const status = async () => federation.status().catch(() => undefined);
+      const status = perScrape(async () => federation.status().catch(() => undefined));
       add('snode_upstream_up', '1 when the last request to the current top-level endpoint succeeded.', 'gauge', async () => {
         const u = (await status())?.upstream;
         return u ? one(u.consecutiveFailures === 0 && u.lastSuccessAt !== null ? 1 : 0) : [];
