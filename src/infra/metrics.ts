@@ -13,6 +13,7 @@ import type { Redis } from 'ioredis';
 import type pg from 'pg';
 import { collectDefaultMetrics, Registry, type Metric } from 'prom-client';
 import type { ResolverCache } from '../resolver/resolver-cache.js';
+import { readRedisFigures } from './redis-figures.js';
 import { TIERS, type ResolverService } from '../resolver/service.js';
 
 /** Request duration buckets, seconds: an L1 hit is well under a millisecond, a batch import a few seconds. */
@@ -48,6 +49,18 @@ class ScrapedMetric {
   async get(): Promise<Collected> {
     return { name: this.name, help: this.help, type: this.type, values: await this.samples(), aggregator: 'sum' };
   }
+}
+
+/**
+ * One read shared by the metrics of a scrape: prom-client calls every metric's get() in the same
+ * tick, so they all join the read in flight, and the next scrape starts a new one.
+ */
+function perScrape<T>(read: () => Promise<T>): () => Promise<T> {
+  let inflight: Promise<T> | undefined;
+  return () =>
+    (inflight ??= read().finally(() => {
+      inflight = undefined;
+    }));
 }
 
 /** One histogram series: cumulative bucket counts are made at scrape time. */
@@ -164,9 +177,26 @@ export class Metrics {
     add('snode_postgres_pool_max', 'PG_POOL_MAX: most Postgres connections this process opens.', 'gauge', () => one(sources.poolMax));
     add('snode_redis_up', '1 when the Redis connection is ready; 0 when it is down or reconnecting; absent without REDIS_URL.', 'gauge', () =>
       (redis ? one(redis.status === 'ready' ? 1 : 0) : []));
+    if (redis) {
+      // The whole Redis server and database, whoever else uses them: absent when Redis is down or slow.
+      const figures = perScrape(() => readRedisFigures(redis));
+      const shared = 'shared by every process and REDIS_KEY_PREFIX that use this Redis, not only this node\'s cache';
+      add('snode_redis_memory_used_bytes', `Bytes the Redis server uses (INFO memory used_memory): the whole server, ${shared}.`, 'gauge', async () => {
+        const f = await figures();
+        return f ? one(f.usedMemory) : [];
+      });
+      add('snode_redis_memory_max_bytes', `The Redis server's maxmemory (0: no limit; then Redis grows until the machine runs out): ${shared}.`, 'gauge', async () => {
+        const f = await figures();
+        return f ? one(f.maxMemory) : [];
+      });
+      add('snode_redis_db_keys', `Keys in the Redis database this node selected (DBSIZE), db its index: every key of that database, ${shared}.`, 'gauge', async () => {
+        const f = await figures();
+        return f ? one(f.keys, { db: f.db }) : [];
+      });
+    }
 
     if (federation) {
-      const status = async () => federation.status().catch(() => undefined);
+      const status = perScrape(async () => federation.status().catch(() => undefined));
       add('snode_upstream_up', '1 when the last request to the current top-level endpoint succeeded.', 'gauge', async () => {
         const u = (await status())?.upstream;
         return u ? one(u.consecutiveFailures === 0 && u.lastSuccessAt !== null ? 1 : 0) : [];

@@ -1,14 +1,15 @@
 /**
  * Prometheus metrics on real nodes (real Postgres and Redis): a known sequence of requests moves
  * exactly the series it should; /metrics needs an auditor or admin key on the API port, and none
- * on METRICS_PORT; METRICS=false serves nothing.
+ * on METRICS_PORT; METRICS=false serves nothing. The nodes share a redis-server of this file's own,
+ * so its size figures can be checked against what the test reads from it, and it can be stalled.
  */
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
-import { TEST_REDIS_URL } from '../helpers/env.js';
 import { call, onboard, url } from '../helpers/http.js';
-import { clearRedisPrefix, newRedisPrefix, startTestNode, type TestNode } from '../helpers/node.js';
+import { startTestNode, type TestNode } from '../helpers/node.js';
+import { OwnRedis } from '../helpers/redis-server.js';
 import { makeUscc } from '../helpers/uscc.js';
 
 let db: TestDatabase;
@@ -18,7 +19,8 @@ let b: TestNode;
 let off: TestNode;
 let key: string;
 let auditor: string;
-const redisPrefix = newRedisPrefix();
+let ownRedis: OwnRedis;
+const redisPrefix = 'snode-metrics:';
 
 /** name{labels} -> value, labels in the order printed. */
 function parse(text: string): Map<string, number> {
@@ -44,13 +46,15 @@ const delta = (after: Map<string, number>, before: Map<string, number>, name: st
 
 beforeAll(async () => {
   db = await createTestDatabase();
-  redis = new Redis(TEST_REDIS_URL);
-  a = await startTestNode({ databaseUrl: db.url, redis: true, redisKeyPrefix: redisPrefix, env: { NEGATIVE_CACHE_TTL: '60' } });
+  ownRedis = await OwnRedis.create();
+  await ownRedis.start();
+  redis = new Redis(ownRedis.url);
+  a = await startTestNode({ databaseUrl: db.url, redis: ownRedis.url, redisKeyPrefix: redisPrefix, env: { NEGATIVE_CACHE_TTL: '60' } });
   // B shares A's database and Redis, serves metrics on a port of its own, and federates with a
   // top-level node that is not there (its outbox fills, its upstream is down).
   b = await startTestNode({
     databaseUrl: db.url,
-    redis: true,
+    redis: ownRedis.url,
     redisKeyPrefix: redisPrefix,
     env: { METRICS_PORT: '0', UPSTREAM_URLS: 'http://127.0.0.1:9', SYNC_RETRY_BASE_MS: '60000', SYNC_RETRY_MAX_MS: '60000', HEARTBEAT_INTERVAL_MS: '3600000' },
   });
@@ -61,8 +65,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await Promise.all([a?.close(), b?.close(), off?.close()]);
-  await clearRedisPrefix(redisPrefix);
   redis?.disconnect();
+  await ownRedis?.stop();
   await db?.drop();
 });
 
@@ -103,10 +107,70 @@ describe('metrics', () => {
     expect(after.get('snode_postgres_pool_max')).toBe(a.config.PG_POOL_MAX);
     expect(after.get('snode_postgres_pool_connections{state="busy"}')).toBeGreaterThanOrEqual(0);
     expect(after.get('snode_redis_up')).toBe(1);
+    expect(after.has('snode_redis_db_keys{db="0"}')).toBe(true);
     expect(after.get('nodejs_eventloop_lag_p99_seconds')).toBeGreaterThanOrEqual(0);
     expect([...after.keys()].some((k) => k.startsWith('snode_info{node_id="snode-1",role="secondary",version="'))).toBe(true);
     // No federation on A: no federation series.
     expect([...after.keys()].some((k) => k.startsWith('snode_outbox_'))).toBe(false);
+  });
+
+  it("reports the Redis server's memory and its database's keys, as Redis itself counts them", async () => {
+    await redis.config('SET', 'maxmemory', String(96 * 1024 * 1024));
+    /** A scrape with DBSIZE and used_memory read around it, retried until the keys did not move meanwhile. */
+    const usedMemory = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
+    const scrapeBetween = async () => {
+      for (let attempt = 0; attempt < 20; attempt += 1) {
+        const [keys, memory] = [await redis.dbsize(), await usedMemory()];
+        const figures = await scrape(a);
+        if ((await redis.dbsize()) === keys) return { figures, keys, memory: [memory, await usedMemory()] as const };
+      }
+      throw new Error('the Redis keyspace kept moving');
+    };
+    const keysOf = (m: Map<string, number>) => m.get('snode_redis_db_keys{db="0"}')!;
+    const usedOf = (m: Map<string, number>) => m.get('snode_redis_memory_used_bytes')!;
+
+    const before = await scrapeBetween();
+    expect(before.figures.get('snode_redis_memory_max_bytes')).toBe(96 * 1024 * 1024);
+    expect(keysOf(before.figures)).toBe(before.keys);
+    expect(Math.abs(usedOf(before.figures) - before.memory[0])).toBeLessThan(1 << 20);
+
+    // 20 records of ~20 KB, resolved once each: 20 frames of at least that in Redis.
+    const handles = Array.from({ length: 20 }, (_, i) => `88.118.81/BIG-${i}`);
+    for (const h of handles) expect((await call(a.url, 'PUT', `/api/handles/${h}`, { key, body: { values: [url(`https://example.com/${'x'.repeat(20_000)}`)] } })).status).toBe(200);
+    for (const h of handles) expect((await call(a.url, 'GET', `/api/handles/${h}`)).status).toBe(200);
+    await expect.poll(() => redis.exists(...handles.map((h) => `${redisPrefix}rec:${h}`))).toBe(20);
+
+    const after = await scrapeBetween();
+    expect(keysOf(after.figures)).toBe(after.keys);
+    expect(keysOf(after.figures) - keysOf(before.figures)).toBeGreaterThanOrEqual(20);
+    expect(usedOf(after.figures) - usedOf(before.figures)).toBeGreaterThan(20 * 20_000);
+    expect(Math.abs(usedOf(after.figures) - after.memory[0])).toBeLessThan(1 << 20);
+  });
+
+  it('has no Redis series without REDIS_URL', async () => {
+    const alone = await startTestNode({ databaseUrl: db.url, redis: false });
+    try {
+      const figures = await scrape(alone, alone.adminKey || a.adminKey);
+      expect([...figures.keys()].filter((k) => k.startsWith('snode_redis_'))).toEqual([]);
+      expect(figures.has('snode_cache_l1_bytes')).toBe(true);
+    } finally {
+      await alone.close();
+    }
+  });
+
+  it('leaves the Redis figures out, and answers, while Redis stalls', async () => {
+    // Every client's commands wait (CLIENT UNPAUSE would wait too): a Redis that accepts and does not answer.
+    const pausedFor = 3000;
+    const pausedUntil = Date.now() + pausedFor;
+    await redis.call('CLIENT', 'PAUSE', String(pausedFor), 'ALL');
+    const figures = parse((await call(b.node.metricsUrl!, 'GET', '/metrics')).text);
+    expect(Date.now()).toBeLessThan(pausedUntil); // answered while Redis was still paused
+    expect(figures.get('snode_redis_up')).toBe(1); // connected, only slow
+    expect([...figures.keys()].filter((k) => /^snode_redis_(memory|db)/.test(k))).toEqual([]);
+    expect(figures.has('snode_outbox_backlog')).toBe(true); // the rest of the scrape is there
+
+    await new Promise((r) => setTimeout(r, pausedUntil - Date.now() + 100));
+    await expect.poll(async () => parse((await call(b.node.metricsUrl!, 'GET', '/metrics')).text).has('snode_redis_memory_used_bytes'), { timeout: 5000 }).toBe(true);
   });
 
   it('a Redis hit on another process is counted as redis', async () => {
