@@ -6,23 +6,29 @@ import type { Db, Tx } from '../infra/postgres.js';
 import { digestOf, type AuditEntry, type EntryFields, type StoredEntry } from './entry.js';
 
 // Named statements: each connection parses and plans them once, not once per write. One entry (a
-// single write) goes as plain parameters: formatting nine one-element arrays cost more than the rest.
+// single write) goes as plain parameters; many go as one JSON parameter (json_to_recordset), one
+// native JSON.stringify instead of nine Postgres arrays that pg escapes element by element.
 const APPEND_ONE = `INSERT INTO audit_log (actor_key, actor_role, action, target, request_id, client_ip, before_digest, after_digest, detail)
   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)`;
 const APPEND_MANY = `INSERT INTO audit_log (actor_key, actor_role, action, target, request_id, client_ip, before_digest, after_digest, detail)
-  SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::jsonb[])`;
+  SELECT e.k, e.r, e.a, e.t, e.q, e.i, e.b, e.f, e.d
+  FROM json_to_recordset($1::json) AS e(k text, r text, a text, t text, q text, i text, b text, f text, d jsonb)`;
 
 const row = (e: AuditEntry): Array<string | null> => [
   e.context.keyId, e.context.role, e.action, e.target, e.context.requestId ?? null, e.context.clientIp ?? null,
   digestOf(e.before), digestOf(e.after), e.detail ? JSON.stringify(e.detail) : null,
 ];
 
+/** An entry as an element of APPEND_MANY's JSON (its detail as a JSON object, not as text). */
+const jsonRow = (e: AuditEntry) => ({
+  k: e.context.keyId, r: e.context.role, a: e.action, t: e.target, q: e.context.requestId ?? null, i: e.context.clientIp ?? null,
+  b: digestOf(e.before), f: digestOf(e.after), d: e.detail ?? null,
+});
+
 /** The statement appending entries (a change sink's part of a write, or run alone). */
 export function appendStatement(entries: readonly AuditEntry[]): { name: string; text: string; values: unknown[] } {
   if (entries.length === 1) return { name: 'audit-append-one', text: APPEND_ONE, values: row(entries[0]!) };
-  const cols: Array<Array<string | null>> = [[], [], [], [], [], [], [], [], []];
-  for (const e of entries) row(e).forEach((v, i) => cols[i]!.push(v));
-  return { name: 'audit-append', text: APPEND_MANY, values: cols };
+  return { name: 'audit-append', text: APPEND_MANY, values: [JSON.stringify(entries.map(jsonRow))] };
 }
 
 export async function appendEntries(db: Db, entries: readonly AuditEntry[]): Promise<void> {
@@ -97,10 +103,12 @@ export async function candidates(tx: Tx, where: { pending: string[] } | { horizo
 }
 
 export async function insertSeals(tx: Tx, seals: ReadonlyArray<{ seq: string; entryId: string; hash: Buffer }>): Promise<void> {
-  await tx.query(
-    'INSERT INTO audit_seals (seq, entry_id, hash) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bytea[])',
-    [seals.map((s) => s.seq), seals.map((s) => s.entryId), seals.map((s) => s.hash)],
-  );
+  await tx.query({
+    name: 'audit-seals-insert',
+    text: `INSERT INTO audit_seals (seq, entry_id, hash)
+      SELECT s.q, s.e, decode(s.h, 'hex') FROM json_to_recordset($1::json) AS s(q bigint, e bigint, h text)`,
+    values: [JSON.stringify(seals.map((s) => ({ q: s.seq, e: s.entryId, h: s.hash.toString('hex') })))],
+  });
 }
 
 export async function saveSealerState(tx: Tx, state: { seq: string; hash: Buffer; horizon: string; pending: string[] }): Promise<void> {

@@ -1,28 +1,27 @@
 /**
  * The federation outbox as a change sink: every identifier change is appended in the write's own
- * transaction (one multi-row INSERT per write), so a committed change cannot miss the sync.
+ * transaction, so a committed change cannot miss the sync. Its append is a statement the registry
+ * sends together with the other sinks' (one query per write), its rows one JSON parameter.
  */
 import type { Tx } from '../infra/postgres.js';
-import type { ChangeSink, IdentifierChange } from '../registry/change-sink.js';
+import type { ChangeSink, IdentifierChange, SinkStatement } from '../registry/change-sink.js';
+
+const APPEND = `INSERT INTO federation_outbox (op, prefix, suffix, version, handle_values, at)
+  SELECT c.o, c.p, c.s, c.v, c.h, c.t FROM json_to_recordset($1::json) AS c(o char, p text, s text, v bigint, h json, t timestamptz)`;
+
+function statement(changes: readonly IdentifierChange[]): SinkStatement | undefined {
+  if (changes.length === 0) return undefined;
+  const rows = changes.map((c) => ({ o: c.op === 'delete' ? 'd' : 'u', p: c.prefix, s: c.suffix, v: c.version, h: c.values, t: c.at }));
+  return { name: 'federation-outbox-append', text: APPEND, values: [JSON.stringify(rows)] };
+}
 
 export function outboxSink(): ChangeSink {
   return {
     name: 'federation-outbox',
     async record(tx: Tx, changes: readonly IdentifierChange[]): Promise<void> {
-      if (changes.length === 0) return;
-      await tx.query({
-        name: 'federation-outbox-append',
-        text: `INSERT INTO federation_outbox (op, prefix, suffix, version, handle_values, at)
-               SELECT * FROM unnest($1::char[], $2::text[], $3::text[], $4::bigint[], $5::json[], $6::timestamptz[])`,
-        values: [
-          changes.map((c) => (c.op === 'delete' ? 'd' : 'u')),
-          changes.map((c) => c.prefix),
-          changes.map((c) => c.suffix),
-          changes.map((c) => c.version),
-          changes.map((c) => (c.values === null ? null : JSON.stringify(c.values))),
-          changes.map((c) => c.at),
-        ],
-      });
+      const part = statement(changes);
+      if (part) await tx.query(part);
     },
+    statement,
   };
 }
