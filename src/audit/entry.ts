@@ -1,5 +1,5 @@
 /** Audit entries and the hash chain over them. Pure: no I/O. */
-import { createHash } from 'node:crypto';
+import { createHash, hash } from 'node:crypto';
 
 /** Who did something, from where, under which request. */
 export interface AuditContext {
@@ -24,28 +24,48 @@ export interface AuditEntry {
   detail?: Record<string, unknown> | null;
 }
 
-/** JSON with object keys sorted, so equal data always digests equally. (Built by hand: it runs twice per write.) */
+/** JSON with object keys sorted, so equal data always digests equally. (Built by hand: it runs for every entry a write appends.) */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) {
-    let out = '[';
-    for (let i = 0; i < value.length; i += 1) out += (i === 0 ? '' : ',') + canonicalJson(value[i]);
+    if (value.length === 0) return '[]';
+    let out = `[${canonicalJson(value[0])}`;
+    for (let i = 1; i < value.length; i += 1) out += `,${canonicalJson(value[i])}`;
     return `${out}]`;
   }
   const object = value as Record<string, unknown>;
+  const keys = Object.keys(object);
+  if (keys.length > 1) keys.sort();
   let out = '{';
-  for (const key of Object.keys(object).sort()) {
+  let first = true;
+  for (const key of keys) {
     const v = object[key];
     if (v === undefined) continue;
-    out += `${out.length === 1 ? '' : ','}${JSON.stringify(key)}:${canonicalJson(v)}`;
+    if (first) first = false;
+    else out += ',';
+    // Strings and numbers directly, as JSON.stringify writes them (a non-finite number is null).
+    out += `${quotedKey(key)}:${typeof v === 'string' ? JSON.stringify(v) : typeof v === 'number' ? (Number.isFinite(v) ? String(v) : 'null') : canonicalJson(v)}`;
   }
   return `${out}}`;
+}
+
+// Records repeat a handful of keys (index, type, data, format, value, ttl, timestamp...): each is quoted once.
+const QUOTED_KEYS = new Map<string, string>();
+const MAX_QUOTED_KEYS = 4096;
+
+function quotedKey(key: string): string {
+  let quoted = QUOTED_KEYS.get(key);
+  if (quoted === undefined) {
+    quoted = JSON.stringify(key);
+    if (QUOTED_KEYS.size < MAX_QUOTED_KEYS) QUOTED_KEYS.set(key, quoted);
+  }
+  return quoted;
 }
 
 /** SHA-256 (hex) of the canonical JSON of a state; null when there is no state. */
 export function digestOf(state: unknown): string | null {
   if (state === undefined || state === null) return null;
-  return createHash('sha256').update(canonicalJson(state)).digest('hex');
+  return hash('sha256', canonicalJson(state), 'hex');
 }
 
 /** A stored entry as the chain sees it: every column, times in microseconds, detail as stored text. */
