@@ -67,6 +67,8 @@ interface Planned {
   op: BatchOp;
   handle: Handle;
   input?: ValueInput[];
+  /** The input normalised as a new record's values (a replacement normalises again, against the record it replaces). */
+  values?: HandleValue[];
   version?: number;
   /** Grouped single writes: each keeps its own caller and request for the change sinks. */
   actor?: KeyActor;
@@ -86,6 +88,8 @@ export interface GroupedWrite {
   op: 'create' | 'upsert';
   handle: Handle;
   input: ValueInput[];
+  /** The input normalised as a new record's values, when the caller has done it already. */
+  values?: HandleValue[];
   actor: KeyActor;
   request?: RequestInfo;
 }
@@ -223,7 +227,7 @@ export class BatchRegistry {
    */
   async applyGroup(tx: Tx, writes: readonly GroupedWrite[]): Promise<{ results: ItemResult[]; written: string[] }> {
     const results: ItemResult[] = new Array(writes.length);
-    const planned = writes.map((w, index): Planned => ({ index, op: w.op, handle: w.handle, input: w.input, actor: w.actor, ...(w.request ? { request: w.request } : {}) }));
+    const planned = writes.map((w, index): Planned => ({ index, op: w.op, handle: w.handle, input: w.input, actor: w.actor, ...(w.values ? { values: w.values } : {}), ...(w.request ? { request: w.request } : {}) }));
     const { written } = await this.apply(tx, undefined, 'partial', planned, results);
     return { results, written: written ?? [] };
   }
@@ -252,7 +256,7 @@ export class BatchRegistry {
         // Refuse bad values before any row is touched; keep them only when they name a template.
         const values = item.values === undefined ? undefined : this.normalise(handle, item.values, now);
         const version = values === undefined || !this.templates ? undefined : templateReference(values);
-        planned.push({ index, op: item.op, handle, input: item.values, version: item.version, ...(version !== undefined ? { named: { version, values: values! } } : {}) });
+        planned.push({ index, op: item.op, handle, input: item.values, version: item.version, ...(values ? { values } : {}), ...(version !== undefined ? { named: { version, values: values! } } : {}) });
       } catch (err) {
         if (!(err instanceof AppError)) throw err;
         results[index] = failure(op, input, err);
@@ -287,7 +291,10 @@ export class BatchRegistry {
   ): Promise<{ written: string[] | undefined; firstUse: boolean }> {
     if (mode === 'atomic' && results.some((r) => r !== undefined)) return { written: this.notApplied(planned, results), firstUse: false };
     const now = new Date().toISOString();
-    const existing = await batchRepo.lockMany(tx, planned.map((p) => p.handle));
+    // Partial creates only have nothing to lock: the insert takes each free key and skips taken ones
+    // (ON CONFLICT DO NOTHING), which are then found below and refused as the lock would have.
+    const createsOnly = mode === 'partial' && planned.every((p) => p.op === 'create');
+    const existing = createsOnly ? new Map<string, LockedRecord>() : await batchRepo.lockMany(tx, planned.map((p) => p.handle));
     const inserts: Array<Planned & { values: HandleValue[] }> = [];
     const replaces: Array<Planned & { values: HandleValue[]; previous: LockedRecord }> = [];
     const deletes: Array<Planned & { previous: LockedRecord }> = [];
@@ -301,7 +308,7 @@ export class BatchRegistry {
         }
         if (p.op === 'delete') deletes.push({ ...p, previous: current! });
         else if (current) replaces.push({ ...p, previous: current, values: this.normalise(p.handle, p.input!, now, current) });
-        else inserts.push({ ...p, values: this.normalise(p.handle, p.input!, now) });
+        else inserts.push({ ...p, values: p.values ?? this.normalise(p.handle, p.input!, now) });
       } catch (err) {
         if (!(err instanceof AppError)) throw err;
         results[p.index] = failure(p.op, p.handle.handle, err);

@@ -115,13 +115,14 @@ export class RegistryService {
       }
     };
     // Refuse bad input before opening a transaction.
-    const pending = this.templates?.check(handle.prefix, toValues());
+    const checked = toValues();
+    const pending = this.templates?.check(handle.prefix, checked);
     const template = pending === undefined ? undefined : await pending;
     let firstUse = false;
 
     // A record naming a template keeps a transaction of its own: it claims the template version.
     if (this.grouped && conditions.ifMatch === undefined && !template) {
-      const outcome = await this.grouped.write({ op: conditions.createOnly ? 'create' : 'upsert', handle, input: [...input], actor: key, ...(request ? { request } : {}) });
+      const outcome = await this.grouped.write({ op: conditions.createOnly ? 'create' : 'upsert', handle, input: [...input], values: checked, actor: key, ...(request ? { request } : {}) });
       if (outcome.responseCode !== ResponseCode.SUCCESS) throw new AppError(outcome.code ?? 'WRITE_FAILED', outcome.message ?? 'the write failed', outcome.status, outcome.responseCode);
       return { created: outcome.status === 201, handle: handle.handle, version: outcome.version! };
     }
