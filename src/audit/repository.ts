@@ -92,11 +92,21 @@ const FIELD_COLUMNS = `a.id::text, (extract(epoch FROM a.at) * 1000000)::bigint:
  * transactions still running are invisible to the snapshot, so they wait for a later round.
  */
 export async function candidates(tx: Tx, where: { pending: string[] } | { horizon: string }, cursor: { xid: string; id: string }, limit: number): Promise<Candidate[]> {
-  const [condition, param] = 'pending' in where ? ['a.xid = ANY ($1::xid8[])', where.pending] : ['a.xid >= $1::xid8', where.horizon];
+  // The scan starts at the cursor, raised to the first xid that can match: with a cursor of (0, 0)
+  // Postgres took the row comparison as the index scan's lower bound and walked every entry below
+  // the horizon (50 ms a round, every AUDIT_SEAL_MS, at two million entries). Ids start at 1, so
+  // (xid, id) > (horizon, 0) is xid >= horizon.
+  if ('pending' in where && where.pending.length === 0) return [];
+  const first = 'pending' in where ? where.pending.reduce((a, b) => (BigInt(b) < BigInt(a) ? b : a)) : where.horizon;
+  const from = BigInt(cursor.xid) < BigInt(first) ? { xid: first, id: '0' } : cursor;
+  const pending = 'pending' in where ? where.pending : undefined;
   const { rows } = await tx.query<Array<string | null>>({
-    text: `SELECT ${FIELD_COLUMNS} FROM audit_log a
-     WHERE ${condition} AND (a.xid, a.id) > ($2::xid8, $3::bigint) ORDER BY a.xid, a.id LIMIT $4`,
-    values: [param, cursor.xid, cursor.id, limit],
+    text: pending
+      ? `SELECT ${FIELD_COLUMNS} FROM audit_log a
+     WHERE a.xid = ANY ($4::xid8[]) AND (a.xid, a.id) > ($1::xid8, $2::bigint) ORDER BY a.xid, a.id LIMIT $3`
+      : `SELECT ${FIELD_COLUMNS} FROM audit_log a
+     WHERE (a.xid, a.id) > ($1::xid8, $2::bigint) ORDER BY a.xid, a.id LIMIT $3`,
+    values: [from.xid, from.id, limit, ...(pending ? [pending] : [])],
     rowMode: 'array',
   });
   return rows.map((r) => ({ fields: r.slice(0, 11) as unknown as EntryFields, xid: r[11]! }));
