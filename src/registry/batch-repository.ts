@@ -7,6 +7,7 @@
  */
 import type { HandleValue } from '../handle/values.js';
 import type { Tx } from '../infra/postgres.js';
+import type { SinkStatement } from './change-sink.js';
 import type { LockedRecord } from './repository.js';
 
 export interface Key {
@@ -49,6 +50,23 @@ export async function insertMany(tx: Tx, rows: ReadonlyArray<Key & { values: Han
   });
   return new Set(result.rows.map((r) => handleOf(r.prefix, r.suffix)));
 }
+
+/**
+ * The insert of records that must all be new, as a statement to send with the change sinks' (no
+ * ON CONFLICT: a handle that exists fails the whole statement with a unique violation).
+ */
+export function insertAllStatement(rows: ReadonlyArray<Key & { values: HandleValue[] }>): SinkStatement {
+  return {
+    name: 'group-insert-all',
+    text: `INSERT INTO identifiers (prefix, suffix, handle_values)
+     SELECT r.p, r.s, r.v FROM json_to_recordset($1::json) AS r(p text, s text, v json)`,
+    values: [rowsJson(rows)],
+  };
+}
+
+/** Is this the unique violation of a handle that exists? */
+export const isHandleTaken = (err: unknown): boolean =>
+  (err as { code?: unknown })?.code === '23505' && (err as { constraint?: unknown }).constraint === 'identifiers_pkey';
 
 /** Replaces the values of locked records; returns each handle's new version. */
 export async function replaceMany(tx: Tx, rows: ReadonlyArray<Key & { values: HandleValue[] }>): Promise<Map<string, number>> {

@@ -8,7 +8,7 @@ import { AppError, errors, ResponseCode } from '../infra/errors.js';
 import { withTransaction } from '../infra/postgres.js';
 import type { CacheInvalidation } from '../resolver/resolver-cache.js';
 import { canList, ownsPrefix, type Actor } from '../tenancy/actor.js';
-import { runSinks, type ChangeSink, type IdentifierChange, type RequestInfo } from './change-sink.js';
+import { runSinks, type ChangeSink, type IdentifierChange, type RequestInfo, type SinkStatement } from './change-sink.js';
 import type { GroupedWrite, ItemResult } from './batch.js';
 import * as repo from './repository.js';
 import { TemplateChanged, type TemplateStore } from './templates-store.js';
@@ -234,5 +234,16 @@ export class RegistryService {
   /** Hands committed-to-be changes to every sink, inside the write's transaction. */
   async emit(tx: pg.PoolClient, changes: IdentifierChange[]): Promise<void> {
     await runSinks(tx, this.sinks, changes);
+  }
+
+  /** Every sink's work for `changes` as statements; undefined when a sink can only record() in a transaction. */
+  sinkStatements(changes: readonly IdentifierChange[]): SinkStatement[] | undefined {
+    const parts: SinkStatement[] = [];
+    for (const sink of this.sinks) {
+      if (!sink.statement) return undefined;
+      const part = sink.statement(changes);
+      if (part) parts.push(part);
+    }
+    return parts;
   }
 }

@@ -71,12 +71,34 @@ export class WriteCoalescer {
     }
   }
 
+  /**
+   * Whether to try the group as one statement of inserts first (BatchRegistry.insertGroup). A
+   * create names a new handle by intent; an upsert usually does at registration time, but while
+   * upserts keep finding their handles taken (re-registering), every 32nd group tries again.
+   */
+  private tryAllNew(writes: readonly GroupedWrite[]): boolean {
+    if (writes.every((w) => w.op === 'create')) return true;
+    this.upsertGroups += 1;
+    return this.upsertsNew || this.upsertGroups % 32 === 0;
+  }
+
+  private upsertGroups = 0;
+  private upsertsNew = true;
+
+  private async allNew(writes: readonly GroupedWrite[]): Promise<{ results: ItemResult[]; written: string[] } | undefined> {
+    const outcome = await this.batches.insertGroup(writes);
+    if (writes.some((w) => w.op === 'upsert')) this.upsertsNew = outcome !== undefined;
+    return outcome;
+  }
+
   private async run(group: Waiting[]): Promise<void> {
     // Primary-key order, as a batch locks: groups that insert the same new handles meet in order.
     const ordered = [...group].sort((a, b) => (a.write.handle.handle < b.write.handle.handle ? -1 : a.write.handle.handle > b.write.handle.handle ? 1 : 0));
+    const writes = ordered.map((w) => w.write);
     for (let attempt = 1; ; attempt += 1) {
       try {
-        const { results, written } = await withTransaction(this.pool, (tx) => this.batches.applyGroup(tx, ordered.map((w) => w.write)));
+        const { results, written } = (this.tryAllNew(writes) ? await this.allNew(writes) : undefined)
+          ?? await withTransaction(this.pool, (tx) => this.batches.applyGroup(tx, writes));
         if (written.length > 0) await this.cache.invalidate(written);
         ordered.forEach((waiting, i) => waiting.resolve(results[i]!));
         return;

@@ -19,15 +19,26 @@ export function checkTimeZone(timeZone: string): void {
   }
 }
 
-/** The calendar day of an instant in a time zone. */
+/**
+ * The calendar day of an instant in a time zone. The last answer per zone is kept for its minute:
+ * every write asks (statistics count it on its day), and formatting a date is microseconds.
+ * Zones change day on a minute boundary (offsets are whole minutes).
+ */
 export function dayIn(timeZone: string, at: Date = new Date()): Day {
+  const minute = Math.floor(at.getTime() / 60_000);
+  const last = lastDays.get(timeZone);
+  if (last !== undefined && last.minute === minute) return last.day;
   let format = formatters.get(timeZone);
   if (!format) {
     format = new Intl.DateTimeFormat('en-CA', { timeZone, year: 'numeric', month: '2-digit', day: '2-digit' });
     formatters.set(timeZone, format);
   }
-  return format.format(at);
+  const day = format.format(at);
+  lastDays.set(timeZone, { minute, day });
+  return day;
 }
+
+const lastDays = new Map<string, { minute: number; day: Day }>();
 
 const DAY = /^(\d{4})-(\d{2})-(\d{2})$/;
 

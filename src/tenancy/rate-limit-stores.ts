@@ -1,13 +1,14 @@
 /**
  * Stores behind @fastify/rate-limit. Each policy brings its own (the plugin's store option is a
  * dispatcher that hands every policy the store named in its options):
- * - LocalFirstStore for resolution: counts in the process, no I/O on the request path, and every
- *   RATE_LIMIT_SYNC_MS adds its counts to Redis (one pipelined script per window key) and learns
- *   the shared total, so processes sharing Redis share one budget within a sync interval. Redis
- *   away: each process keeps counting alone (fails open to a per-process budget).
- * - the plugin's RedisStore for registration and onboarding: one Redis round trip per request,
- *   exact across processes. Registration skips the limit when Redis fails (writes never fail on
- *   Redis); onboarding is refused with 503 (fails closed: anonymous writes need a limit).
+ * - LocalFirstStore for resolution and registration (through local-limits.ts, not the plugin):
+ *   counts in the process, no I/O on the request path, and every RATE_LIMIT_SYNC_MS adds its
+ *   counts to Redis (one pipelined script per window key) and learns the shared total, so
+ *   processes sharing Redis share one budget within a sync interval. Redis away: each process
+ *   keeps counting alone (fails open to a per-process budget).
+ * - the plugin's RedisStore for onboarding, administration, statistics and audit: one Redis round
+ *   trip per request, exact across processes. Onboarding is refused with 503 when Redis fails
+ *   (fails closed: anonymous writes need a limit); the keyed ones skip the limit.
  */
 import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';

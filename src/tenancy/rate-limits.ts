@@ -6,7 +6,7 @@
  * |------------------|------------------------------------------|----------------------|---------------------------|-------------------------|
  * | resolve-anonymous| GET /api/handles/*, POST /api/resolve, GET /{handle}, no key | client IP (IPv6 /64) | local-first, synced | open: per-process budget |
  * | resolve-keyed    | the same routes, with a key              | API key              | local-first, synced       | open: per-process budget |
- * | register         | PUT, DELETE /api/handles/*, POST /api/handles/batch, POST /api/imports, PUT /api/templates/* | API key | Redis (exact) | open: not limited |
+ * | register         | PUT, DELETE /api/handles/*, POST /api/handles/batch, POST /api/imports, PUT /api/templates/* | API key | local-first, synced | open: per-process budget |
  * | onboarding       | POST /api/enterprises/apply              | client IP (IPv6 /64) | Redis (exact)             | closed: 503             |
  * | admin            | /api/admin/*, /api/keys                  | API key              | Redis (exact)             | open: not limited       |
  * | stats            | /api/stats/*                             | API key              | Redis (exact)             | open: not limited       |
@@ -18,7 +18,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../infra/logger.js';
 import { ACCESS_MATRIX } from './access.js';
 import { rateLimitError } from './rate-limit-error.js';
-import { resolutionLimitHook, type CallbackHook } from './resolution-limit.js';
+import { perKeyLimitHook, resolutionLimitHook, type CallbackHook } from './local-limits.js';
 import { DispatchingStore, failClosed, LocalFirstStore, pluginLocalStore, pluginRedisStore, type RateLimitStore } from './rate-limit-stores.js';
 
 export interface RateLimitSettings {
@@ -52,7 +52,7 @@ export const POLICY_ROUTES: Record<'resolution' | 'register' | 'onboarding' | 'a
 
 /** Registers the plugin and attaches each policy to its routes; call before any route is added. */
 export interface RateLimits {
-  /** Adds resolution counts to the shared budget now (the timer does it every RATE_LIMIT_SYNC_MS). */
+  /** Adds resolution and registration counts to the shared budgets now (the timer does it every RATE_LIMIT_SYNC_MS). */
   sync(): Promise<void>;
   stop(): void;
 }
@@ -65,6 +65,7 @@ export async function registerRateLimits(app: FastifyInstance, settings: RateLim
   });
   const ns = `${keyPrefix}rl:`;
   const resolveStore = new LocalFirstStore(redis, `${ns}resolve:`, settings.syncMs, log);
+  const registerStore = new LocalFirstStore(redis, `${ns}register:`, settings.syncMs, log);
   const exact = (name: string): RateLimitStore => (redis ? pluginRedisStore(redis, `${ns}${name}:`) : pluginLocalStore());
   const byKey = (request: FastifyRequest) => (request.actor.kind === 'key' ? request.actor.keyId : `ip:${request.ip}`);
   const policy = (max: number, options: RateLimitOptions & { backend: RateLimitStore }): Hook | undefined =>
@@ -76,7 +77,9 @@ export async function registerRateLimits(app: FastifyInstance, settings: RateLim
   const resolution = resolutionLimitHook(resolveStore, { windowMs: settings.windowMs, anonymous: settings.resolveAnonymous, keyed: settings.resolveKeyed });
   const hooks: Record<keyof typeof POLICY_ROUTES, Hook | CallbackHook | undefined> = {
     resolution,
-    register: policy(settings.register, { backend: exact('register'), keyGenerator: byKey, skipOnError: true }),
+    // Registration counts in the process too (its own store), shared through Redis every
+    // RATE_LIMIT_SYNC_MS: an exact count cost every PUT a Redis round trip (bench register-single).
+    register: perKeyLimitHook(registerStore, settings.windowMs, settings.register),
     onboarding: policy(settings.onboarding, { backend: redis ? failClosed(exact('onboarding')) : exact('onboarding') }),
     // Keyed callers only (the role check runs first): a request each, per key, failing open like writes.
     admin: policy(settings.admin, { backend: exact('admin'), keyGenerator: byKey, skipOnError: true }),
@@ -97,5 +100,13 @@ export async function registerRateLimits(app: FastifyInstance, settings: RateLim
       route.onRequest = existing === undefined ? [hook] : [...(Array.isArray(existing) ? existing : [existing]), hook] as never;
     }
   });
-  return { sync: () => resolveStore.sync(), stop: () => resolveStore.stop() };
+  return {
+    sync: async () => {
+      await Promise.all([resolveStore.sync(), registerStore.sync()]);
+    },
+    stop: () => {
+      resolveStore.stop();
+      registerStore.stop();
+    },
+  };
 }

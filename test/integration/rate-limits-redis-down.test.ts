@@ -3,6 +3,7 @@
  * (resolution keeps a per-process budget), onboarding fails closed (503), and the shared budgets
  * return with Redis.
  */
+import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
@@ -41,17 +42,18 @@ afterAll(async () => {
 const applyBody = (i: number) => ({ name: `E${i}`, uscc: makeUscc(760 + i), contact: { name: 'n', email: 'a@b.cn' }, industryCode: 'C' });
 
 describe('Redis stopped', () => {
-  it('resolution fails open to a per-process budget, registration is not limited, onboarding answers 503', async () => {
+  it('resolution and registration fail open to a per-process budget, onboarding answers 503', async () => {
     await redis.stop();
     // Resolution: still limited, by this process alone.
     const statuses = [];
     for (let i = 0; i < 21; i += 1) statuses.push((await call(node.url, 'GET', '/api/handles/88.118.75/R')).status);
     expect(statuses.slice(0, 20).every((s) => s === 200)).toBe(true);
     expect(statuses[20]).toBe(429);
-    // Registration: the exact shared budget cannot be read, so writes go through (limit 3, five writes).
-    for (let i = 0; i < 5; i += 1) {
-      expect((await call(node.url, 'PUT', `/api/handles/88.118.75/W-${i}`, { key, body: { values: [url('https://w.example')] } })).status).toBe(200);
-    }
+    // Registration: counted by this process alone, like resolution (limit 3, five writes).
+    const writes = [];
+    for (let i = 0; i < 5; i += 1) writes.push((await call(node.url, 'PUT', `/api/handles/88.118.75/W-${i}`, { key, body: { values: [url('https://w.example')] } })).status);
+    expect(writes).toEqual([200, 200, 200, 429, 429]);
+    expect((await sql.query("SELECT count(*)::int AS n FROM identifiers WHERE suffix LIKE 'W-%'")).rows[0].n).toBe(3);
     // Statistics (as administration and audit): keyed callers, not limited while Redis is away (limit 2, four calls).
     for (let i = 0; i < 4; i += 1) expect((await call(node.url, 'GET', '/api/stats/overview', { key })).status).toBe(200);
     // Onboarding: anonymous writes need a working limit.
@@ -64,9 +66,21 @@ describe('Redis stopped', () => {
   it('enforces the shared budgets again when Redis is back', async () => {
     await redis.start();
     await expect.poll(async () => (await call(node.url, 'POST', '/api/enterprises/apply', { body: applyBody(2) })).status, { timeout: 15_000, interval: 200 }).toBe(201);
+    // Another key's writes (the admin key wrote R before): its count reaches the shared budget in Redis.
     const statuses = [];
-    for (let i = 0; i < 4; i += 1) statuses.push((await call(node.url, 'PUT', `/api/handles/88.118.75/V-${i}`, { key, body: { values: [url('https://v.example')] } })).status);
-    expect(statuses).toEqual([200, 200, 200, 429]);
+    for (let i = 0; i < 3; i += 1) statuses.push((await call(node.url, 'PUT', `/api/handles/88.118.75/V-${i}`, { key: node.adminKey, body: { values: [url('https://v.example')] } })).status);
+    expect(statuses).toEqual([200, 200, 429]);
+    await node.node.app.rateLimits.sync();
+    const client = new Redis(redis.url);
+    try {
+      const shared = await client.keys('*rl:register:*');
+      const counts = await Promise.all(shared.map(async (k) => Number(await client.get(k))));
+      // Every write counted, those made while Redis was away included: the enterprise key's five,
+      // the admin key's R and three V (two accepted, one refused).
+      expect(counts.sort()).toEqual([4, 5]);
+    } finally {
+      client.disconnect();
+    }
     const stats = [];
     for (let i = 0; i < 3; i += 1) stats.push((await call(node.url, 'GET', '/api/stats/overview', { key: node.adminKey })).status);
     expect(stats).toEqual([200, 200, 429]);

@@ -1,9 +1,11 @@
 /**
- * The resolution rate limit (anonymous per client IP, keyed per API key) as a callback onRequest
- * hook over the local-first store. @fastify/rate-limit's route hook is async and wraps every
- * store call in a promise: on an L1 hit that was about a tenth of the request (bench
- * resolve-l1-nolimit), for a count that needs no I/O. The answers are the plugin's: the same
- * client key (IPv6 by /64, through its normalizeIP), the same 429 body and headers.
+ * Rate limits counted in the process (resolution per client IP or API key, registration per API
+ * key) as callback onRequest hooks over the local-first store: no I/O and no promise on the
+ * request path. @fastify/rate-limit's route hook is async and, for an exact policy, makes a Redis
+ * round trip per request: on an L1 hit that was about a tenth of the request (bench
+ * resolve-l1-nolimit), on a single PUT a Redis command and socket write of its own. The answers
+ * are the plugin's: the same client key (IPv6 by /64, through its normalizeIP), the same 429 body
+ * and headers.
  */
 import { normalizeIP } from '@fastify/rate-limit';
 import type { FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify';
@@ -25,7 +27,7 @@ export function clientKey(ip: string): string {
   return ip.includes(':') ? normalizeIP(ip) : ip;
 }
 
-/** The hook, or undefined when both budgets are off. */
+/** Resolution: anonymous callers per client IP, keyed ones per key. Undefined when both budgets are off. */
 export function resolutionLimitHook(store: LocalFirstStore, budgets: ResolutionBudgets): CallbackHook | undefined {
   const { windowMs, anonymous, keyed } = budgets;
   if (anonymous <= 0 && keyed <= 0) return undefined;
@@ -38,6 +40,20 @@ export function resolutionLimitHook(store: LocalFirstStore, budgets: ResolutionB
       return;
     }
     const { current, ttl } = store.count(isKeyed ? `key:${actor.keyId}` : clientKey(request.ip), windowMs);
+    if (current <= max) {
+      done();
+      return;
+    }
+    done(rateLimited(reply, max, windowMs, ttl));
+  };
+}
+
+/** Writes: per API key (the routes need one; a keyless request is refused before, or counted by IP). Undefined when off. */
+export function perKeyLimitHook(store: LocalFirstStore, windowMs: number, max: number): CallbackHook | undefined {
+  if (max <= 0) return undefined;
+  return (request, reply, done) => {
+    const actor = request.actor;
+    const { current, ttl } = store.count(actor.kind === 'key' ? actor.keyId : `ip:${clientKey(request.ip)}`, windowMs);
     if (current <= max) {
       done();
       return;
