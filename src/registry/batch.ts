@@ -107,7 +107,7 @@ function failure(op: string, handle: string, err: AppError): ItemResult {
   return result;
 }
 
-/** A handle a concurrent writer created vanished again before we could lock it: the batch runs again. */
+/** An upsert lost its insert to a concurrent writer: the transaction runs again, locking the row in key order. */
 class LostRace extends Error {}
 
 /** A batch transaction that lost a race with a concurrent writer (or template change) and should simply run again. */
@@ -350,20 +350,18 @@ export class BatchRegistry {
     const rows = (list: ReadonlyArray<Planned & { values: HandleValue[] }>) => list.map((p) => ({ prefix: p.handle.prefix, suffix: p.handle.suffix, values: p.values }));
     const inserted = await batchRepo.insertMany(tx, rows(inserts));
     if (inserted.size !== inserts.length) {
-      // Created by a concurrent writer since our lock (the insert waited for its commit): a create
-      // now fails as it would have, an upsert becomes a replacement of the row as it now is.
+      // Created by a concurrent writer since our lock (the insert waited for its commit), or, for
+      // a partial batch of creates, before it. A create fails as it would have: the row existed
+      // when the insert ran, so nothing needs locking. An upsert must replace the row as it now
+      // is, but locking it here would take a lock out of key order, behind locks we hold: two
+      // groups racing over the same new handles deadlocked that way. The transaction runs again
+      // instead, and its first statement locks the row in order.
       const lost = inserts.filter((p) => !inserted.has(p.handle.handle));
-      const now2 = await batchRepo.lockMany(tx, lost.map((p) => p.handle));
+      if (lost.some((p) => p.op === 'upsert')) throw new LostRace();
+      if (mode === 'atomic') throw new AtomicRaceFailure();
       for (const p of lost) {
         inserts.splice(inserts.indexOf(p), 1);
-        const current = now2.get(p.handle.handle);
-        if (!current) throw new LostRace(); // created and deleted again meanwhile: start over
-        if (p.op === 'upsert') {
-          replaces.push({ ...p, previous: current, values: this.normalise(p.handle, p.input!, now, current) });
-        } else {
-          results[p.index] = failure(p.op, p.handle.handle, errors.handleExists(p.handle.handle));
-          if (mode === 'atomic') throw new AtomicRaceFailure();
-        }
+        results[p.index] = failure(p.op, p.handle.handle, errors.handleExists(p.handle.handle));
       }
     }
     const versions = await batchRepo.replaceMany(tx, rows(replaces));

@@ -54,24 +54,30 @@ export interface ChangeSink {
   statement?(changes: readonly IdentifierChange[]): SinkStatement | undefined;
 }
 
-const combined = new Map<string, string>();
+/** Each combination of statements seen, by its parts' names: its text and a short name of its own. */
+const combined = new Map<string, { name: string; text: string }>();
 
-/** Several sinks' statements as one: WITH s0 AS (...), s1 AS (...) SELECT 1, parameters renumbered. */
+/**
+ * Several sinks' statements as one: WITH s0 AS (...), s1 AS (...) SELECT 1, parameters
+ * renumbered. The combination is prepared under a short name of this process (`combined-N`):
+ * the parts' names joined passed Postgres' 63-byte limit, which cuts names, so that two
+ * combinations differing only after the cut would have collided.
+ */
 export function combineStatements(parts: readonly SinkStatement[]): SinkStatement {
   if (parts.length === 1) return parts[0]!;
-  const name = parts.map((p) => p.name).join('+');
-  let text = combined.get(name);
-  if (text === undefined) {
+  const key = parts.map((p) => p.name).join('+');
+  let statement = combined.get(key);
+  if (statement === undefined) {
     let offset = 0;
     const ctes = parts.map((p, i) => {
       const body = p.text.replace(/\$(\d+)/g, (_m, n: string) => `$${Number(n) + offset}`);
       offset += p.values.length;
       return `s${i} AS (${body})`;
     });
-    text = `WITH ${ctes.join(', ')} SELECT 1`;
-    combined.set(name, text);
+    statement = { name: `combined-${combined.size + 1}`, text: `WITH ${ctes.join(', ')} SELECT 1` };
+    combined.set(key, statement);
   }
-  return { name, text, values: parts.flatMap((p) => p.values) };
+  return { name: statement.name, text: statement.text, values: parts.flatMap((p) => p.values) };
 }
 
 /** Runs the sinks for changes inside the write's transaction: the statement sinks together, in one query. */

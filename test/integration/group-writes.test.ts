@@ -217,13 +217,11 @@ describe('grouped single writes', () => {
     await verify();
   });
 
-  // SKIPPED: fails on the current code (a bug in BatchRegistry.apply, not in the fast path: it
-  // happens as often with the fast path turned off). A group holding a handle that exists and one
-  // being created by another group locks the first, waits on the other's insert, then locks the
-  // lost handle out of key order; a second group locking both in key order deadlocks with it.
-  // The coalescer retries (1 s deadlock_timeout each); after three deadlocks in a row every write
-  // of the group is answered 500. Expected: no deadlock, every write answered 200, 201 or 409.
-  it.skip('settles concurrent creates and upserts of two new handles without deadlocks', async () => {
+  // A group holding a handle that exists and one being created by another group used to lock the
+  // first, wait on the other's insert, then lock the lost handle out of key order; a second group
+  // locking both in key order deadlocked with it (1 s deadlock_timeout each, and after three in a
+  // row every write of the group answered 500). A lost upsert now runs its transaction again.
+  it('settles concurrent creates and upserts of two new handles without deadlocks', async () => {
     // Its own prefix (and key): these handles stay out of the model the other tests check.
     const other = (await onboard(node.url, node.adminKey, makeUscc(934), '88.118.34')).key;
     const deadlocks = async () => (await sql.query('SELECT deadlocks::int AS n FROM pg_stat_database WHERE datname = current_database()')).rows[0].n;
