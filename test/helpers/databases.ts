@@ -27,6 +27,25 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   return {
     name,
     url: url.toString(),
-    drop: () => admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`)).then(() => undefined),
+    drop: () => admin((c) => dropWhenClosed(c, name)),
   };
+}
+
+/**
+ * Drops the database once the connections the test closed are gone. A pool's end() resolves
+ * before its clients' sockets close; dropping WITH (FORCE) at once terminated those still ending
+ * (57P01), and a test pool without an 'error' listener turned that into an unhandled error
+ * (seen in CI under load). Only connections still open after five seconds are forced out.
+ */
+async function dropWhenClosed(c: pg.Client, name: string): Promise<void> {
+  for (let attempt = 0; attempt < 50; attempt += 1) {
+    try {
+      await c.query(`DROP DATABASE IF EXISTS ${name}`);
+      return;
+    } catch (err) {
+      if ((err as { code?: string }).code !== '55006') throw err; // 55006: in use by other sessions
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+  await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
 }
