@@ -74,7 +74,7 @@ export const ConfigSchema = Type.Object({
   RATE_LIMIT_ADMIN: Type.Integer({ default: 600, minimum: 0, description: 'Requests to /api/admin/* and /api/keys (key management) per window per API key (0: no limit).' }),
   RATE_LIMIT_STATS: Type.Integer({ default: 600, minimum: 0, description: 'Requests to /api/stats/* per window per API key (0: no limit).' }),
   RATE_LIMIT_AUDIT: Type.Integer({ default: 120, minimum: 0, description: 'Requests to /api/audit (queries, head, verify) per window per API key (0: no limit).' }),
-  RATE_LIMIT_SYNC_MS: Type.Integer({ default: 100, minimum: 10, maximum: 60000, description: 'How often resolution counts are added to the shared budget in Redis, in ms (resolution limits count in process in between).' }),
+  RATE_LIMIT_SYNC_MS: Type.Integer({ default: 100, minimum: 10, maximum: 60000, description: 'How often resolution and registration counts are added to the shared budgets in Redis, in ms (those limits count in the process in between).' }),
   BENCH_ROUTES: Type.Boolean({ default: false, description: 'true or 1: add the bench-only routes (/bench/ceiling, /bench/seed, /bench/seed-stats, /bench/count-identifiers, /bench/copy). Never on a production node.' }),
   ROLE: Type.Enum(['secondary', 'top-level'], {
     default: 'secondary',
