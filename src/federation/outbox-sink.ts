@@ -7,11 +7,12 @@ import type { Tx } from '../infra/postgres.js';
 import type { ChangeSink, IdentifierChange, SinkStatement } from '../registry/change-sink.js';
 
 const APPEND = `INSERT INTO federation_outbox (op, prefix, suffix, version, handle_values, at)
-  SELECT c.o, c.p, c.s, c.v, c.h, c.t FROM json_to_recordset($1::json) AS c(o char, p text, s text, v bigint, h json, t timestamptz)`;
+  SELECT c.o, c.p, c.s, c.v, c.h::json, c.t FROM json_to_recordset($1::json) AS c(o char, p text, s text, v bigint, h text, t timestamptz)`;
 
 function statement(changes: readonly IdentifierChange[]): SinkStatement | undefined {
   if (changes.length === 0) return undefined;
-  const rows = changes.map((c) => ({ o: c.op === 'delete' ? 'd' : 'u', p: c.prefix, s: c.suffix, v: c.version, h: c.values, t: c.at }));
+  // The values as JSON text (cast to json in SQL), as batch-repository.ts sends them and for the same reason.
+  const rows = changes.map((c) => ({ o: c.op === 'delete' ? 'd' : 'u', p: c.prefix, s: c.suffix, v: c.version, h: c.values === null ? null : JSON.stringify(c.values), t: c.at }));
   return { name: 'federation-outbox-append', text: APPEND, values: [JSON.stringify(rows)] };
 }
 

@@ -43,7 +43,7 @@ export async function insertMany(tx: Tx, rows: ReadonlyArray<Key & { values: Han
   const result = await tx.query<{ prefix: string; suffix: string }>({
     name: 'batch-insert',
     text: `INSERT INTO identifiers (prefix, suffix, handle_values)
-     SELECT r.p, r.s, r.v FROM json_to_recordset($1::json) AS r(p text, s text, v json)
+     SELECT r.p, r.s, r.v::json FROM json_to_recordset($1::json) AS r(p text, s text, v text)
      ON CONFLICT (prefix, suffix) DO NOTHING
      RETURNING prefix, suffix`,
     values: [rowsJson(rows)],
@@ -59,7 +59,7 @@ export function insertAllStatement(rows: ReadonlyArray<Key & { values: HandleVal
   return {
     name: 'group-insert-all',
     text: `INSERT INTO identifiers (prefix, suffix, handle_values)
-     SELECT r.p, r.s, r.v FROM json_to_recordset($1::json) AS r(p text, s text, v json)`,
+     SELECT r.p, r.s, r.v::json FROM json_to_recordset($1::json) AS r(p text, s text, v text)`,
     values: [rowsJson(rows)],
   };
 }
@@ -73,8 +73,8 @@ export async function replaceMany(tx: Tx, rows: ReadonlyArray<Key & { values: Ha
   if (rows.length === 0) return new Map();
   const result = await tx.query<{ prefix: string; suffix: string; version: string }>({
     name: 'batch-replace',
-    text: `UPDATE identifiers i SET handle_values = k.v, version = i.version + 1, updated_at = now()
-     FROM json_to_recordset($1::json) AS k(p text, s text, v json)
+    text: `UPDATE identifiers i SET handle_values = k.v::json, version = i.version + 1, updated_at = now()
+     FROM json_to_recordset($1::json) AS k(p text, s text, v text)
      WHERE i.prefix = k.p AND i.suffix = k.s
      RETURNING i.prefix, i.suffix, i.version`,
     values: [rowsJson(rows)],
@@ -100,9 +100,12 @@ function keysJson(keys: readonly Key[]): string {
 }
 
 /**
- * `[{"p":prefix,"s":suffix,"v":values},...]`: Postgres keeps the text of a json column as given,
- * so each record's handle_values is stored exactly as JSON.stringify(values) writes it.
+ * `[{"p":prefix,"s":suffix,"v":"<values as JSON text>"},...]`. The values travel as a JSON
+ * string, read as text and cast to json, so each record's handle_values is stored exactly as
+ * JSON.stringify(values) writes it. Not as a nested json column: json_to_recordset unescapes every
+ * string of the document, and a value holding U+0000 or a lone surrogate (both valid JSON
+ * escapes, which json keeps as written) failed the whole statement (22P05, 22P02).
  */
 function rowsJson(rows: ReadonlyArray<Key & { values: HandleValue[] }>): string {
-  return JSON.stringify(rows.map((r) => ({ p: r.prefix, s: r.suffix, v: r.values })));
+  return JSON.stringify(rows.map((r) => ({ p: r.prefix, s: r.suffix, v: JSON.stringify(r.values) })));
 }

@@ -322,7 +322,8 @@ export class BatchRegistry {
     const now = new Date().toISOString();
     // Partial creates only have nothing to lock: the insert takes each free key and skips taken ones
     // (ON CONFLICT DO NOTHING), which are then found below and refused as the lock would have.
-    const createsOnly = mode === 'partial' && planned.every((p) => p.op === 'create');
+    // (Not when an item names a template: its version would be claimed before the taken handles are known.)
+    const createsOnly = mode === 'partial' && planned.every((p) => p.op === 'create' && p.template === undefined);
     const existing = createsOnly ? new Map<string, LockedRecord>() : await batchRepo.lockMany(tx, planned.map((p) => p.handle));
     const inserts: Array<Planned & { values: HandleValue[] }> = [];
     const replaces: Array<Planned & { values: HandleValue[]; previous: LockedRecord }> = [];

@@ -12,6 +12,7 @@
  * handle never share a group: the later one waits for the next.
  */
 import type pg from 'pg';
+import { errors } from '../infra/errors.js';
 import { withTransaction } from '../infra/postgres.js';
 import type { CacheInvalidation } from '../resolver/resolver-cache.js';
 import { isRaceToRetry, type BatchRegistry, type GroupedWrite, type ItemResult } from './batch.js';
@@ -103,8 +104,11 @@ export class WriteCoalescer {
         ordered.forEach((waiting, i) => waiting.resolve(results[i]!));
         return;
       } catch (err) {
-        if ((isRaceToRetry(err) || isDeadlock(err)) && attempt < ATTEMPTS) continue;
-        for (const waiting of ordered) waiting.reject(err);
+        const race = isRaceToRetry(err) || isDeadlock(err);
+        if (race && attempt < ATTEMPTS) continue;
+        // Races still lost after the retries: 503 (retry), as a batch answers them, not a 500.
+        const answer = race ? errors.unavailable('concurrent writers kept changing these handles; retry') : err;
+        for (const waiting of ordered) waiting.reject(answer);
         return;
       }
     }
