@@ -73,8 +73,8 @@ interface Planned {
   /** Grouped single writes: each keeps its own caller and request for the change sinks. */
   actor?: KeyActor;
   request?: RequestInfo;
-  /** The template version the values name at index 1001, with the normalised values to check. */
-  named?: { version: string; values: HandleValue[] };
+  /** The template version the values name at index 1001, still to check `values` against. */
+  named?: string;
   /** The template the values were checked against. */
   template?: CompiledTemplate;
 }
@@ -205,11 +205,11 @@ export class BatchRegistry {
     const planned = this.check(actor, operations, itemError, results);
     const named = planned.filter((p) => p.named !== undefined);
     if (named.length === 0 || !this.templates) return planned;
-    const loaded = await this.templates.load(named.map((p) => ({ prefix: p.handle.prefix, version: p.named!.version })));
+    const loaded = await this.templates.load(named.map((p) => ({ prefix: p.handle.prefix, version: p.named! })));
     return planned.filter((p) => {
       if (!p.named) return true;
       try {
-        p.template = this.templates!.checkWith(loaded, p.handle.prefix, p.named.version, p.named.values);
+        p.template = this.templates!.checkWith(loaded, p.handle.prefix, p.named, p.values!);
         p.named = undefined;
         return true;
       } catch (err) {
@@ -243,10 +243,7 @@ export class BatchRegistry {
   async insertGroup(writes: readonly GroupedWrite[]): Promise<{ results: ItemResult[]; written: string[] } | undefined> {
     const now = new Date().toISOString();
     const rows = writes.map((w) => ({ prefix: w.handle.prefix, suffix: w.handle.suffix, values: w.values ?? this.normalise(w.handle, w.input, now) }));
-    const changes = writes.map((w, i): IdentifierChange => ({
-      op: 'create', handle: w.handle.handle, prefix: w.handle.prefix, suffix: w.handle.suffix, version: 1, values: rows[i]!.values, previous: null,
-      actor: { keyId: w.actor.keyId, role: w.actor.role }, at: now, ...(w.request ? { request: w.request } : {}),
-    }));
+    const changes = writes.map((w, i) => changeOf('create', w, 1, rows[i]!.values, null, now));
     const sinks = this.registry.sinkStatements(changes);
     if (!sinks) return undefined;
     try {
@@ -256,7 +253,7 @@ export class BatchRegistry {
       throw err;
     }
     return {
-      results: writes.map((w) => ({ responseCode: ResponseCode.SUCCESS, handle: w.handle.handle, op: w.op, status: 201, version: 1 })),
+      results: writes.map((w) => writtenResult(w, 201, 1)),
       written: changes.map((c) => c.handle),
     };
   }
@@ -282,10 +279,10 @@ export class BatchRegistry {
         const first = seen.get(handle.handle);
         if (first !== undefined) throw errors.badRequest('DUPLICATE_HANDLE', `handle ${handle.handle} is also item ${first} of this batch`);
         seen.set(handle.handle, index);
-        // Refuse bad values before any row is touched; keep them only when they name a template.
+        // Refuse bad values before any row is touched; kept as a new record's values (and checked against the template they name in plan()).
         const values = item.values === undefined ? undefined : this.normalise(handle, item.values, now);
         const version = values === undefined || !this.templates ? undefined : templateReference(values);
-        planned.push({ index, op: item.op, handle, input: item.values, version: item.version, ...(values ? { values } : {}), ...(version !== undefined ? { named: { version, values: values! } } : {}) });
+        planned.push({ index, op: item.op, handle, input: item.values, version: item.version, ...(values ? { values } : {}), ...(version !== undefined ? { named: version } : {}) });
       } catch (err) {
         if (!(err instanceof AppError)) throw err;
         results[index] = failure(op, input, err);
@@ -369,26 +366,20 @@ export class BatchRegistry {
     await batchRepo.deleteMany(tx, deletes.map((p) => p.handle));
 
     const changes: IdentifierChange[] = [];
-    const batchKey = actor ? { keyId: actor.keyId, role: actor.role } : undefined;
-    const change = (op: IdentifierChange['op'], p: Planned, version: number, values: HandleValue[] | null, previous: LockedRecord | null): IdentifierChange => {
-      const by = p.request ?? request;
-      return {
-        op, handle: p.handle.handle, prefix: p.handle.prefix, suffix: p.handle.suffix, version, values, previous,
-        actor: p.actor ? { keyId: p.actor.keyId, role: p.actor.role } : batchKey!, at: now, ...(by ? { request: by } : {}),
-      };
-    };
+    const change = (op: IdentifierChange['op'], p: Planned, version: number, values: HandleValue[] | null, previous: LockedRecord | null) =>
+      changeOf(op, p, version, values, previous, now, actor, request);
     for (const p of inserts) {
       changes.push(change('create', p, 1, p.values, null));
-      results[p.index] = { responseCode: ResponseCode.SUCCESS, handle: p.handle.handle, op: p.op, status: 201, version: 1 };
+      results[p.index] = writtenResult(p, 201, 1);
     }
     for (const p of replaces) {
       const version = versions.get(p.handle.handle)!;
       changes.push(change('update', p, version, p.values, p.previous));
-      results[p.index] = { responseCode: ResponseCode.SUCCESS, handle: p.handle.handle, op: p.op, status: 200, version };
+      results[p.index] = writtenResult(p, 200, version);
     }
     for (const p of deletes) {
       changes.push(change('delete', p, p.previous.version, null, p.previous));
-      results[p.index] = { responseCode: ResponseCode.SUCCESS, handle: p.handle.handle, op: p.op, status: 200, version: p.previous.version };
+      results[p.index] = writtenResult(p, 200, p.previous.version);
     }
     if (changes.length > 0) await this.registry.emit(tx, changes);
     return { written: changes.map((c) => c.handle), firstUse };
@@ -408,6 +399,29 @@ export class BatchRegistry {
     void idempotency.expire(this.pool, this.idempotencyTtlSeconds).catch(() => undefined);
   }
 }
+
+/** What the sinks get for a written item: its own caller and request (grouped PUTs), else the batch's. */
+function changeOf(
+  op: IdentifierChange['op'],
+  item: { handle: Handle; actor?: KeyActor | undefined; request?: RequestInfo | undefined },
+  version: number,
+  values: HandleValue[] | null,
+  previous: LockedRecord | null,
+  at: string,
+  batchActor?: KeyActor,
+  batchRequest?: RequestInfo,
+): IdentifierChange {
+  const by = item.actor ?? batchActor!;
+  const request = item.request ?? batchRequest;
+  return {
+    op, handle: item.handle.handle, prefix: item.handle.prefix, suffix: item.handle.suffix, version, values, previous,
+    actor: { keyId: by.keyId, role: by.role }, at, ...(request ? { request } : {}),
+  };
+}
+
+/** The result of an item that was written. */
+const writtenResult = (item: { op: string; handle: Handle }, status: number, version: number): ItemResult =>
+  ({ responseCode: ResponseCode.SUCCESS, handle: item.handle.handle, op: item.op, status, version });
 
 function summarise(mode: BatchMode, results: readonly ItemResult[], applied: boolean): BatchAnswer {
   const counts = { created: 0, updated: 0, deleted: 0, failed: 0 };

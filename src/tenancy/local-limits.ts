@@ -39,12 +39,7 @@ export function resolutionLimitHook(store: LocalFirstStore, budgets: ResolutionB
       done();
       return;
     }
-    const { current, ttl } = store.count(isKeyed ? `key:${actor.keyId}` : clientKey(request.ip), windowMs);
-    if (current <= max) {
-      done();
-      return;
-    }
-    done(rateLimited(reply, max, windowMs, ttl));
+    admit(store, isKeyed ? `key:${actor.keyId}` : clientKey(request.ip), max, windowMs, reply, done);
   };
 }
 
@@ -53,11 +48,13 @@ export function perKeyLimitHook(store: LocalFirstStore, windowMs: number, max: n
   if (max <= 0) return undefined;
   return (request, reply, done) => {
     const actor = request.actor;
-    const { current, ttl } = store.count(actor.kind === 'key' ? actor.keyId : `ip:${clientKey(request.ip)}`, windowMs);
-    if (current <= max) {
-      done();
-      return;
-    }
-    done(rateLimited(reply, max, windowMs, ttl));
+    admit(store, actor.kind === 'key' ? actor.keyId : `ip:${clientKey(request.ip)}`, max, windowMs, reply, done);
   };
+}
+
+/** Counts the request against `key`'s budget: on with the request, or the 429. */
+function admit(store: LocalFirstStore, key: string, max: number, windowMs: number, reply: FastifyReply, done: HookHandlerDoneFunction): void {
+  const { current, ttl } = store.count(key, windowMs);
+  if (current <= max) done();
+  else done(rateLimited(reply, max, windowMs, ttl));
 }

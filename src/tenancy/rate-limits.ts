@@ -71,9 +71,9 @@ export async function registerRateLimits(app: FastifyInstance, settings: RateLim
   const policy = (max: number, options: RateLimitOptions & { backend: RateLimitStore }): Hook | undefined =>
     max > 0 ? (app.rateLimit({ hook: 'onRequest', max, timeWindow: settings.windowMs, ...options } as RateLimitOptions) as unknown as Hook) : undefined;
 
-  // Resolution: a callback hook counting in the process (resolution-limit.ts). Its answers carry
-  // the x-ratelimit-* headers only with a 429, unlike the other policies: three more headers on
-  // every cached answer cost the line-rate path measurably, for callers told when they exceed.
+  // Resolution and registration: callback hooks counting in the process (local-limits.ts). Their
+  // answers carry the x-ratelimit-* headers only with a 429, unlike the plugin's policies: three
+  // more headers on every cached answer cost the line-rate path measurably.
   const resolution = resolutionLimitHook(resolveStore, { windowMs: settings.windowMs, anonymous: settings.resolveAnonymous, keyed: settings.resolveKeyed });
   const hooks: Record<keyof typeof POLICY_ROUTES, Hook | CallbackHook | undefined> = {
     resolution,
