@@ -9,6 +9,10 @@ export function createRedis(url: string, log: Logger): Redis {
     commandTimeout: 1000,
     connectTimeout: 2000,
     enableAutoPipelining: true,
+    // The resolver sends one MGET per event-loop round for every miss of that round: it batches
+    // already, and auto-pipelining would only add a Pipeline object and a tick to each (measured:
+    // about 8 us of node CPU per resolution with L1 off).
+    autoPipeliningIgnoredCommands: ['mget'],
     retryStrategy: (attempt) => Math.min(attempt * 200, 2000),
     lazyConnect: true,
   });
