@@ -41,7 +41,8 @@ export function buildWriters(
   const registry = new RegistryService(pool, cache, sinks, limits, config.NODE_PREFIX, isDisabled, templates);
   const batches = new BatchRegistry(pool, registry, cache, limits, config.IDEMPOTENCY_KEY_TTL, templates);
   // Single writes commit in groups; half the pool at most, so reads always find a connection.
-  registry.groupWritesWith(new WriteCoalescer(pool, batches, cache, Math.max(1, Math.floor(config.PG_POOL_MAX / 2))));
+  const groups = Math.max(1, Math.min(config.WRITE_GROUPS_IN_FLIGHT, Math.floor(config.PG_POOL_MAX / 2)));
+  registry.groupWritesWith(new WriteCoalescer(pool, batches, cache, groups));
   const importer = new Importer(pool, batches, cache, itemChecker(config.MAX_VALUES_PER_RECORD), join(config.DATA_DIR, 'imports'), log);
   return { registry, batches, importer, templates };
 }

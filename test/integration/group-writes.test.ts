@@ -19,7 +19,7 @@ import { clearRedisPrefix, newRedisPrefix, startTestNode, type TestNode } from '
 import { makeUscc } from '../helpers/uscc.js';
 
 const PREFIX = '88.118.33';
-const MAX_IN_FLIGHT = 5; // PG_POOL_MAX 10: the coalescer runs at most 5 groups at once
+const MAX_IN_FLIGHT = 5; // WRITE_GROUPS_IN_FLIGHT (PG_POOL_MAX 10 allows 5): groups racing each other
 let db: TestDatabase;
 let node: TestNode;
 let sql: pg.Pool;
@@ -51,7 +51,7 @@ beforeAll(async () => {
   await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
   const closedPort = (closed.address() as net.AddressInfo).port;
   await new Promise((resolve) => closed.close(resolve));
-  env = { PG_POOL_MAX: '10', NEGATIVE_CACHE_TTL: '60', UPSTREAM_URLS: `http://127.0.0.1:${closedPort}`, SYNC_RETRY_MAX_MS: '60000', NODE_ID: 'node-groups' };
+  env = { PG_POOL_MAX: '10', WRITE_GROUPS_IN_FLIGHT: String(MAX_IN_FLIGHT), NEGATIVE_CACHE_TTL: '60', UPSTREAM_URLS: `http://127.0.0.1:${closedPort}`, SYNC_RETRY_MAX_MS: '60000', NODE_ID: 'node-groups' };
   db = await createTestDatabase();
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'snode-groups-'));
   node = await start();
