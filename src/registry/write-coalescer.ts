@@ -65,10 +65,16 @@ export class WriteCoalescer {
       }
       this.queue = later;
       this.inFlight += 1;
-      void this.run(group).finally(() => {
+      let released = false;
+      // The slot is freed once the group's transaction is over (committed or failed), before the
+      // cache invalidation its writes still wait for: the next group's statement overlaps it.
+      const release = () => {
+        if (released) return;
+        released = true;
         this.inFlight -= 1;
         this.pump();
-      });
+      };
+      void this.run(group, release).finally(release);
     }
   }
 
@@ -92,7 +98,7 @@ export class WriteCoalescer {
     return outcome;
   }
 
-  private async run(group: Waiting[]): Promise<void> {
+  private async run(group: Waiting[], release: () => void): Promise<void> {
     // Primary-key order, as a batch locks: groups that insert the same new handles meet in order.
     const ordered = [...group].sort((a, b) => (a.write.handle.handle < b.write.handle.handle ? -1 : a.write.handle.handle > b.write.handle.handle ? 1 : 0));
     const writes = ordered.map((w) => w.write);
@@ -100,6 +106,8 @@ export class WriteCoalescer {
       try {
         const { results, written } = (this.tryAllNew(writes) ? await this.allNew(writes) : undefined)
           ?? await withTransaction(this.pool, (tx) => this.batches.applyGroup(tx, writes));
+        release();
+        // Acknowledged only once every process drops the handles (read-your-writes everywhere).
         if (written.length > 0) await this.cache.invalidate(written);
         ordered.forEach((waiting, i) => waiting.resolve(results[i]!));
         return;
