@@ -12,7 +12,6 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
-import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
@@ -20,6 +19,7 @@ import { TEST_REDIS_URL } from '../helpers/env.js';
 import { call, onboard } from '../helpers/http.js';
 import { clearRedisPrefix, newRedisPrefix } from '../helpers/node.js';
 import { runCli, startProcess, type NodeProcess } from '../helpers/process.js';
+import { freePort } from '../helpers/ports.js';
 import { makeUscc } from '../helpers/uscc.js';
 
 let db: TestDatabase;
@@ -48,15 +48,6 @@ function env(): Record<string, string> {
 }
 
 const start = () => startProcess(env(), ['node', 'dist/main.js', 'serve']);
-
-/** A port nothing listens on: bound, read, released. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 beforeAll(async () => {
   closedPort = await freePort();

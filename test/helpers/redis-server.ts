@@ -1,18 +1,7 @@
 /** A real redis-server of a test's own, so it can be stopped without touching anyone else's. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
-
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const probe = createServer();
-    probe.once('error', reject);
-    probe.listen(0, '127.0.0.1', () => {
-      const { port: p } = probe.address() as { port: number };
-      probe.close(() => resolve(p));
-    });
-  });
-}
+import { freePort } from './ports.js';
 
 export class OwnRedis {
   private server: ChildProcess | undefined;

@@ -7,7 +7,6 @@
  * outbox row per change, exact statistics, and the GET answer (negative cache entries included).
  */
 import { mkdtemp, rm } from 'node:fs/promises';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -16,6 +15,7 @@ import type { ChangeSink } from '../../src/registry/change-sink.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { call, onboard, url, type Reply } from '../helpers/http.js';
 import { clearRedisPrefix, newRedisPrefix, startTestNode, type TestNode } from '../helpers/node.js';
+import { freePort } from '../helpers/ports.js';
 import { makeUscc } from '../helpers/uscc.js';
 
 const PREFIX = '88.118.33';
@@ -47,10 +47,7 @@ const probe: ChangeSink = {
 const start = () => startTestNode({ databaseUrl: db.url, redis: true, redisKeyPrefix: redisPrefix, dataDir, env, sinks: [probe] });
 
 beforeAll(async () => {
-  const closed = net.createServer(); // a port nothing listens on: the top-level node is down, changes stay in the outbox
-  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-  const closedPort = (closed.address() as net.AddressInfo).port;
-  await new Promise((resolve) => closed.close(resolve));
+  const closedPort = await freePort(); // nothing listens there: the top-level node is down, changes stay in the outbox
   env = { PG_POOL_MAX: '10', WRITE_GROUPS_IN_FLIGHT: String(MAX_IN_FLIGHT), NEGATIVE_CACHE_TTL: '60', UPSTREAM_URLS: `http://127.0.0.1:${closedPort}`, SYNC_RETRY_MAX_MS: '60000', NODE_ID: 'node-groups' };
   db = await createTestDatabase();
   dataDir = await mkdtemp(path.join(os.tmpdir(), 'snode-groups-'));

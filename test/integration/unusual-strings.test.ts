@@ -4,12 +4,12 @@
  * write path: a grouped create, a replacement, a batch and the federation outbox. (Sent as nested
  * json, json_to_recordset unescaped them and failed the whole statement: 22P05, 22P02.)
  */
-import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { call, onboard } from '../helpers/http.js';
 import { clearRedisPrefix, newRedisPrefix, startTestNode, type TestNode } from '../helpers/node.js';
+import { freePort } from '../helpers/ports.js';
 import { makeUscc } from '../helpers/uscc.js';
 
 const PREFIX = '88.118.36';
@@ -24,10 +24,7 @@ const redisPrefix = newRedisPrefix();
 
 beforeAll(async () => {
   // The top-level node is down (nothing listens): every change stays in the outbox, to be read back.
-  const closed = net.createServer();
-  await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
-  const port = (closed.address() as net.AddressInfo).port;
-  await new Promise((resolve) => closed.close(resolve));
+  const port = await freePort();
   db = await createTestDatabase();
   node = await startTestNode({ databaseUrl: db.url, redis: true, redisKeyPrefix: redisPrefix, env: { UPSTREAM_URLS: `http://127.0.0.1:${port}`, SYNC_RETRY_MAX_MS: '60000', NODE_ID: 'node-odd' } });
   sql = new pg.Pool({ connectionString: db.url, max: 2 });
