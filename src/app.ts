@@ -22,6 +22,7 @@ import { publicBaseUrl } from './infra/public-url.js';
 import { frameworkErrorHandler, registerErrorHandling } from './infra/http-errors.js';
 import { validatorCompiler } from './infra/validation.js';
 import type { Logger } from './infra/logger.js';
+import { lazyRequestLogger } from './infra/request-logger.js';
 import { Federation, SOFTWARE_VERSION } from './federation/index.js';
 import type { ChangeSink } from './registry/change-sink.js';
 import { registryRoutes } from './registry/routes.js';
@@ -103,6 +104,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     // Per-request lines go out at debug (onResponse below): INFO is kept for domain events.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
     genReqId: requestId,
+    childLoggerFactory: lazyRequestLogger,
     frameworkErrors: frameworkErrorHandler as never,
     bodyLimit: config.BODY_LIMIT_BYTES,
     // Handles are up to 255 bytes and may be percent-encoded three bytes per byte.
@@ -144,8 +146,10 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
     await changes.close();
   });
 
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook: an async one cost every request a promise and a microtask.
+  app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id);
+    done();
   });
   // The code of a refusal, for the audit log's tally (onError runs only for errors: nothing on the hot path).
   const refusedCodes = new WeakMap<object, string>();
