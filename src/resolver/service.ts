@@ -269,12 +269,17 @@ export class ResolverService {
       const record = records.get(h.handle);
       const ttl = record ? this.cacheTtl(record) : this.limits.negativeTtlSeconds;
       const expiresAt = ttl > 0 ? loadedAt + ttl * 1000 : 0;
-      const entry = record ? foundEntry(record, expiresAt, shared !== undefined && expiresAt > 0) : missingEntry(h.handle, expiresAt);
-      results[i] = { entry, cached: false, tier: POSTGRES };
+      let entry = record ? foundEntry(record, expiresAt, shared !== undefined && expiresAt > 0) : missingEntry(h.handle, expiresAt);
       if (expiresAt > 0) {
+        if (shared) {
+          // The cached entry is the frame Redis gets: both encodings in one allocation of its own.
+          const frame = encodeFrame(entry);
+          entry = decodeFrame(h.handle, frame) ?? entry;
+          void shared.set(h.handle, frame, ttl * 1000, lookups[i]?.token);
+        }
         l1.set(entry, since);
-        if (shared) void shared.set(h.handle, encodeFrame(entry), ttl * 1000, lookups[i]?.token);
       }
+      results[i] = { entry, cached: false, tier: POSTGRES };
     }
     return results as Loaded[];
   }

@@ -86,6 +86,25 @@ describe('cache entries', () => {
     expect(JSON.parse(gone!.json.toString())).toMatchObject({ responseCode: 100, handle: '88.118.8/NONE' });
   });
 
+  it('keep only their own bytes alive, not a pool slab or a Redis reply they were cut from', () => {
+    // One live slice of Node's 8 KiB Buffer pool keeps the whole slab alive: an entry's bytes are its own.
+    const own = (b: Buffer) => b.byteOffset === 0 && b.buffer.byteLength <= 4096;
+    const found = foundEntry({ handle: '88.118.8/O', version: 2, values: [value(1, 'https://a'), value(2, 'secret', '1100')] }, later());
+    expect(own(found.json)).toBe(true);
+    expect(own(found.proto)).toBe(true);
+    expect(own(missingEntry('88.118.8/NONE', later()).json)).toBe(true);
+    // A frame inside a larger reply buffer (what a Redis client hands back) is copied out of it.
+    const frame = encodeFrame(found);
+    const reply = Buffer.alloc(64 * 1024);
+    frame.copy(reply, 1000);
+    const back = decodeFrame('88.118.8/O', reply.subarray(1000, 1000 + frame.length))!;
+    expect(back.json.equals(found.json)).toBe(true);
+    expect(back.json.buffer.byteLength).toBe(frame.length);
+    expect(back.proto.buffer).toBe(back.json.buffer);
+    // A frame of its own is used as it is.
+    expect(decodeFrame('88.118.8/O', frame)!.json.buffer).toBe(frame.buffer);
+  });
+
   it('treat a frame they cannot read as a miss', () => {
     expect(decodeFrame('88.118.8/X', Buffer.from('not a frame'))).toBeUndefined();
     const frame = encodeFrame(missingEntry('88.118.8/X', later()));
