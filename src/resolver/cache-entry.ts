@@ -189,12 +189,18 @@ export function encodeFrame(entry: CacheEntry): Buffer {
   return frame;
 }
 
-/** The entry a frame holds; undefined for a frame this build cannot read (treated as a miss). */
-export function decodeFrame(handle: string, given: Buffer): CacheEntry | undefined {
-  if (given.length < HEADER_BYTES || given.readUInt8(0) !== FRAME_VERSION) return undefined;
-  // The entry's bytes are views into the frame: a frame that is itself a view into a larger
-  // buffer (a Redis reply) is copied first, so the entry keeps only its own bytes alive.
-  const frame = given.byteLength === given.buffer.byteLength ? given : copyOf(given);
+/**
+ * A frame to decode into an entry that will be kept: a frame that is a view into a larger buffer
+ * (a Redis reply holds every value of an MGET) is copied out, so the entry, whose bytes are views
+ * into its frame, keeps only those alive.
+ */
+export function ownFrame(frame: Buffer): Buffer {
+  return frame.byteOffset === 0 && frame.byteLength === frame.buffer.byteLength ? frame : copyOf(frame);
+}
+
+/** The entry a frame holds (its bytes are views into the frame); undefined for a frame this build cannot read (treated as a miss). */
+export function decodeFrame(handle: string, frame: Buffer): CacheEntry | undefined {
+  if (frame.length < HEADER_BYTES || frame.readUInt8(0) !== FRAME_VERSION) return undefined;
   const kind = frame.readUInt8(1);
   const hasPrivate = frame.readUInt8(2) === 1;
   const expiresAt = frame.readDoubleLE(3);

@@ -8,7 +8,7 @@
 import { InvalidHandleError, parseHandle, type Handle } from '../handle/handle.js';
 import { AppError } from '../infra/errors.js';
 import { minTtl, type HandleRecord } from '../handle/values.js';
-import { foundEntry, decodeFrame, encodeFrame, missingEntry, type CacheEntry } from './cache-entry.js';
+import { foundEntry, decodeFrame, encodeFrame, missingEntry, ownFrame, type CacheEntry } from './cache-entry.js';
 import type { ResolverCache } from './resolver-cache.js';
 
 /** Told once per resolved handle (statistics); must not do I/O. */
@@ -249,7 +249,7 @@ export class ResolverService {
     const now = Date.now();
     handles.forEach((h, i) => {
       const frame = lookups[i]?.frame;
-      const entry = frame ? decodeFrame(h.handle, frame) : undefined;
+      const entry = frame ? decodeFrame(h.handle, l1.enabled ? ownFrame(frame) : frame) : undefined;
       if (entry && entry.expiresAt > now) {
         results[i] = { entry, cached: true, tier: REDIS };
         l1.set(entry, since);

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeFrame, encodeFrame, foundEntry, missingEntry } from '../../src/resolver/cache-entry.js';
+import { decodeFrame, encodeFrame, foundEntry, missingEntry, ownFrame } from '../../src/resolver/cache-entry.js';
 import { L1Cache } from '../../src/resolver/l1-cache.js';
 
 const later = () => Date.now() + 60_000;
@@ -97,7 +97,7 @@ describe('cache entries', () => {
     const frame = encodeFrame(found);
     const reply = Buffer.alloc(64 * 1024);
     frame.copy(reply, 1000);
-    const back = decodeFrame('88.118.8/O', reply.subarray(1000, 1000 + frame.length))!;
+    const back = decodeFrame('88.118.8/O', ownFrame(reply.subarray(1000, 1000 + frame.length)))!;
     expect(back.json.equals(found.json)).toBe(true);
     expect(back.json.buffer.byteLength).toBe(frame.length);
     expect(back.proto.buffer).toBe(back.json.buffer);
