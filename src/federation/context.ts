@@ -23,10 +23,11 @@ export function registerFederationContext(app: FastifyInstance): void {
     const hops = typeof given === 'string' && /^\d{1,3}$/.test(given) ? Number(given) : 0;
     storage.run({ hops }, done);
   });
-  app.addHook('onSend', async (_request, reply, payload) => {
+  // A callback hook: an async one made every response a promise and sent it from a microtask.
+  app.addHook('onSend', (_request, reply, payload, done) => {
     const takeover = storage.getStore()?.takeover;
     if (takeover) reply.header(HEADER_TAKEOVER, takeover);
-    return payload;
+    done(null, payload);
   });
 }
 

@@ -18,8 +18,10 @@ export function closeKeepAliveOnShutdown(app: FastifyInstance): void {
     sweep = setInterval(() => app.server.closeIdleConnections(), SWEEP_MS);
     sweep.unref();
   });
-  app.addHook('onSend', async (_request, reply) => {
+  // A callback hook: an async one made every response a promise and sent it from a microtask.
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close');
+    done(null, payload);
   });
   app.addHook('onClose', async () => {
     clearInterval(sweep);
