@@ -10,8 +10,10 @@ import { parse } from 'yaml';
 import type { Command } from 'commander';
 import { buildProgram } from '../../src/cli.js';
 import { ConfigSchema, loadConfig } from '../../src/config.js';
+import { NODE_FLAGS } from '../../bench/node-process.js';
 
 const read = (path: string) => readFileSync(new URL(`../../${path}`, import.meta.url), 'utf8');
+const PACKAGE = JSON.parse(read('package.json')) as { scripts: Record<string, string> };
 const dockerfile = read('docker/Dockerfile');
 const compose = parse(read('docker/compose.yaml'), { merge: true }) as {
   services: Record<string, { image?: string; build?: unknown; environment?: Record<string, string>; command?: string[]; entrypoint?: string[]; depends_on?: Record<string, { condition: string }> }>;
@@ -78,7 +80,10 @@ describe('docker/Dockerfile', () => {
   it('starts `snode serve` through node itself (so SIGTERM reaches it)', () => {
     const entrypoint = jsonArray(find('ENTRYPOINT')[0]!, 'ENTRYPOINT');
     const cmd = jsonArray(find('CMD')[0]!, 'CMD');
-    expect([...entrypoint, ...cmd]).toEqual(['node', 'dist/main.js', 'serve']);
+    expect([...entrypoint, ...cmd]).toEqual(['node', '--use-largepages=silent', 'dist/main.js', 'serve']);
+    // The same runtime flags as `npm start` and the nodes bench starts.
+    expect(PACKAGE.scripts.start).toBe(`exec node ${NODE_FLAGS.join(' ')} dist/main.js serve`);
+    expect(entrypoint.slice(1, -1)).toEqual(NODE_FLAGS);
     expect(COMMANDS).toContain('serve');
   });
 
