@@ -5,7 +5,7 @@
  */
 import { isPrefixUnder, type Handle } from '../handle/handle.js';
 import { AppError } from '../infra/errors.js';
-import type { UpstreamSource } from '../resolver/service.js';
+import type { ResolutionContext, UpstreamSource } from '../resolver/service.js';
 import { markTakeover, nextHops } from './context.js';
 import type { HttpPools } from './http-pools.js';
 import { fetchRecord } from './record-fetch.js';
@@ -23,12 +23,12 @@ export class EscrowSource implements UpstreamSource {
     return !isPrefixUnder(prefix, this.nodePrefix);
   }
 
-  async find(handle: Handle) {
-    const hops = nextHops(this.maxHops);
+  async find(handle: Handle, context?: ResolutionContext) {
+    const hops = nextHops(context, this.maxHops);
     const home = await this.service.home(handle.prefix);
     if (!home) return { record: undefined };
     if (home.state !== 'up' || !home.node.baseUrl) {
-      markTakeover(home.node.nodeId);
+      markTakeover(context, home.node.nodeId);
       const held = await this.service.escrowRecord(home.node.nodeId, handle.prefix, handle.suffix);
       return { record: held ? { handle: handle.handle, version: held.version, values: held.values } : undefined, maxTtlSeconds: 0 };
     }

@@ -7,7 +7,7 @@
 import { isPrefixUnder, type Handle } from '../handle/handle.js';
 import { AppError } from '../infra/errors.js';
 import type { Logger } from '../infra/logger.js';
-import type { UpstreamSource } from '../resolver/service.js';
+import type { ResolutionContext, UpstreamSource } from '../resolver/service.js';
 import { markTakeover, nextHops } from './context.js';
 import type { HttpPools } from './http-pools.js';
 import { fetchRecord, type Fetched } from './record-fetch.js';
@@ -32,8 +32,8 @@ export class RemoteSource implements UpstreamSource {
     return !isPrefixUnder(prefix, this.nodePrefix);
   }
 
-  async find(handle: Handle): Promise<{ record: Fetched['record']; maxTtlSeconds?: number }> {
-    const hops = nextHops(this.options.maxHops);
+  async find(handle: Handle, context?: ResolutionContext): Promise<{ record: Fetched['record']; maxTtlSeconds?: number }> {
+    const hops = nextHops(context, this.options.maxHops);
     let home: PrefixLookupAnswer | undefined;
     try {
       home = await this.home(handle.prefix);
@@ -43,22 +43,22 @@ export class RemoteSource implements UpstreamSource {
     if (!home) return { record: undefined };
     if (home.state === 'up' && home.node.baseUrl) {
       try {
-        return this.answer(await fetchRecord(this.pools, home.node.baseUrl, handle, hops));
+        return this.answer(await fetchRecord(this.pools, home.node.baseUrl, handle, hops), context);
       } catch (err) {
         this.log.warn({ handle: handle.handle, node: home.node.nodeId, err: (err as Error).message }, 'federation: home node did not answer; asking the top-level node');
         this.homes.delete(handle.prefix);
       }
     }
     try {
-      return this.answer(await fetchRecord(this.pools, this.upstream.state().current, handle, hops));
+      return this.answer(await fetchRecord(this.pools, this.upstream.state().current, handle, hops), context);
     } catch (err) {
       throw unreachable(`neither node ${home.node.nodeId} nor the top-level node answered for ${handle.handle}: ${(err as Error).message}`);
     }
   }
 
-  private answer(fetched: Fetched): { record: Fetched['record']; maxTtlSeconds?: number } {
+  private answer(fetched: Fetched, context: ResolutionContext | undefined): { record: Fetched['record']; maxTtlSeconds?: number } {
     if (fetched.takeover) {
-      markTakeover(fetched.takeover);
+      markTakeover(context, fetched.takeover);
       // An escrow answer stands in for a node that is down: not kept once the node is back.
       return { record: fetched.record, maxTtlSeconds: 0 };
     }

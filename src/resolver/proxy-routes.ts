@@ -18,6 +18,7 @@ import { sendQr } from './qr-reply.js';
 import { QR_ECC_LEVELS, QR_FORMATS, QR_SIZE } from './qr.js';
 import { renderNotFoundPage, renderRecordPage } from './record-page.js';
 import { sendEntry } from './reply-entry.js';
+import { contextOf } from './routes.js';
 import type { ResolverService } from './service.js';
 
 const PAGE_SECURITY = {
@@ -108,7 +109,7 @@ export function proxyRoutes(resolver: ResolverService, nodePrefix: string, nodeI
       if (question >= 0 && request.query.qr !== undefined) return sendQr(request, reply, handle, resolver, nodePrefix, baseUrl);
       const owner = request.actor.kind === 'key' && ownsPrefix(request.actor, handle.prefix, nodePrefix);
       const view: View = { owner };
-      const entry = await resolver.lookup(handle);
+      const entry = await resolver.lookup(handle, contextOf(request));
       const values = entry.found ? visibleValues(entry.values(), owner) : [];
       const rawQuery = question >= 0 ? request.url.slice(question + 1) : '';
       const target = request.query.noredirect === undefined ? redirectTarget(values) : undefined;

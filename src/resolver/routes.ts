@@ -12,7 +12,17 @@ import type { CacheEntry } from './cache-entry.js';
 import { JSON_TYPE, wantsProtobuf } from './http-cache.js';
 import { sendEntry } from './reply-entry.js';
 import { decodeBatchRequest, encodeBatch, encodeResolution, PROTOBUF_TYPE } from './protobuf.js';
-import type { ResolvedItem, ResolverService } from './service.js';
+import type { ResolutionContext, ResolvedItem, ResolverService } from './service.js';
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the federation module on nodes that federate (absent otherwise): what a miss passes to other nodes. */
+    resolutionContext?: ResolutionContext | null;
+  }
+}
+
+/** What a request carries for resolution across nodes, if anything. */
+export const contextOf = (request: FastifyRequest): ResolutionContext | undefined => request.resolutionContext ?? undefined;
 
 /** `?pretty` and `?pretty=true` are on; `?pretty=false` and `?pretty=0` are off. */
 export const flag = (value: string | undefined): boolean => value !== undefined && value !== 'false' && value !== '0';
@@ -110,7 +120,8 @@ export function resolverRoutes(resolver: ResolverService, nodePrefix: string): F
       }
       const handle = parseHandleOrThrow(raw);
       const view = viewOf(request, handle.prefix, filter);
-      const entry = query.auth === true ? resolver.fresh(handle) : resolver.lookup(handle);
+      const context = contextOf(request);
+      const entry = query.auth === true ? resolver.fresh(handle, context) : resolver.lookup(handle, context);
       if (entry instanceof Promise) {
         return entry.then((loaded) => {
           sendEntry(request, reply, loaded, view, pretty);
@@ -145,7 +156,7 @@ export function resolverRoutes(resolver: ResolverService, nodePrefix: string): F
       },
     }, (request, reply) => {
       const inputs = request.body.handles;
-      const items = resolver.resolveMany(inputs);
+      const items = resolver.resolveMany(inputs, contextOf(request));
       if (items instanceof Promise) {
         return items.then((loaded) => {
           sendBatch(request, reply, inputs, loaded, nodePrefix);

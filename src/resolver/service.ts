@@ -47,7 +47,17 @@ export interface RecordSource {
 export interface UpstreamSource {
   /** true when the prefix is homed elsewhere; must not do I/O. */
   isForeign(prefix: string): boolean;
-  find(handle: Handle): Promise<{ record: HandleRecord | undefined; maxTtlSeconds?: number }>;
+  find(handle: Handle, context?: ResolutionContext): Promise<{ record: HandleRecord | undefined; maxTtlSeconds?: number }>;
+}
+
+/**
+ * What a request that may go to other nodes carries (federation/context.ts makes it): the hops it
+ * arrived with (X-Snode-Hops), and the node whose escrow copy answered it, for X-Snode-Takeover.
+ * A miss loaded for several requests at once uses the first one's.
+ */
+export interface ResolutionContext {
+  readonly hops: number;
+  takeover?: string;
 }
 
 export interface ResolverLimits {
@@ -108,14 +118,14 @@ export class ResolverService {
     return hit;
   }
 
-  lookup(handle: Handle): CacheEntry | Promise<CacheEntry> {
+  lookup(handle: Handle, context?: ResolutionContext): CacheEntry | Promise<CacheEntry> {
     const hit = this.cache.l1.get(handle.handle);
     if (hit) {
       this.tiers[L1 * 2 + (hit.found ? 0 : 1)]! += 1;
       this.counter.count(handle.prefix, hit.found, true);
       return hit;
     }
-    return this.miss(handle).then(({ entry, cached, tier }) => {
+    return this.miss(handle, context).then(({ entry, cached, tier }) => {
       this.tiers[tier * 2 + (entry.found ? 0 : 1)]! += 1;
       this.counter.count(handle.prefix, entry.found, cached);
       return entry;
@@ -123,9 +133,9 @@ export class ResolverService {
   }
 
   /** The source of truth, past every cache (`auth=true`); nothing is stored. */
-  async fresh(handle: Handle): Promise<CacheEntry> {
+  async fresh(handle: Handle, context?: ResolutionContext): Promise<CacheEntry> {
     const foreign = this.upstream?.isForeign(handle.prefix) === true;
-    const record = foreign ? (await this.upstream!.find(handle)).record : await this.source.find(handle.prefix, handle.suffix);
+    const record = foreign ? (await this.upstream!.find(handle, context)).record : await this.source.find(handle.prefix, handle.suffix);
     this.tiers[(foreign ? UPSTREAM : POSTGRES) * 2 + (record !== undefined ? 0 : 1)]! += 1;
     this.counter.count(handle.prefix, record !== undefined, false);
     return record ? foundEntry(record, 0) : missingEntry(handle.handle, 0);
@@ -135,7 +145,7 @@ export class ResolverService {
    * Entries for many strings as callers sent them, in order, each counted; a string that is not a
    * handle gives its InvalidHandleError. Synchronous when L1 holds them all.
    */
-  resolveMany(inputs: readonly string[]): ResolvedItem[] | Promise<ResolvedItem[]> {
+  resolveMany(inputs: readonly string[], context?: ResolutionContext): ResolvedItem[] | Promise<ResolvedItem[]> {
     const results: ResolvedItem[] = new Array(inputs.length);
     const l1 = this.cache.l1;
     let waits: Array<Promise<void>> | undefined;
@@ -162,7 +172,7 @@ export class ResolverService {
       }
       const h = handle!;
       (waits ??= []).push(
-        this.miss(h).then(
+        this.miss(h, context).then(
           ({ entry, cached, tier }) => {
             results[i] = entry;
             this.tiers[tier * 2 + (entry.found ? 0 : 1)]! += 1;
@@ -185,10 +195,10 @@ export class ResolverService {
    * for the next turn of the event loop, and every miss queued by then (from any request) is
    * loaded together: one Redis MGET and at most one Postgres query per round.
    */
-  private miss(handle: Handle): Promise<Loaded> {
+  private miss(handle: Handle, context: ResolutionContext | undefined): Promise<Loaded> {
     const running = this.inFlight.get(handle.handle);
     if (running) return running;
-    if (this.upstream?.isForeign(handle.prefix)) return this.missUpstream(handle, this.upstream);
+    if (this.upstream?.isForeign(handle.prefix)) return this.missUpstream(handle, this.upstream, context);
     const promise = new Promise<Loaded>((resolve, reject) => this.queued.push({ handle, resolve, reject }));
     this.inFlight.set(handle.handle, promise);
     if (!this.scheduled) {
@@ -222,10 +232,10 @@ export class ResolverService {
   }
 
   /** A foreign handle: one fetch per handle at a time, cached in L1 only. */
-  private missUpstream(handle: Handle, upstream: UpstreamSource): Promise<Loaded> {
+  private missUpstream(handle: Handle, upstream: UpstreamSource, context: ResolutionContext | undefined): Promise<Loaded> {
     const since = this.cache.l1.begin();
     const promise = upstream
-      .find(handle)
+      .find(handle, context)
       .then(({ record, maxTtlSeconds }): Loaded => {
         const ttl = Math.min(record ? this.cacheTtl(record) : this.limits.negativeTtlSeconds, maxTtlSeconds ?? Infinity);
         const expiresAt = ttl > 0 ? Date.now() + ttl * 1000 : 0;
