@@ -11,10 +11,11 @@ function capture(level: string) {
   const sink = new Writable({ write(chunk, _enc, done) { for (const l of String(chunk).split('\n')) if (l) lines.push(JSON.parse(l)); done(); } });
   const log = pino({ level, redact: { paths: REDACT_PATHS, censor: '[redacted]' } }, sink);
   let children = 0;
-  // Counts children made of the root (its descendants inherit this property and pass through).
+  // Counts request loggers: children bound to a request id, made of this logger or any descendant
+  // (they inherit this property; fastify may hold a child of the instance as its root).
   const child = log.child;
   log.child = function (this: typeof log, ...args: Parameters<typeof child>) {
-    if (this === log) children += 1;
+    if ('requestId' in (args[0] ?? {})) children += 1;
     return child.apply(this, args);
   } as typeof log.child;
   return { log, lines, children: () => children };
