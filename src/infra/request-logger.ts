@@ -5,7 +5,7 @@
  * on every request, for a logger that a request answered without an error never writes to.
  */
 import type { FastifyBaseLogger } from 'fastify';
-import type { Bindings, ChildLoggerOptions, Level } from 'pino';
+import { pino, type Bindings, type ChildLoggerOptions, type Level } from 'pino';
 
 type Method = (...args: unknown[]) => void;
 
@@ -68,7 +68,8 @@ export class LazyRequestLogger implements FastifyBaseLogger {
   silent(): void {}
 }
 
-const ORDER: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
+/** pino's numeric value of a level name ('silent' above every level). */
+const levelValue = (name: string): number => (name === 'silent' ? Infinity : (pino.levels.values[name] ?? 0));
 
 /** Whether `level` is written by a child of `parent` made with `ownLevel` (pino's isLevelEnabled when there is one). */
 function enabled(parent: FastifyBaseLogger, ownLevel: string | undefined, level: Level): boolean {
@@ -76,7 +77,7 @@ function enabled(parent: FastifyBaseLogger, ownLevel: string | undefined, level:
     const check = (parent as { isLevelEnabled?: (level: string) => boolean }).isLevelEnabled;
     if (check) return check.call(parent, level);
   }
-  return (ORDER[level] ?? 0) >= (ORDER[ownLevel ?? parent.level] ?? 0);
+  return levelValue(level) >= levelValue(ownLevel ?? parent.level);
 }
 
 /** fastify's `childLoggerFactory`. */
