@@ -100,12 +100,13 @@ function varintLength(n: number): number {
 
 /**
  * A `ResolveBatchResponse` made of already-encoded `Resolution` messages, framed as its
- * repeated field 1 without decoding them: cached per-handle bytes are sent as they are.
+ * repeated field 1 without decoding them: cached per-handle bytes are sent as they are. `alloc`
+ * gives the buffer the message is written into.
  */
-export function encodeBatch(parts: readonly Uint8Array[]): Buffer {
+export function encodeBatch(parts: readonly Uint8Array[], alloc: (size: number) => Buffer = Buffer.allocUnsafe): Buffer {
   let total = 0;
   for (const part of parts) total += 1 + varintLength(part.length) + part.length;
-  const out = Buffer.allocUnsafe(total);
+  const out = alloc(total);
   let pos = 0;
   for (const part of parts) {
     out[pos++] = TAG_RESULTS;

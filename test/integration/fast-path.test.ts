@@ -1,4 +1,5 @@
 /** The resolution fast path on real Postgres and Redis: tiers, batches, protobuf, HTTP caching. */
+import net from 'node:net';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -185,6 +186,36 @@ describe('POST /api/resolve', () => {
     const thousand = await call(first.url, 'POST', '/api/resolve', { body: { handles: many.slice(0, 1000) } });
     expect(thousand.status).toBe(200);
     expect(thousand.body.results).toHaveLength(1000);
+  });
+
+  it('keeps a large answer intact while its client is slow to read and other answers are built', async () => {
+    // 1000 results of about 6 KB (6 MB): more than the sockets take in, so the slow answer's write stays
+    // pending in the node while the next answers are built (in buffers that are reused).
+    const suffixes = Array.from({ length: 20 }, (_, i) => `BIG${i}`);
+    await Promise.all(suffixes.map((s) => put(`88.118.6/${s}`, [url(`https://example.com/${s}/${'x'.repeat(6000)}`)])));
+    const ask = (shift: number) => Array.from({ length: 1000 }, (_, i) => `88.118.6/${suffixes[(i + shift) % suffixes.length]}`);
+    const summary = (results: Array<{ handle: string; values: Array<{ data: { value: string } }> }>) => results.map((x) => `${x.handle}=${x.values[0]!.data.value.slice(0, 30)}`);
+    const expected = (handles: string[]) => handles.map((h) => `${h}=https://example.com/${h.slice('88.118.6/'.length)}/xxxxx`.slice(0, h.length + 31));
+
+    const slowHandles = ask(0);
+    const { port } = new URL(first.url);
+    const slow = net.connect(Number(port), '127.0.0.1');
+    const body = JSON.stringify({ handles: slowHandles });
+    slow.write(`POST /api/resolve HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    // The first bytes show the node has built the answer; then stop reading.
+    const chunks: Buffer[] = [await new Promise<Buffer>((resolve) => slow.once('data', resolve))];
+    slow.pause();
+    for (let shift = 1; shift <= 6; shift += 1) {
+      const handles = ask(shift);
+      const r = await call(first.url, 'POST', '/api/resolve', { body: { handles } });
+      expect(summary(r.body.results)).toEqual(expected(handles));
+    }
+    slow.on('data', (chunk: Buffer) => chunks.push(chunk));
+    slow.resume();
+    await new Promise((resolve) => slow.once('end', resolve));
+    const raw = Buffer.concat(chunks).toString('utf8');
+    expect(raw.startsWith('HTTP/1.1 200')).toBe(true);
+    expect(summary(JSON.parse(raw.slice(raw.indexOf('\r\n\r\n') + 4)).results)).toEqual(expected(slowHandles));
   });
 });
 
