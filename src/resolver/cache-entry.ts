@@ -42,7 +42,21 @@ const KIND_FOUND = 1;
 const KIND_MISSING = 2;
 const HEADER_BYTES = 1 + 1 + 1 + 8 + 8;
 
-const prefixOf = (handle: string): string => handle.slice(0, handle.indexOf('/'));
+/**
+ * One string per prefix for all entries: a batch compares its entries' prefixes and counts them
+ * by prefix, and the same string makes both a pointer comparison. Bounded (a node serves a few
+ * thousand prefixes); when full it starts again, which only costs sharing.
+ */
+const prefixes = new Map<string, string>();
+const MAX_SHARED_PREFIXES = 10_000;
+function prefixOf(handle: string): string {
+  const prefix = handle.slice(0, handle.indexOf('/'));
+  const shared = prefixes.get(prefix);
+  if (shared !== undefined) return shared;
+  if (prefixes.size >= MAX_SHARED_PREFIXES) prefixes.clear();
+  prefixes.set(prefix, prefix);
+  return prefix;
+}
 
 /**
  * What found and missing entries share: the handle, the JSON bytes, and the protobuf bytes made

@@ -14,6 +14,8 @@ import type { ResolverCache } from './resolver-cache.js';
 /** Told once per resolved handle (statistics); must not do I/O. */
 export interface ResolutionCounter {
   count(prefix: string, found: boolean, cached: boolean): void;
+  /** Many L1 hits of one prefix at once (a batch's run of one prefix). */
+  countHits(prefix: string, found: number, notFound: number): void;
 }
 
 /** A batch item: its entry, why the string is not a handle, or why its owner node did not answer. */
@@ -91,7 +93,7 @@ export class ResolverService {
     private readonly source: RecordSource,
     private readonly cache: ResolverCache,
     private readonly limits: ResolverLimits,
-    private readonly counter: ResolutionCounter = { count: () => undefined },
+    private readonly counter: ResolutionCounter = { count: () => undefined, countHits: () => undefined },
     private readonly upstream?: UpstreamSource,
   ) {}
 
@@ -149,6 +151,11 @@ export class ResolverService {
     const results: ResolvedItem[] = new Array(inputs.length);
     const l1 = this.cache.l1;
     let waits: Array<Promise<void>> | undefined;
+    // L1 hits are counted per run of one prefix (entries share one string per prefix, so the
+    // comparison is a pointer's): one counter update for a batch of one enterprise's handles.
+    let runPrefix = '';
+    let runFound = 0;
+    let runMissing = 0;
     for (let i = 0; i < inputs.length; i += 1) {
       const input = inputs[i]!;
       let hit = l1.get(input);
@@ -166,8 +173,14 @@ export class ResolverService {
       }
       if (hit) {
         results[i] = hit;
-        this.tiers[L1 * 2 + (hit.found ? 0 : 1)]! += 1;
-        this.counter.count(hit.prefix, hit.found, true);
+        if (hit.prefix !== runPrefix) {
+          if (runFound + runMissing > 0) this.countHits(runPrefix, runFound, runMissing);
+          runPrefix = hit.prefix;
+          runFound = 0;
+          runMissing = 0;
+        }
+        if (hit.found) runFound += 1;
+        else runMissing += 1;
         continue;
       }
       const h = handle!;
@@ -187,7 +200,14 @@ export class ResolverService {
         ),
       );
     }
+    if (runFound + runMissing > 0) this.countHits(runPrefix, runFound, runMissing);
     return waits ? Promise.all(waits).then(() => results) : results;
+  }
+
+  private countHits(prefix: string, found: number, notFound: number): void {
+    this.tiers[L1 * 2]! += found;
+    this.tiers[L1 * 2 + 1]! += notFound;
+    this.counter.countHits(prefix, found, notFound);
   }
 
   /**

@@ -33,14 +33,26 @@ export class ResolutionCounts implements ResolutionCounter {
   }
 
   count(prefix: string, found: boolean, cached: boolean): void {
+    const c = this.countsOf(prefix);
+    if (found) c[0] += 1;
+    else c[1] += 1;
+    if (cached) c[2] += 1;
+  }
+
+  countHits(prefix: string, found: number, notFound: number): void {
+    const c = this.countsOf(prefix);
+    c[0] += found;
+    c[1] += notFound;
+    c[2] += found + notFound;
+  }
+
+  private countsOf(prefix: string): Counts {
     let c = this.current.get(prefix);
     if (!c) {
       c = [0, 0, 0];
       this.current.set(prefix, c);
     }
-    if (found) c[0] += 1;
-    else c[1] += 1;
-    if (cached) c[2] += 1;
+    return c;
   }
 
   stop(): void {

@@ -18,6 +18,7 @@ import { TEST_REDIS_URL } from '../helpers/env.js';
 import { call, onboard, url } from '../helpers/http.js';
 import { clearRedisPrefix, newRedisPrefix, startTestNode, type TestNode } from '../helpers/node.js';
 import { makeUscc } from '../helpers/uscc.js';
+import { ResolutionCounts } from '../../src/stats/resolution-counter.js';
 
 let db: TestDatabase;
 let sql: pg.Pool;
@@ -157,6 +158,18 @@ describe('single flight', () => {
       const entries = (items: ResolvedItem[]) => items.filter((e): e is CacheEntry => !(e instanceof InvalidHandleError || e instanceof AppError));
       expect(a.map((e) => (e instanceof InvalidHandleError ? 'invalid' : e instanceof AppError ? e.code : e.found))).toEqual([true, false, false, true, 'invalid']);
       expect(entries(b).map((e) => e.json.toString())).toEqual(entries(a).map((e) => e.json.toString()));
+
+      // L1 hits of a batch are counted per prefix as one resolution each, whatever the order.
+      const mixed = ['88.118.6/SF', '88.118.7/NONE-A', '88.118.6/SF-2', '88.118.6/NONE-1', '88.118.7/NONE-A', '88.118.6/SF'];
+      await resolver.resolveMany(mixed);
+      const counts = new ResolutionCounts('Asia/Shanghai');
+      const counted = new ResolverService(source, cache, { maxTtlSeconds: 3600, negativeTtlSeconds: 5 }, counts);
+      const l1Before = Array.from(counted.tiers.slice(0, 2));
+      expect(counted.resolveMany(mixed)).not.toBeInstanceOf(Promise);
+      counts.stop();
+      const byPrefix = Object.fromEntries(counts.drain().map((row) => [row.prefix, row.counts]));
+      expect(byPrefix).toEqual({ '88.118.6': [3, 1, 4], '88.118.7': [0, 2, 2] });
+      expect(Array.from(counted.tiers.slice(0, 2))).toEqual([l1Before[0]! + 3, l1Before[1]! + 3]);
     } finally {
       await cache.close();
       client.disconnect();
