@@ -2,6 +2,11 @@
  * Request validation. Query strings, params and headers arrive as text, so they are coerced to
  * the schema's types ("5" -> 5, one value -> an array); bodies are JSON and are taken as sent:
  * `"index":"1"` or `"ttl":null` is refused, never silently converted.
+ *
+ * `unicode: false`: maxLength and minLength count UTF-16 code units (String.length), not code
+ * points. That is never looser (a character outside the BMP counts twice), and it spares a
+ * per-character count of every string: 100 handles in POST /api/resolve cost about 7% of the
+ * request's node CPU that way (alternating fresh nodes: 139 against 130 us).
  */
 import { Ajv, type Options } from 'ajv';
 import addFormatsModule from 'ajv-formats';
@@ -10,7 +15,7 @@ import type { FastifySchemaCompiler } from 'fastify';
 // ajv-formats is CommonJS with a default export.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
-const common: Options = { useDefaults: true, removeAdditional: false, allErrors: false, strict: false };
+const common: Options = { useDefaults: true, removeAdditional: false, allErrors: false, strict: false, unicode: false };
 
 export function validatorCompiler(): FastifySchemaCompiler<unknown> {
   const coercing = addFormats(new Ajv({ ...common, coerceTypes: 'array' }));
