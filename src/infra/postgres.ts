@@ -9,6 +9,13 @@ export function createPool(url: string, max: number, log?: Logger): pg.Pool {
   const pool = new pg.Pool({ connectionString: url, max, connectionTimeoutMillis: 5000, idleTimeoutMillis: 30000 });
   // An idle client losing its connection must not crash the process; the pool replaces it.
   pool.on('error', (err) => log?.warn({ err: err.message }, 'an idle postgres connection failed; the pool replaces it'));
+  // Nor one that is checked out: pg emits 'error' on a client whose connection ends (a terminated
+  // backend, a restart) even while a query is running, and the pool only listens while the client
+  // is idle. The query in flight fails with the same error, its caller handles that, and the pool
+  // drops the client on release (it is no longer queryable).
+  pool.on('connect', (client) => {
+    client.on('error', (err) => log?.debug({ err: err.message }, 'a postgres connection in use failed'));
+  });
   return pool;
 }
 

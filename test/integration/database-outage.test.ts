@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createPool } from '../../src/infra/postgres.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { TEST_DATABASE_URL } from '../helpers/env.js';
 import { call, onboard, url } from '../helpers/http.js';
@@ -37,6 +38,26 @@ afterAll(async () => {
 });
 
 describe('database outage', () => {
+  it('loses a connection in use without crashing: the query fails, the pool replaces the client', async () => {
+    const pool = createPool(db.url, 2);
+    try {
+      const client = await pool.connect();
+      const { rows } = await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+      const ended = new Promise((resolve) => client.once('end', resolve));
+      const running = client.query('SELECT pg_sleep(30)');
+      await admin.query('SELECT pg_terminate_backend($1)', [rows[0]!.pid]);
+      await expect(running).rejects.toThrow();
+      await ended;
+      // Without a listener of its own, the client's 'error' event would have been an uncaught exception.
+      client.release();
+      expect((await pool.query<{ one: number }>('SELECT 1 AS one')).rows[0]!.one).toBe(1);
+      expect(pool.totalCount).toBe(1);
+    } finally {
+      await pool.end();
+    }
+  });
+
+
   it('answers 503 with responseCode 3 while Postgres refuses, then recovers', async () => {
     await admin.query(`ALTER ROLE ${role} CONNECTION LIMIT 0`);
     await admin.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1', [role]);
