@@ -15,7 +15,19 @@ import type { FastifySchemaCompiler } from 'fastify';
 // ajv-formats is CommonJS with a default export.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
 
-const common: Options = { useDefaults: true, removeAdditional: false, allErrors: false, strict: false, unicode: false };
+/**
+ * ajv 8 warns that `unicode` is deprecated at every start; the option still works (pinned ajv;
+ * test/unit/validation.test.ts fails if an upgrade drops it), so that one warning is not passed on.
+ */
+const logger = {
+  log: console.log,
+  warn: (...args: unknown[]) => {
+    if (!(typeof args[0] === 'string' && args[0].startsWith('DEPRECATED: option unicode'))) console.warn(...args);
+  },
+  error: console.error,
+};
+
+const common: Options = { useDefaults: true, removeAdditional: false, allErrors: false, strict: false, unicode: false, logger };
 
 export function validatorCompiler(): FastifySchemaCompiler<unknown> {
   const coercing = addFormats(new Ajv({ ...common, coerceTypes: 'array' }));
