@@ -51,6 +51,11 @@ export class TemplateStore {
     this.entries.clear();
   }
 
+  /** How many times the cache was dropped (tests wait for a notification with it). */
+  get clears(): number {
+    return this.generation;
+  }
+
   /** What the cache holds for a version, expired or not (tests watch invalidation with it). */
   peek(prefix: string, version: string): 'missing' | 'in use' | 'not in use' | undefined {
     const entry = this.entries.get(templateName(prefix, version));

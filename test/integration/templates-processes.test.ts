@@ -86,7 +86,10 @@ describe('template caches across processes', () => {
   });
 
   it('checks against the committed version even when no notification came', async () => {
+    // The node's own notification of this change (and any earlier one) is in before it caches.
+    const clears = a.node.app.templates.clears;
     await putTemplate(a, 'quiet', lot(false));
+    await vi.waitFor(() => expect(a.node.app.templates.clears).toBeGreaterThan(clears), { timeout: 30_000, interval: 20 });
     expect((await putRecord(a, 'Q-0', [follows('quiet'), str(2500, 'X', 'x')])).body.code).toBe('TEMPLATE_VIOLATION');
     expect(cacheOf(a, 'quiet')).toBe('not in use');
     // Changed behind the nodes' backs: lot becomes required, and nobody is told.
