@@ -93,6 +93,7 @@ export class LocalFirstStore implements RateLimitStore {
   private timer: NodeJS.Timeout | undefined;
   private windowMs = 60_000;
   private syncing: Promise<void> | undefined;
+  private following: Promise<void> | undefined;
 
   constructor(
     private readonly redis: Redis | undefined,
@@ -130,13 +131,23 @@ export class LocalFirstStore implements RateLimitStore {
     return this;
   }
 
-  /** Adds the pending counts to Redis and learns the shared totals. Tests call it instead of waiting. */
+  /**
+   * Adds the pending counts to Redis and learns the shared totals. Tests call it instead of waiting.
+   * A sync already running took its keys before counts made since: the caller gets one more after
+   * it (shared by every caller meanwhile), so everything counted before the call is added.
+   */
   sync(): Promise<void> {
-    if (!this.syncing) {
-      this.syncing = this.syncOnce().finally(() => {
-        this.syncing = undefined;
-      });
+    if (this.syncing) {
+      const next = (): Promise<void> => {
+        this.following = undefined;
+        return this.sync();
+      };
+      this.following ??= this.syncing.then(next, next);
+      return this.following;
     }
+    this.syncing = this.syncOnce().finally(() => {
+      this.syncing = undefined;
+    });
     return this.syncing;
   }
 
