@@ -33,12 +33,14 @@ export const newRedisPrefix = (): string => `snode-test:${randomBytes(5).toStrin
 export async function startTestNode(options: TestNodeOptions): Promise<TestNode> {
   const dataDir = options.dataDir ?? (await mkdtemp(path.join(os.tmpdir(), 'snode-test-')));
   const redisUrl = options.redis === true ? TEST_REDIS_URL : typeof options.redis === 'string' ? options.redis : '';
+  // A prefix made here is this node's alone: close() deletes its keys. A prefix passed in is the caller's.
+  const ownPrefix = options.redisKeyPrefix === undefined && options.redis === true ? newRedisPrefix() : undefined;
   const config = loadConfig({
     HOST: '127.0.0.1',
     PORT: '0',
     DATABASE_URL: options.databaseUrl,
     REDIS_URL: redisUrl,
-    REDIS_KEY_PREFIX: options.redisKeyPrefix ?? newRedisPrefix(),
+    REDIS_KEY_PREFIX: options.redisKeyPrefix ?? ownPrefix ?? newRedisPrefix(),
     DATA_DIR: dataDir,
     API_KEY_SECRET: 'test-secret-test-secret-test-secret-0123',
     NODE_PREFIX: '88.118',
@@ -63,6 +65,7 @@ export async function startTestNode(options: TestNodeOptions): Promise<TestNode>
     node,
     close: async () => {
       await node.close();
+      if (ownPrefix) await clearRedisPrefix(ownPrefix);
       if (!options.dataDir) await rm(dataDir, { recursive: true, force: true });
     },
   };
