@@ -44,6 +44,16 @@ const follows = (version: string) => str(1001, 'TEMPLATE', version);
 const cacheOf = (node: TestNode, version: string) => node.node.app.templates.peek(P, version);
 /** Until the node's cache no longer holds the version (a notification arrived). */
 const dropped = (node: TestNode, version: string) => vi.waitFor(() => expect(cacheOf(node, version)).toBeUndefined(), { timeout: 30_000, interval: 20 });
+/**
+ * A template change both nodes have heard of (each dropped its cache on the notification) before
+ * the test goes on: a notification arriving later would drop what the next step caches.
+ */
+async function putTemplateHeard(node: TestNode, version: string, body: unknown) {
+  const before = [a, b].map((n) => n.node.app.templates.clears);
+  const answer = await putTemplate(node, version, body);
+  await vi.waitFor(() => [a, b].forEach((n, i) => expect(n.node.app.templates.clears).toBeGreaterThan(before[i]!)), { timeout: 30_000, interval: 20 });
+  return answer;
+}
 /** Until some backend of this database waits for a row lock. */
 const someoneWaits = () =>
   vi.waitFor(async () => {
@@ -62,7 +72,7 @@ describe('template caches across processes', () => {
   });
 
   it('a version changed on one node is what another node checks against next', async () => {
-    await putTemplate(b, 'draft', lot(true));
+    await putTemplateHeard(b, 'draft', lot(true));
     expect((await putRecord(a, 'D-1', [follows('draft')])).body.code).toBe('TEMPLATE_VIOLATION');
     expect(cacheOf(a, 'draft')).toBe('not in use');
     expect((await putTemplate(b, 'draft', lot(false))).status).toBe(200);
@@ -74,7 +84,7 @@ describe('template caches across processes', () => {
   });
 
   it('a first use on one node tells the others, which stop locking the version', async () => {
-    await putTemplate(a, 'shared', lot(true));
+    await putTemplateHeard(a, 'shared', lot(true));
     expect((await putRecord(b, 'SH-0', [follows('shared')])).body.code).toBe('TEMPLATE_VIOLATION');
     expect(cacheOf(b, 'shared')).toBe('not in use');
     expect((await putRecord(a, 'SH-1', [follows('shared'), str(2001, 'LOT', 'L1')])).status).toBe(200);
@@ -86,10 +96,7 @@ describe('template caches across processes', () => {
   });
 
   it('checks against the committed version even when no notification came', async () => {
-    // The node's own notification of this change (and any earlier one) is in before it caches.
-    const clears = a.node.app.templates.clears;
-    await putTemplate(a, 'quiet', lot(false));
-    await vi.waitFor(() => expect(a.node.app.templates.clears).toBeGreaterThan(clears), { timeout: 30_000, interval: 20 });
+    await putTemplateHeard(a, 'quiet', lot(false));
     expect((await putRecord(a, 'Q-0', [follows('quiet'), str(2500, 'X', 'x')])).body.code).toBe('TEMPLATE_VIOLATION');
     expect(cacheOf(a, 'quiet')).toBe('not in use');
     // Changed behind the nodes' backs: lot becomes required, and nobody is told.
@@ -102,7 +109,7 @@ describe('template caches across processes', () => {
   });
 
   it('a write racing a template change is checked against the change once it commits', async () => {
-    await putTemplate(a, 'race', lot(false));
+    await putTemplateHeard(a, 'race', lot(false));
     expect((await putRecord(a, 'R-0', [follows('race'), str(2500, 'X', 'x')])).status).toBe(400); // caches "not in use"
     const change = await sql.connect();
     try {
