@@ -12,7 +12,7 @@ const APPEND = `INSERT INTO federation_outbox (op, prefix, suffix, version, hand
 function statement(changes: readonly IdentifierChange[]): SinkStatement | undefined {
   if (changes.length === 0) return undefined;
   // The values as JSON text (cast to json in SQL), as batch-repository.ts sends them and for the same reason.
-  const rows = changes.map((c) => ({ o: c.op === 'delete' ? 'd' : 'u', p: c.prefix, s: c.suffix, v: c.version, h: c.values === null ? null : JSON.stringify(c.values), t: c.at }));
+  const rows = changes.map((c) => ({ o: c.op === 'delete' ? 'd' : 'u', p: c.prefix, s: c.suffix, v: c.version, h: c.values === null ? null : (c.valuesJson ?? JSON.stringify(c.values)), t: c.at }));
   return { name: 'federation-outbox-append', text: APPEND, values: [JSON.stringify(rows)] };
 }
 

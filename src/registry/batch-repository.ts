@@ -15,6 +15,9 @@ export interface Key {
   suffix: string;
 }
 
+/** A record's row: its values, and their JSON text when the caller has made it already. */
+export type Row = Key & { values: HandleValue[]; json?: string };
+
 const handleOf = (prefix: string, suffix: string): string => `${prefix}/${suffix}`;
 
 /**
@@ -37,9 +40,18 @@ export async function lockMany(tx: Tx, keys: readonly Key[]): Promise<Map<string
   return found;
 }
 
+/**
+ * Rows in primary-key order (any one order all writers share): two transactions inserting the
+ * same new handles then wait for each other in one direction only, never crosswise (a deadlock).
+ */
+function inKeyOrder<T extends Key>(rows: readonly T[]): T[] {
+  return [...rows].sort((a, b) => (a.prefix < b.prefix ? -1 : a.prefix > b.prefix ? 1 : a.suffix < b.suffix ? -1 : a.suffix > b.suffix ? 1 : 0));
+}
+
 /** Inserts new records at version 1; returns the handles inserted (others were created meanwhile). */
-export async function insertMany(tx: Tx, rows: ReadonlyArray<Key & { values: HandleValue[] }>): Promise<Set<string>> {
-  if (rows.length === 0) return new Set();
+export async function insertMany(tx: Tx, unordered: ReadonlyArray<Row>): Promise<Set<string>> {
+  if (unordered.length === 0) return new Set();
+  const rows = inKeyOrder(unordered);
   const result = await tx.query<{ prefix: string; suffix: string }>({
     name: 'batch-insert',
     text: `INSERT INTO identifiers (prefix, suffix, handle_values)
@@ -55,7 +67,8 @@ export async function insertMany(tx: Tx, rows: ReadonlyArray<Key & { values: Han
  * The insert of records that must all be new, as a statement to send with the change sinks' (no
  * ON CONFLICT: a handle that exists fails the whole statement with a unique violation).
  */
-export function insertAllStatement(rows: ReadonlyArray<Key & { values: HandleValue[] }>): SinkStatement {
+export function insertAllStatement(unordered: ReadonlyArray<Row>): SinkStatement {
+  const rows = inKeyOrder(unordered);
   return {
     name: 'group-insert-all',
     text: `INSERT INTO identifiers (prefix, suffix, handle_values)
@@ -69,7 +82,7 @@ export const isHandleTaken = (err: unknown): boolean =>
   (err as { code?: unknown })?.code === '23505' && (err as { constraint?: unknown }).constraint === 'identifiers_pkey';
 
 /** Replaces the values of locked records; returns each handle's new version. */
-export async function replaceMany(tx: Tx, rows: ReadonlyArray<Key & { values: HandleValue[] }>): Promise<Map<string, number>> {
+export async function replaceMany(tx: Tx, rows: ReadonlyArray<Row>): Promise<Map<string, number>> {
   if (rows.length === 0) return new Map();
   const result = await tx.query<{ prefix: string; suffix: string; version: string }>({
     name: 'batch-replace',
@@ -106,6 +119,6 @@ function keysJson(keys: readonly Key[]): string {
  * string of the document, and a value holding U+0000 or a lone surrogate (both valid JSON
  * escapes, which json keeps as written) failed the whole statement (22P05, 22P02).
  */
-function rowsJson(rows: ReadonlyArray<Key & { values: HandleValue[] }>): string {
-  return JSON.stringify(rows.map((r) => ({ p: r.prefix, s: r.suffix, v: JSON.stringify(r.values) })));
+function rowsJson(rows: ReadonlyArray<Row>): string {
+  return JSON.stringify(rows.map((r) => ({ p: r.prefix, s: r.suffix, v: r.json ?? JSON.stringify(r.values) })));
 }

@@ -242,8 +242,8 @@ export class BatchRegistry {
    */
   async insertGroup(writes: readonly GroupedWrite[]): Promise<{ results: ItemResult[]; written: string[] } | undefined> {
     const now = new Date().toISOString();
-    const rows = writes.map((w) => ({ prefix: w.handle.prefix, suffix: w.handle.suffix, values: w.values ?? this.normalise(w.handle, w.input, now) }));
-    const changes = writes.map((w, i) => changeOf('create', w, 1, rows[i]!.values, null, now));
+    const rows = writes.map((w) => storedRow(w.handle, w.values ?? this.normalise(w.handle, w.input, now)));
+    const changes = writes.map((w, i) => ({ ...changeOf('create', w, 1, rows[i]!.values, null, now), valuesJson: rows[i]!.json }));
     const sinks = this.registry.sinkStatements(changes);
     if (!sinks) return undefined;
     try {
@@ -320,7 +320,12 @@ export class BatchRegistry {
     // Partial creates only have nothing to lock: the insert takes each free key and skips taken ones
     // (ON CONFLICT DO NOTHING), which are then found below and refused as the lock would have.
     // (Not when an item names a template: its version would be claimed before the taken handles are known.)
-    const createsOnly = mode === 'partial' && planned.every((p) => p.op === 'create' && p.template === undefined);
+    const allCreates = planned.every((p) => p.op === 'create' && p.template === undefined);
+    if (allCreates && planned.length > 0) {
+      const written = await this.insertAllNew(tx, planned, results, now, actor, request);
+      if (written) return { written, firstUse: false };
+    }
+    const createsOnly = mode === 'partial' && allCreates;
     const existing = createsOnly ? new Map<string, LockedRecord>() : await batchRepo.lockMany(tx, planned.map((p) => p.handle));
     const inserts: Array<Planned & { values: HandleValue[] }> = [];
     const replaces: Array<Planned & { values: HandleValue[]; previous: LockedRecord }> = [];
@@ -385,6 +390,41 @@ export class BatchRegistry {
     return { written: changes.map((c) => c.handle), firstUse };
   }
 
+  /**
+   * Creates of handles that should all be new (the common bulk load), as ONE statement: the plain
+   * insert and every change sink's append as data-modifying CTEs, under a savepoint. A plain insert
+   * costs Postgres about a third less per row than ON CONFLICT DO NOTHING RETURNING, and the sinks
+   * ride along instead of taking a round trip of their own. When one of the handles exists, its
+   * unique violation fails the statement: back to the savepoint, and undefined (nothing written),
+   * so the caller decides each item against the rows as they are. Undefined too when a sink can
+   * only record() in a transaction.
+   */
+  private async insertAllNew(
+    tx: Tx,
+    planned: readonly Planned[],
+    results: ItemResult[],
+    now: string,
+    actor: KeyActor | undefined,
+    request: RequestInfo | undefined,
+  ): Promise<string[] | undefined> {
+    const rows = planned.map((p) => storedRow(p.handle, p.values ?? this.normalise(p.handle, p.input!, now)));
+    const changes = planned.map((p, i) => ({ ...changeOf('create', p, 1, rows[i]!.values, null, now, actor, request), valuesJson: rows[i]!.json }));
+    const sinks = this.registry.sinkStatements(changes);
+    if (!sinks) return undefined;
+    await tx.query('SAVEPOINT insert_all_new');
+    try {
+      await tx.query(combineStatements([batchRepo.insertAllStatement(rows), ...sinks]));
+    } catch (err) {
+      if (!batchRepo.isHandleTaken(err)) throw err;
+      await tx.query('ROLLBACK TO SAVEPOINT insert_all_new');
+      return undefined;
+    }
+    planned.forEach((p) => {
+      results[p.index] = writtenResult(p, 201, 1);
+    });
+    return changes.map((c) => c.handle);
+  }
+
   private notApplied(planned: readonly Planned[], results: ItemResult[]): undefined {
     for (const p of planned) results[p.index] ??= { ...NOT_APPLIED, op: p.op, handle: p.handle.handle };
     return undefined;
@@ -418,6 +458,9 @@ function changeOf(
     actor: { keyId: by.keyId, role: by.role }, at, ...(request ? { request } : {}),
   };
 }
+
+/** A record to insert, its values' JSON text made once for the row and the change sinks. */
+const storedRow = (handle: Handle, values: HandleValue[]) => ({ prefix: handle.prefix, suffix: handle.suffix, values, json: JSON.stringify(values) });
 
 /** The result of an item that was written. */
 const writtenResult = (item: { op: string; handle: Handle }, status: number, version: number): ItemResult =>

@@ -24,6 +24,8 @@ export interface IdentifierChange {
   version: number;
   /** Values after the change; null for a delete. */
   values: HandleValue[] | null;
+  /** `values` as JSON.stringify writes them (as stored), when the writer has made that text already. */
+  valuesJson?: string;
   /** The record before the change; null for a create. */
   previous: { version: number; values: HandleValue[] } | null;
   actor: { keyId: string; role: Role };

@@ -164,6 +164,19 @@ describe('POST /api/handles/batch', () => {
       );
       expect(r.status).toBe(500);
       expect(await rows('88.118.71', 'DB-%')).toEqual([['DB-OLD', 1]]);
+      // Creates only go as one statement under a savepoint: an error that is not a taken handle
+      // still fails the whole batch, in either mode.
+      for (const mode of ['atomic', 'partial']) {
+        const creates = await batch(
+          [
+            { op: 'create', handle: '88.118.71/DB-C1', values: [url('1')] },
+            { op: 'create', handle: '88.118.71/BOOM', values: [url('b')] },
+          ],
+          { mode },
+        );
+        expect(creates.status).toBe(500);
+      }
+      expect(await rows('88.118.71', 'DB-C%')).toEqual([]);
       expect(await rows('88.118.71', 'BOOM')).toEqual([]);
       expect(await deltas('88.118.71')).toEqual(before);
       expect((await resolve('88.118.71/DB-OLD')).body.values[0].data.value).toBe('old');
@@ -184,6 +197,22 @@ describe('POST /api/handles/batch', () => {
       await sql.query('DROP TRIGGER IF EXISTS refuse_boom ON identifiers');
       await sql.query('DROP FUNCTION refuse_boom()');
     }
+  });
+
+  it('writes the new handles of a batch of creates once, in rows, audit and statistics, when some handles exist', async () => {
+    await batch([{ op: 'create', handle: '88.118.71/SP-3', values: [url('old')] }]);
+    const before = await deltas('88.118.71');
+    const ops: Op[] = Array.from({ length: 6 }, (_, i) => ({ op: 'create', handle: `88.118.71/SP-${i}`, values: [url(`new${i}`)] }));
+    const r = await batch(ops);
+    expect(r.status).toBe(200);
+    expect(r.body.results.map((x: { status: number }) => x.status)).toEqual([201, 201, 201, 409, 201, 201]);
+    expect(await rows('88.118.71', 'SP-%')).toEqual([0, 1, 2, 3, 4, 5].map((i) => [`SP-${i}`, 1]));
+    expect((await resolve('88.118.71/SP-3')).body.values[0].data.value).toBe('old');
+    const after = await deltas('88.118.71');
+    expect(after.c - before.c).toBe(5);
+    // The attempt that met SP-3 (all six as one statement) left nothing behind: one entry per write.
+    const audited = await sql.query(`SELECT target, count(*)::int AS n FROM audit_log WHERE target LIKE '88.118.71/SP-%' GROUP BY target ORDER BY target`);
+    expect(audited.rows).toEqual([0, 1, 2, 3, 4, 5].map((i) => ({ target: `88.118.71/SP-${i}`, n: 1 })));
   });
 
   it('applies a batch once under concurrent retries with the same Idempotency-Key, and refuses the key with another body', async () => {

@@ -150,6 +150,12 @@ async function verify(): Promise<void> {
   const sent: Record<string, string[]> = {};
   for (const r of outbox.rows) (sent[r.suffix] ??= []).push(`${r.op}${r.version}`);
   expect(sent).toEqual(Object.fromEntries([...expected].map(([s, e]) => [s, Array.from({ length: e.version }, (_, i) => `u${i + 1}`)])));
+  // The latest outbox row of each handle carries the values exactly as stored.
+  const latest = await sql.query(
+    `SELECT count(*)::int AS rows, count(*) FILTER (WHERE o.handle_values::text IS DISTINCT FROM i.handle_values::text)::int AS differing
+     FROM identifiers i JOIN federation_outbox o ON o.prefix = i.prefix AND o.suffix = i.suffix AND o.version = i.version
+     WHERE i.prefix = $1`, [PREFIX]);
+  expect(latest.rows[0]).toEqual({ rows: expected.size, differing: 0 });
   // Statistics: deltas not folded yet plus the all-time rollup, counted exactly once per change.
   const stats = await sql.query(
     `SELECT coalesce(sum(c),0)::int AS c, coalesce(sum(u),0)::int AS u, coalesce(sum(d),0)::int AS d FROM (

@@ -39,6 +39,16 @@ describe('audit entries', () => {
     expect(chainHashOf(previous, '7', entryFields({ ...entry, detail: 'ünïcode \u2028 "q"', requestId: null })).equals(expected)).toBe(true);
   });
 
+  it('hash entries of every size alike, one after another (the working buffer is reused)', () => {
+    const previous = createHash('sha256').update('y').digest();
+    // Around the 64 KiB working buffer: ASCII, 3-byte and 4-byte UTF-8, and past it.
+    for (const detail of ['a'.repeat(21_000), '€'.repeat(21_800), '😀'.repeat(10_000), 'b'.repeat(70_000), 'short']) {
+      const body = JSON.stringify(['9', ...entryFields({ ...entry, detail })]);
+      const expected = createHash('sha256').update(previous).update(body, 'utf8').digest();
+      expect(chainHashOf(previous, '9', entryFields({ ...entry, detail })).equals(expected)).toBe(true);
+    }
+  });
+
   it('chain each hash to the previous one and to the position', () => {
     const first = chainHash(GENESIS, '1', entry);
     expect(first).toHaveLength(32);
