@@ -61,6 +61,14 @@ export interface BatchAnswer {
 
 type KeyActor = Extract<Actor, { kind: 'key' }>;
 
+/** A batch checked by planOf(), to write with writePlanned(). */
+export interface BatchPlan {
+  readonly actor: KeyActor;
+  readonly planned: readonly Planned[];
+  /** The failures of the checks, by item (holes for the planned items). */
+  readonly results: readonly ItemResult[];
+}
+
 /** An item that passed the checks that need no database. */
 interface Planned {
   index: number;
@@ -182,20 +190,29 @@ export class BatchRegistry {
   }
 
   /**
-   * Checks and writes a batch inside the caller's transaction (imports: the chunk's progress
-   * commits with its rows). No idempotency; after its commit the caller invalidates `written`,
-   * calls `announceTemplates()` when `firstUse`, and runs the transaction again when
-   * `isRaceToRetry(err)`.
+   * The checks of a batch that need no transaction (imports: done for the next chunk while the
+   * previous one is written). Hand the plan to writePlanned once; plan again for a retry.
    */
-  async writeIn(tx: Tx, actor: Actor, mode: BatchMode, operations: readonly BatchOperation[], itemError: (i: number) => string | undefined): Promise<{ body: BatchAnswer; written: string[]; firstUse: boolean }> {
+  async planOf(actor: Actor, operations: readonly BatchOperation[], itemError: (i: number) => string | undefined): Promise<BatchPlan> {
     if (actor.kind !== 'key') throw errors.authenticationNeeded();
     const results: ItemResult[] = new Array(operations.length);
     const planned = await this.plan(actor, operations, itemError, results);
-    const { written, firstUse } = await this.apply(tx, actor, mode, planned, results);
+    return { actor, planned, results };
+  }
+
+  /**
+   * Writes a planned batch inside the caller's transaction (imports: the chunk's progress
+   * commits with its rows). No idempotency; after its commit the caller invalidates `written`,
+   * calls `announceTemplates()` when `firstUse`, and plans and runs the transaction again when
+   * `isRaceToRetry(err)`.
+   */
+  async writePlanned(tx: Tx, mode: BatchMode, plan: BatchPlan): Promise<{ body: BatchAnswer; written: string[]; firstUse: boolean }> {
+    const results = [...plan.results];
+    const { written, firstUse } = await this.apply(tx, plan.actor, mode, plan.planned, results);
     return { body: summarise(mode, results, written !== undefined), written: written ?? [], firstUse };
   }
 
-  /** After the commit of a write whose first use of a template writeIn reported. */
+  /** After the commit of a write whose first use of a template writePlanned reported. */
   announceTemplates(): Promise<void> {
     return this.templates?.announce() ?? Promise.resolve();
   }

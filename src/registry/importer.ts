@@ -20,7 +20,7 @@ import type { Logger } from '../infra/logger.js';
 import { withTransaction } from '../infra/postgres.js';
 import type { CacheInvalidation } from '../resolver/resolver-cache.js';
 import type { Actor } from '../tenancy/actor.js';
-import { isRaceToRetry, type BatchOperation, type BatchRegistry } from './batch.js';
+import { isRaceToRetry, type BatchOperation, type BatchPlan, type BatchRegistry } from './batch.js';
 import * as jobs from './import-jobs.js';
 import { csvColumns, csvOperation, LineError, ndjsonOperation, type CsvColumns, type ImportFormat, type ImportMode } from './import-lines.js';
 
@@ -191,7 +191,12 @@ export class Importer {
     if (job.source === 'upload') await rm(job.filePath, { force: true });
   }
 
-  /** Reads the file from the first uncommitted line; false when stopped by close(). */
+  /**
+   * Reads the file from the first uncommitted line; false when stopped by close(). Chunks are
+   * written in order, one transaction at a time; the next chunk is read, parsed and checked while
+   * the previous one's transaction runs, so the node's work and Postgres' overlap; at most two
+   * chunks are in memory.
+   */
   private async process(job: jobs.ImportJob, progress?: ImportProgress): Promise<boolean> {
     const counters = { linesRead: job.linesRead, written: job.written, rejected: job.rejected };
     const input = createReadStream(job.filePath, { highWaterMark: 1 << 16 });
@@ -202,14 +207,37 @@ export class Importer {
     const lines = job.format === 'csv' ? csvLines(input) : ndjsonLines(input);
     let columns: CsvColumns | undefined;
     let chunk: Line[] = [];
+    // The chunk being written, and how its write failed (noted at once: nothing awaits it yet).
+    let writing: Promise<void> | undefined;
+    let failure: { err: unknown } | undefined;
+    let stopped = false;
+    const settled = async (): Promise<void> => {
+      await writing;
+      writing = undefined;
+      if (failure) throw failure.err;
+    };
+    /** Prepares the chunk gathered so far, waits for the previous write, then starts this one's. */
     const flush = async (): Promise<void> => {
       if (chunk.length === 0) return;
-      const outcome = await this.writeChunk(job, columns, chunk);
-      counters.linesRead = chunk[chunk.length - 1]!.lineNo;
-      counters.written += outcome.written;
-      counters.rejected += outcome.rejected;
+      const prepared = this.prepareChunk(job, columns, chunk);
+      prepared.plan?.catch(() => undefined); // awaited by writeChunk; its failure is reported there
       chunk = [];
-      progress?.(counters, bytesRead);
+      await settled();
+      if (this.closing) {
+        stopped = true; // not written: the job resumes at this chunk
+        return;
+      }
+      writing = this.writeChunk(job, prepared).then(
+        (outcome) => {
+          counters.linesRead = prepared.lastLine;
+          counters.written += outcome.written;
+          counters.rejected += outcome.rejected;
+          progress?.(counters, bytesRead);
+        },
+        (err: unknown) => {
+          failure = { err };
+        },
+      );
     };
     try {
       for await (const line of lines) {
@@ -223,16 +251,20 @@ export class Importer {
           await flush();
           if (this.closing) return false;
         }
+        if (failure) await settled();
       }
       await flush();
+      await settled();
     } finally {
+      // Never leave a chunk's transaction running behind the caller (close() waits for this).
+      await writing;
       input.destroy();
     }
-    return true;
+    return !stopped;
   }
 
-  /** One chunk in one transaction: the batch, its rejections and the job's counters. */
-  private async writeChunk(job: jobs.ImportJob, columns: CsvColumns | undefined, lines: readonly Line[]): Promise<{ written: number; rejected: number }> {
+  /** A chunk's lines as batch operations, and their checks started (writeChunk awaits them). */
+  private prepareChunk(job: jobs.ImportJob, columns: CsvColumns | undefined, lines: readonly Line[]): PreparedChunk {
     const context = { prefix: job.prefix, mode: job.mode };
     const operations: BatchOperation[] = [];
     const sources: Line[] = [];
@@ -252,11 +284,19 @@ export class Importer {
         else throw err;
       }
     }
-    const lastLine = lines[lines.length - 1]!.lineNo;
+    const plan = operations.length > 0 ? this.batches.planOf(job.actor, operations, this.checkItem(operations)) : undefined;
+    return { operations, sources, rejected, lastLine: lines[lines.length - 1]!.lineNo, plan };
+  }
+
+  /** One chunk in one transaction: the batch, its rejections and the job's counters. */
+  private async writeChunk(job: jobs.ImportJob, chunk: PreparedChunk): Promise<{ written: number; rejected: number }> {
+    const { operations, sources, rejected, lastLine } = chunk;
+    let plan = chunk.plan;
     for (let attempt = 1; ; attempt += 1) {
       try {
+        const checked = await plan;
         const { written, failed, firstUse } = await withTransaction(this.pool, async (tx) => {
-          const result = operations.length > 0 ? await this.batches.writeIn(tx, job.actor, 'partial', operations, this.checkItem(operations)) : undefined;
+          const result = checked ? await this.batches.writePlanned(tx, 'partial', checked) : undefined;
           const failed = [...rejected];
           result?.body.results.forEach((r, i) => {
             if (r.responseCode !== 1) failed.push({ lineNo: sources[i]!.lineNo, code: r.code ?? 'REJECTED', reason: r.message ?? 'rejected', line: sources[i]!.text });
@@ -270,11 +310,24 @@ export class Importer {
         if (firstUse) await this.batches.announceTemplates();
         return { written: written.length, rejected: failed.length };
       } catch (err) {
-        if (isRaceToRetry(err) && attempt < 3) continue;
-        throw err;
+        if (!(isRaceToRetry(err) && attempt < 3)) throw err;
+        // Checked again: a template the lines name may have changed meanwhile.
+        plan = this.batches.planOf(job.actor, operations, this.checkItem(operations));
       }
     }
   }
+}
+
+/** A chunk read and parsed, its batch checks running or done. */
+interface PreparedChunk {
+  operations: BatchOperation[];
+  /** The line of each operation. */
+  sources: Line[];
+  /** Lines refused before the batch (unreadable, wrong prefix, ...). */
+  rejected: jobs.Rejection[];
+  /** The chunk's last line: the job's progress once it commits. */
+  lastLine: number;
+  plan: Promise<BatchPlan> | undefined;
 }
 
 /** NDJSON lines, numbered from 1, read with back-pressure; an overlong line comes back as an error. */

@@ -201,6 +201,37 @@ describe('imports', () => {
     expect(await sinkCounts('88.118.81', 'R-%')).toEqual({ audit: count, auditHandles: count, outbox: count, outboxHandles: count });
   }, 300_000);
 
+  it('stops an import between chunks on SIGTERM, leaving it to resume, and applies every line exactly once', async () => {
+    const count = 60_000;
+    const lines = Array.from({ length: count }, (_, n) => `{"suffix":"G-${n}","values":[{"index":1,"type":"URL","data":{"format":"string","value":"https://example.com/g/${n}"}}]}`).join('\n');
+    const before = await created('88.118.81');
+    const job = await upload('prefix=88.118.81&mode=create', 'application/x-ndjson', lines);
+    expect(job.status).toBe(202);
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const r = await call(node!.url, 'GET', `/api/imports/${job.body.id}`, { key });
+      if (r.body.linesRead >= 3000 && r.body.linesRead < count) break;
+      if (r.body.state === 'done') throw new Error('the import finished before the node could be stopped; make the file larger');
+      if (Date.now() > deadline) throw new Error(`import did not progress: ${r.text}`);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(await node!.stop('SIGTERM')).toBe(0);
+    // Stopped, not failed, and its progress is exactly what it committed: a whole number of chunks.
+    const stopped = (await sql.query('SELECT state, lines_read::int AS read, written::int AS written FROM imports WHERE id = $1', [job.body.id])).rows[0];
+    const rows = async () => Number((await sql.query("SELECT count(*) AS n FROM identifiers WHERE prefix = '88.118.81' AND suffix LIKE 'G-%'")).rows[0].n);
+    expect(stopped.state).toBe('running');
+    expect(stopped.read).toBeLessThan(count);
+    expect(stopped.read % 1000).toBe(0);
+    expect(stopped.written).toBe(stopped.read);
+    expect(await rows()).toBe(stopped.read);
+    node = await start();
+    const done = await finished(job.body.id);
+    expect(done).toMatchObject({ state: 'done', linesRead: count, written: count, rejected: 0 });
+    expect(await rows()).toBe(count);
+    expect((await created('88.118.81')) - before).toBe(count);
+    expect(await sinkCounts('88.118.81', 'G-%')).toEqual({ audit: count, auditHandles: count, outbox: count, outboxHandles: count });
+  }, 300_000);
+
   it('rejects, from the command line too, the lines that break the template they name, with the item and why', async () => {
     const template = { items: [{ name: 'serialNumber', type: 'SERIAL_NO', index: 2001, required: true, minLength: 6 }, { name: 'colour', type: 'COLOUR', index: 2002, enabled: false }] };
     expect((await call(node!.url, 'PUT', '/api/templates/88.118.81/1.0', { key, body: template })).status).toBe(201);
