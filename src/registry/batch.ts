@@ -334,14 +334,17 @@ export class BatchRegistry {
   ): Promise<{ written: string[] | undefined; firstUse: boolean }> {
     if (mode === 'atomic' && results.some((r) => r !== undefined)) return { written: this.notApplied(planned, results), firstUse: false };
     const now = new Date().toISOString();
-    // Partial creates only have nothing to lock: the insert takes each free key and skips taken ones
-    // (ON CONFLICT DO NOTHING), which are then found below and refused as the lock would have.
-    // (Not when an item names a template: its version would be claimed before the taken handles are known.)
+    // Creates only (naming no template: its version would be claimed before the taken handles are
+    // known) try the one statement first, unless the caller has just tried it (a group of single
+    // writes) or recent batches of creates kept meeting existing handles.
     const allCreates = planned.every((p) => p.op === 'create' && p.template === undefined);
-    if (allCreates && planned.length > 0) {
+    if (allCreates && planned.length > 0 && actor !== undefined && this.tryAllNew()) {
       const written = await this.insertAllNew(tx, planned, results, now, actor, request);
+      this.createsNew = written !== undefined;
       if (written) return { written, firstUse: false };
     }
+    // Otherwise partial creates only have nothing to lock: the insert takes each free key and skips
+    // taken ones (ON CONFLICT DO NOTHING), which are then found below and refused as the lock would have.
     const createsOnly = mode === 'partial' && allCreates;
     const existing = createsOnly ? new Map<string, LockedRecord>() : await batchRepo.lockMany(tx, planned.map((p) => p.handle));
     const inserts: Array<Planned & { values: HandleValue[] }> = [];
@@ -406,6 +409,19 @@ export class BatchRegistry {
     if (changes.length > 0) await this.registry.emit(tx, changes);
     return { written: changes.map((c) => c.handle), firstUse };
   }
+
+  /**
+   * Whether a batch of creates tries insertAllNew. Creates name new handles by intent, but a batch
+   * re-sent, or an import run again, meets its own rows: each attempt then fails after inserting
+   * up to the first taken key. While batches keep failing that way, every 16th tries again.
+   */
+  private tryAllNew(): boolean {
+    this.createBatches += 1;
+    return this.createsNew || this.createBatches % 16 === 0;
+  }
+
+  private createBatches = 0;
+  private createsNew = true;
 
   /**
    * Creates of handles that should all be new (the common bulk load), as ONE statement: the plain

@@ -227,17 +227,16 @@ export class Importer {
         stopped = true; // not written: the job resumes at this chunk
         return;
       }
-      writing = this.writeChunk(job, prepared).then(
-        (outcome) => {
+      writing = this.writeChunk(job, prepared)
+        .then((outcome) => {
           counters.linesRead = prepared.lastLine;
           counters.written += outcome.written;
           counters.rejected += outcome.rejected;
           progress?.(counters, bytesRead);
-        },
-        (err: unknown) => {
-          failure = { err };
-        },
-      );
+        })
+        .catch((err: unknown) => {
+          failure ??= { err };
+        });
     };
     try {
       for await (const line of lines) {
@@ -259,6 +258,9 @@ export class Importer {
       // Never leave a chunk's transaction running behind the caller (close() waits for this).
       await writing;
       input.destroy();
+      if (failure && this.closing) {
+        this.log.warn({ importId: job.id, err: (failure.err as Error).message }, 'import: a chunk failed while the node stopped; the job resumes after its last committed chunk');
+      }
     }
     return !stopped;
   }
