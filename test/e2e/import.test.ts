@@ -82,6 +82,18 @@ async function finished(id: string, limitMs = 300_000): Promise<Record<string, u
   }
 }
 
+/** Polls the job until at least `lines` of its `count` lines are committed, and not all of them. */
+async function midway(id: string, lines: number, count: number): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const r = await call(node!.url, 'GET', `/api/imports/${id}`, { key });
+    if (r.body.linesRead >= lines && r.body.linesRead < count) return;
+    if (r.body.state === 'done') throw new Error('the import finished before the node could be stopped; make the file larger');
+    if (Date.now() > deadline) throw new Error(`import did not progress: ${r.text}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
 const value = (n: number) => `{"suffix":"L-${n}","values":[{"index":1,"type":"URL","data":{"format":"string","value":"https://example.com/${n}"}}]}`;
 
 async function writeLines(file: string, count: number, line: (n: number) => string): Promise<void> {
@@ -179,14 +191,7 @@ describe('imports', () => {
     const job = await upload('prefix=88.118.81&mode=create', 'application/x-ndjson', lines);
     expect(job.status).toBe(202);
     // Wait until some chunks are committed, then kill -9 (no graceful stop).
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      const r = await call(node!.url, 'GET', `/api/imports/${job.body.id}`, { key });
-      if (r.body.linesRead >= 5000 && r.body.linesRead < count) break;
-      if (r.body.state === 'done') throw new Error('the import finished before the node could be killed; make the file larger');
-      if (Date.now() > deadline) throw new Error(`import did not progress: ${r.text}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await midway(job.body.id, 5000, count);
     node!.kill();
     await node!.exited();
     node = await start();
@@ -207,14 +212,7 @@ describe('imports', () => {
     const before = await created('88.118.81');
     const job = await upload('prefix=88.118.81&mode=create', 'application/x-ndjson', lines);
     expect(job.status).toBe(202);
-    const deadline = Date.now() + 120_000;
-    for (;;) {
-      const r = await call(node!.url, 'GET', `/api/imports/${job.body.id}`, { key });
-      if (r.body.linesRead >= 3000 && r.body.linesRead < count) break;
-      if (r.body.state === 'done') throw new Error('the import finished before the node could be stopped; make the file larger');
-      if (Date.now() > deadline) throw new Error(`import did not progress: ${r.text}`);
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await midway(job.body.id, 3000, count);
     expect(await node!.stop('SIGTERM')).toBe(0);
     // Stopped, not failed, and its progress is exactly what it committed: a whole number of chunks.
     const stopped = (await sql.query('SELECT state, lines_read::int AS read, written::int AS written FROM imports WHERE id = $1', [job.body.id])).rows[0];
