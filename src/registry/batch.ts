@@ -118,6 +118,14 @@ function failure(op: string, handle: string, err: AppError): ItemResult {
 /** An upsert lost its insert to a concurrent writer: the transaction runs again, locking the row in key order. */
 class LostRace extends Error {}
 
+/**
+ * How many times a write runs when it keeps losing races with concurrent writers of the same new
+ * handles (each loss means another writer created some of them: the next run finds more of them
+ * existing). Three was too few under load: three batches and a group of single writes upserting
+ * the same 50 new handles, on a busy CI machine, lost three times in a row (503).
+ */
+export const RACE_ATTEMPTS = 5;
+
 /** A batch transaction that lost a race with a concurrent writer (or template change) and should simply run again. */
 export function isRaceToRetry(err: unknown): boolean {
   return err instanceof LostRace || err instanceof AtomicRaceFailure || err instanceof TemplateChanged;
@@ -176,7 +184,7 @@ export class BatchRegistry {
         return { status: outcome.status, body: outcome.body, replayed: outcome.replayed };
       } catch (err) {
         // Run again: the next attempt sees the concurrent writer's row and answers the conflict.
-        if (isRaceToRetry(err) && attempt < 3) continue;
+        if (isRaceToRetry(err) && attempt < RACE_ATTEMPTS) continue;
         if (err instanceof TemplateChanged) throw errors.unavailable('a template this batch names kept changing; retry');
         if (isRaceToRetry(err)) throw errors.unavailable('concurrent writers kept creating handles of this batch; retry');
         throw err;

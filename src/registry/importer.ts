@@ -20,7 +20,7 @@ import type { Logger } from '../infra/logger.js';
 import { withTransaction } from '../infra/postgres.js';
 import type { CacheInvalidation } from '../resolver/resolver-cache.js';
 import type { Actor } from '../tenancy/actor.js';
-import { isRaceToRetry, type BatchOperation, type BatchPlan, type BatchRegistry } from './batch.js';
+import { isRaceToRetry, RACE_ATTEMPTS, type BatchOperation, type BatchPlan, type BatchRegistry } from './batch.js';
 import * as jobs from './import-jobs.js';
 import { csvColumns, csvOperation, LineError, ndjsonOperation, type CsvColumns, type ImportFormat, type ImportMode } from './import-lines.js';
 
@@ -312,7 +312,7 @@ export class Importer {
         if (firstUse) await this.batches.announceTemplates();
         return { written: written.length, rejected: failed.length };
       } catch (err) {
-        if (!(isRaceToRetry(err) && attempt < 3)) throw err;
+        if (!(isRaceToRetry(err) && attempt < RACE_ATTEMPTS)) throw err;
         // Checked again: a template the lines name may have changed meanwhile.
         plan = this.batches.planOf(job.actor, operations, this.checkItem(operations));
       }

@@ -15,7 +15,7 @@ import type pg from 'pg';
 import { errors } from '../infra/errors.js';
 import { withTransaction } from '../infra/postgres.js';
 import type { CacheInvalidation } from '../resolver/resolver-cache.js';
-import { isRaceToRetry, type BatchRegistry, type GroupedWrite, type ItemResult } from './batch.js';
+import { isRaceToRetry, RACE_ATTEMPTS, type BatchRegistry, type GroupedWrite, type ItemResult } from './batch.js';
 
 interface Waiting {
   write: GroupedWrite;
@@ -26,7 +26,6 @@ interface Waiting {
 /** Postgres' deadlock_detected: two groups inserting the same new handles in crossed order. */
 const isDeadlock = (err: unknown): boolean => (err as { code?: unknown })?.code === '40P01';
 
-const ATTEMPTS = 3;
 
 export class WriteCoalescer {
   private queue: Waiting[] = [];
@@ -113,7 +112,7 @@ export class WriteCoalescer {
         return;
       } catch (err) {
         const race = isRaceToRetry(err) || isDeadlock(err);
-        if (race && attempt < ATTEMPTS) continue;
+        if (race && attempt < RACE_ATTEMPTS) continue;
         // Races still lost after the retries: 503 (retry), as a batch answers them, not a 500.
         const answer = race ? errors.unavailable('concurrent writers kept changing these handles; retry') : err;
         for (const waiting of ordered) waiting.reject(answer);
