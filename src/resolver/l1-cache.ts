@@ -9,6 +9,13 @@ import { entrySize, type CacheEntry } from './cache-entry.js';
 
 const REMEMBERED_INVALIDATIONS = 100_000;
 
+/**
+ * One options object for every lookup: lru-cache's get() otherwise makes a fresh `{}` per call
+ * and writes its status into it. (It still writes `status`, undefined without a metrics
+ * subscriber, into this one.) About 40 ns of a 200 ns lookup, 100 of them per batch.
+ */
+const GET_OPTIONS: LRUCache.GetOptions<string, CacheEntry, unknown> = {};
+
 export class L1Cache {
   private readonly entries: LRUCache<string, CacheEntry> | undefined;
   /** Clock of the last invalidation per recently invalidated handle. */
@@ -37,7 +44,7 @@ export class L1Cache {
 
   /** A fresh entry, or undefined (expired ones are dropped). */
   get(handle: string): CacheEntry | undefined {
-    const entry = this.entries?.get(handle);
+    const entry = this.entries?.get(handle, GET_OPTIONS);
     if (entry === undefined) return undefined;
     if (entry.expiresAt <= coarseNow()) {
       this.entries!.delete(handle);

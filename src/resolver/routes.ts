@@ -72,7 +72,10 @@ function sendBatch(request: FastifyRequest, reply: FastifyReply, inputs: readonl
   let at = BATCH_OPEN.copy(body, 0);
   for (let i = 0; i < parts.length; i += 1) {
     if (i > 0) body[at++] = COMMA;
-    at += parts[i]!.copy(body, at);
+    // TypedArray set: the copy alone, without Buffer.copy's argument checks (sizes are known).
+    const part = parts[i]!;
+    body.set(part, at);
+    at += part.length;
   }
   BATCH_CLOSE.copy(body, at);
   reply.type(JSON_TYPE).send(body);
@@ -132,6 +135,12 @@ export function resolverRoutes(resolver: ResolverService, nodePrefix: string): F
       sendEntry(request, reply, entry, view, pretty);
       return undefined;
     });
+
+    // JSON bodies here are {"handles":[strings]} under additionalProperties: false and are never
+    // merged into other objects, so the scan of every body for "__proto__" and "constructor"
+    // (fastify's default, for routes that merge) guards nothing here. Same parser and errors otherwise.
+    app.removeContentTypeParser('application/json');
+    app.addContentTypeParser('application/json', { parseAs: 'string' }, app.getDefaultJsonParser('ignore', 'ignore'));
 
     app.addContentTypeParser(PROTOBUF_TYPE, { parseAs: 'buffer' }, (_request, body, done) => {
       try {

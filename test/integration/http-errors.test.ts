@@ -31,6 +31,25 @@ describe('HTTP errors', () => {
     expect(other.body.error.requestId).toBe(other.headers.get('x-request-id'));
   });
 
+  it('parses batch resolution bodies with its own JSON parser: same errors, and a __proto__ key is an unknown property there and poison elsewhere', async () => {
+    for (const raw of ['{"handles": [', '']) {
+      const r = await call(node.url, 'POST', '/api/resolve', { raw, contentType: 'application/json' });
+      expect(r.status, raw).toBe(400);
+      expect(r.body.error, raw).toMatchObject({ code: 'INVALID_JSON' });
+    }
+    const poisoned = await call(node.url, 'POST', '/api/resolve', { raw: '{"handles":["88.118.8/X"],"__proto__":{"polluted":1}}', contentType: 'application/json' });
+    expect(poisoned.status).toBe(400);
+    expect(poisoned.body.error).toMatchObject({ code: 'VALIDATION_ERROR' });
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    const ok = await call(node.url, 'POST', '/api/resolve', { raw: '{"handles":["88.118.8/NONE"]}', contentType: 'application/json' });
+    expect(ok.status).toBe(200);
+    expect(ok.body.results[0]).toMatchObject({ responseCode: 100 });
+    // Every other route keeps fastify's default: a body with __proto__ is refused as it is parsed.
+    const put = await call(node.url, 'PUT', '/api/handles/88.118.8/P', { key, raw: `{"values":[${JSON.stringify(url('p'))}],"__proto__":{"polluted":1}}`, contentType: 'application/json' });
+    expect(put.status).toBe(400);
+    expect(put.body).toMatchObject({ code: 'INVALID_JSON' });
+  });
+
   it('answers a wrong content type with 415', async () => {
     for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/xml']) {
       const r = await call(node.url, 'PUT', '/api/handles/88.118.8/T', { key, raw: 'values=1', contentType: type });
