@@ -15,7 +15,7 @@ import { withTransaction, type Tx } from '../infra/postgres.js';
 import type { CacheInvalidation } from '../resolver/resolver-cache.js';
 import type { Actor } from '../tenancy/actor.js';
 import * as batchRepo from './batch-repository.js';
-import { combineStatements, type IdentifierChange, type RequestInfo } from './change-sink.js';
+import { combineStatements, type IdentifierChange, type RequestInfo, type SinkStatement } from './change-sink.js';
 import * as idempotency from './idempotency.js';
 import type { LockedRecord } from './repository.js';
 import type { RegistryService } from './service.js';
@@ -266,21 +266,33 @@ export class BatchRegistry {
    * transaction, which decides each write against the rows as they are.
    */
   async insertGroup(writes: readonly GroupedWrite[]): Promise<{ results: ItemResult[]; written: string[] } | undefined> {
-    const now = new Date().toISOString();
-    const rows = writes.map((w) => storedRow(w.handle, w.values ?? this.normalise(w.handle, w.input, now)));
-    const changes = writes.map((w, i) => ({ ...changeOf('create', w, 1, rows[i]!.values, null, now), valuesJson: rows[i]!.json }));
-    const sinks = this.registry.sinkStatements(changes);
-    if (!sinks) return undefined;
+    const all = this.allNewStatement(writes, new Date().toISOString());
+    if (!all) return undefined;
     try {
-      await this.pool.query(combineStatements([batchRepo.insertAllStatement(rows), ...sinks]));
+      await this.pool.query(all.statement);
     } catch (err) {
       if (batchRepo.isHandleTaken(err)) return undefined;
       throw err;
     }
-    return {
-      results: writes.map((w) => writtenResult(w, 201, 1)),
-      written: changes.map((c) => c.handle),
-    };
+    return { results: writes.map((w) => writtenResult(w, 201, 1)), written: all.handles };
+  }
+
+  /**
+   * Creates of handles that should all be new as ONE statement: the plain insert (no ON CONFLICT:
+   * a handle that exists fails it whole with a unique violation) and every change sink's append
+   * as data-modifying CTEs. Undefined when a sink can only record() in a transaction.
+   */
+  private allNewStatement(
+    items: ReadonlyArray<{ handle: Handle; values?: HandleValue[] | undefined; input?: readonly ValueInput[] | undefined; actor?: KeyActor | undefined; request?: RequestInfo | undefined }>,
+    now: string,
+    batchActor?: KeyActor,
+    batchRequest?: RequestInfo,
+  ): { statement: SinkStatement; handles: string[] } | undefined {
+    const rows = items.map((w) => storedRow(w.handle, w.values ?? this.normalise(w.handle, w.input!, now)));
+    const changes = items.map((w, i) => changeOf('create', w, 1, rows[i]!.values, null, now, batchActor, batchRequest, rows[i]!.json));
+    const sinks = this.registry.sinkStatements(changes);
+    if (!sinks) return undefined;
+    return { statement: combineStatements([batchRepo.insertAllStatement(rows), ...sinks]), handles: changes.map((c) => c.handle) };
   }
 
   /** The checks that need no database; failures go into `results`, the rest is returned. */
@@ -432,29 +444,18 @@ export class BatchRegistry {
   private createsNew = true;
 
   /**
-   * Creates of handles that should all be new (the common bulk load), as ONE statement: the plain
-   * insert and every change sink's append as data-modifying CTEs, under a savepoint. A plain insert
-   * costs Postgres about a third less per row than ON CONFLICT DO NOTHING RETURNING, and the sinks
-   * ride along instead of taking a round trip of their own. When one of the handles exists, its
-   * unique violation fails the statement: back to the savepoint, and undefined (nothing written),
-   * so the caller decides each item against the rows as they are. Undefined too when a sink can
-   * only record() in a transaction.
+   * A batch's creates of handles that should all be new (the common bulk load) as allNewStatement,
+   * under a savepoint. A plain insert costs Postgres about a third less per row than ON CONFLICT DO
+   * NOTHING RETURNING, and the sinks ride along instead of taking a round trip of their own. When
+   * one of the handles exists: back to the savepoint, and undefined (nothing written), so the
+   * caller decides each item against the rows as they are.
    */
-  private async insertAllNew(
-    tx: Tx,
-    planned: readonly Planned[],
-    results: ItemResult[],
-    now: string,
-    actor: KeyActor | undefined,
-    request: RequestInfo | undefined,
-  ): Promise<string[] | undefined> {
-    const rows = planned.map((p) => storedRow(p.handle, p.values ?? this.normalise(p.handle, p.input!, now)));
-    const changes = planned.map((p, i) => ({ ...changeOf('create', p, 1, rows[i]!.values, null, now, actor, request), valuesJson: rows[i]!.json }));
-    const sinks = this.registry.sinkStatements(changes);
-    if (!sinks) return undefined;
+  private async insertAllNew(tx: Tx, planned: readonly Planned[], results: ItemResult[], now: string, actor: KeyActor, request: RequestInfo | undefined): Promise<string[] | undefined> {
+    const all = this.allNewStatement(planned, now, actor, request);
+    if (!all) return undefined;
     await tx.query('SAVEPOINT insert_all_new');
     try {
-      await tx.query(combineStatements([batchRepo.insertAllStatement(rows), ...sinks]));
+      await tx.query(all.statement);
     } catch (err) {
       if (!batchRepo.isHandleTaken(err)) throw err;
       await tx.query('ROLLBACK TO SAVEPOINT insert_all_new');
@@ -463,7 +464,7 @@ export class BatchRegistry {
     planned.forEach((p) => {
       results[p.index] = writtenResult(p, 201, 1);
     });
-    return changes.map((c) => c.handle);
+    return all.handles;
   }
 
   private notApplied(planned: readonly Planned[], results: ItemResult[]): undefined {
@@ -491,11 +492,13 @@ function changeOf(
   at: string,
   batchActor?: KeyActor,
   batchRequest?: RequestInfo,
+  /** `values` as JSON text, when made already. */
+  valuesJson?: string,
 ): IdentifierChange {
   const by = item.actor ?? batchActor!;
   const request = item.request ?? batchRequest;
   return {
-    op, handle: item.handle.handle, prefix: item.handle.prefix, suffix: item.handle.suffix, version, values, previous,
+    op, handle: item.handle.handle, prefix: item.handle.prefix, suffix: item.handle.suffix, version, values, valuesJson, previous,
     actor: { keyId: by.keyId, role: by.role }, at, ...(request ? { request } : {}),
   };
 }

@@ -98,9 +98,9 @@ export class WriteCoalescer {
   }
 
   private async run(group: Waiting[], release: () => void): Promise<void> {
-    // Primary-key order, as a batch locks: groups that insert the same new handles meet in order.
-    const ordered = [...group].sort((a, b) => (a.write.handle.handle < b.write.handle.handle ? -1 : a.write.handle.handle > b.write.handle.handle ? 1 : 0));
-    const writes = ordered.map((w) => w.write);
+    // No ordering here: every insert path puts its rows in key order (batch-repository.ts), and
+    // locks are taken in key order by the statement itself.
+    const writes = group.map((w) => w.write);
     for (let attempt = 1; ; attempt += 1) {
       try {
         const { results, written } = (this.tryAllNew(writes) ? await this.allNew(writes) : undefined)
@@ -108,14 +108,14 @@ export class WriteCoalescer {
         release();
         // Acknowledged only once every process drops the handles (read-your-writes everywhere).
         if (written.length > 0) await this.cache.invalidate(written);
-        ordered.forEach((waiting, i) => waiting.resolve(results[i]!));
+        group.forEach((waiting, i) => waiting.resolve(results[i]!));
         return;
       } catch (err) {
         const race = isRaceToRetry(err) || isDeadlock(err);
         if (race && attempt < RACE_ATTEMPTS) continue;
         // Races still lost after the retries: 503 (retry), as a batch answers them, not a 500.
         const answer = race ? errors.unavailable('concurrent writers kept changing these handles; retry') : err;
-        for (const waiting of ordered) waiting.reject(answer);
+        for (const waiting of group) waiting.reject(answer);
         return;
       }
     }
