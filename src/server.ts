@@ -162,9 +162,10 @@ async function closeListener(server: Server | undefined): Promise<void> {
  * V8 sizes the heap for the machine, not for the node: with gigabytes free it lets the old
  * generation reach several times its live size between full collections, and a bulk load's
  * promoted garbage becomes resident memory. The growth factor is read at every full collection,
- * so setting it before the node allocates is enough.
+ * so setting it before the node allocates is enough. `serve` and `snode import` (the other bulk
+ * load) both call it.
  */
-function tuneHeap(config: Config): void {
+export function tuneHeap(config: Config): void {
   if (config.GC_HEAP_GROWING_PERCENT > 0) v8.setFlagsFromString(`--heap-growing-percent=${config.GC_HEAP_GROWING_PERCENT}`);
 }
 

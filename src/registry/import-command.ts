@@ -7,7 +7,7 @@ import { auditSink } from '../audit/sink.js';
 import { upstreamUrls } from '../federation/index.js';
 import { outboxSink } from '../federation/outbox-sink.js';
 import { createLogger } from '../infra/logger.js';
-import { openCache } from '../server.js';
+import { openCache, tuneHeap } from '../server.js';
 import { PgTenancyChanges } from '../tenancy/change-bus.js';
 import type { Actor } from '../tenancy/actor.js';
 import type { TenancyService } from '../tenancy/service.js';
@@ -40,6 +40,7 @@ function progressPrinter(total: number): (counts: Pick<ImportJob, 'linesRead' | 
 
 /** Runs the import on the command line's database; the job (with its id, for GET /api/imports/{id}) is the result. */
 export async function runImportCommand(config: Config, pool: pg.Pool, tenancy: TenancyService, actor: Actor, file: string, options: ImportCommandOptions): Promise<ImportJob> {
+  tuneHeap(config); // as serve does: a million lines of promoted garbage must not become resident memory
   const format: ImportFormat = options.format ?? (file.toLowerCase().endsWith('.csv') ? 'csv' : 'ndjson');
   const log = createLogger(process.env.LOG_LEVEL ? config.LOG_LEVEL : 'warn', { nodeId: config.NODE_ID }, true);
   const { size } = await stat(file);
