@@ -58,10 +58,15 @@ export class L1Cache {
     return this.clock;
   }
 
+  /** Whether the handle was invalidated (or everything dropped) after the clock `since`. */
+  invalidatedSince(handle: string, since: number): boolean {
+    return since < this.floor || (this.invalidatedAt.get(handle) ?? -1) > since;
+  }
+
   /** Stores the entry unless it is not cacheable or its handle was invalidated since `since`. */
   set(entry: CacheEntry, since: number): void {
     if (!this.entries || entry.expiresAt <= Date.now()) return;
-    if (since < this.floor || (this.invalidatedAt.get(entry.handle) ?? -1) > since) return;
+    if (this.invalidatedSince(entry.handle, since)) return;
     this.entries.set(entry.handle, entry);
   }
 

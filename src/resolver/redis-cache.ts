@@ -148,8 +148,12 @@ export class RedisCache {
   }
 
   /**
-   * Listens on the invalidation channel with a connection of its own. Whenever that connection
-   * (or the command connection) comes back after a loss, the listener is told to reset.
+   * Listens on the invalidation channel with a connection of its own. The listener is told to
+   * reset (drop the whole L1) whenever messages may have been missed: when the command connection
+   * comes back after a loss, and when the subscriber is subscribed again after a loss (confirmed
+   * by Redis, not merely reconnected: ioredis reports 'ready' before its resubscription is
+   * answered). Each connection is tracked on its own, so the one that comes back last still
+   * resets what was cached while it was away.
    */
   async listen(listener: InvalidationListener): Promise<void> {
     const subscriber = this.redis.duplicate({ enableOfflineQueue: true, lazyConnect: true, commandTimeout: undefined });
@@ -163,27 +167,41 @@ export class RedisCache {
         listener.reset();
       }
     });
-    let lost = false;
-    const onLoss = () => {
-      lost = true;
-    };
-    const onBack = () => {
-      if (!lost) return;
-      lost = false;
-      this.log.info('redis back: dropping the in-process cache, invalidations may have been missed');
+    const reset = (which: string) => {
+      this.log.info({ connection: which }, 'redis back: dropping the in-process cache, invalidations may have been missed');
       listener.reset();
     };
-    for (const connection of [subscriber, this.redis]) {
-      connection.on('close', onLoss);
-      connection.on('ready', onBack);
-    }
+    let subscriberLost = false;
+    let commandsLost = false;
+    subscriber.on('close', () => {
+      subscriberLost = true;
+    });
+    subscriber.on('ready', () => {
+      if (!subscriberLost) return;
+      subscriberLost = false;
+      // Answered after ioredis' own resubscription (same connection, in order): listening again.
+      subscriber.subscribe(this.channel).then(
+        () => reset('subscriber'),
+        () => {
+          subscriberLost = true; // lost again before it was answered: the next 'ready' resets
+        },
+      );
+    });
+    this.redis.on('close', () => {
+      commandsLost = true;
+    });
+    this.redis.on('ready', () => {
+      if (!commandsLost) return;
+      commandsLost = false;
+      reset('commands');
+    });
     subscriber.on('error', () => undefined);
     try {
       await subscriber.connect();
       await subscriber.subscribe(this.channel);
     } catch (err) {
       // ioredis keeps reconnecting and resubscribes; until then the L1 is reset on return.
-      lost = true;
+      subscriberLost = true;
       this.log.warn({ err: (err as Error).message }, 'redis invalidation channel not reachable at start; will keep trying');
     }
   }

@@ -76,6 +76,15 @@ interface Queued {
   reject(err: unknown): void;
 }
 
+/** A load of one handle that later misses may share. */
+interface InFlight {
+  promise: Promise<Loaded>;
+  /** The L1 clock when it began. */
+  since: number;
+  /** Its place in the queue (a queued load; none for a fetch from another node). */
+  queued?: Queued;
+}
+
 // Misses queued in one event-loop turn are loaded together, in rounds of at most this many.
 const ROUND = 1000;
 
@@ -85,7 +94,8 @@ export class ResolverService {
    * by the metrics when Prometheus scrapes.
    */
   readonly tiers = new Float64Array(TIERS.length * 2);
-  private readonly inFlight = new Map<string, Promise<Loaded>>();
+  /** Loads running, per handle, with the L1 clock when each began (a load older than the handle's last invalidation is not joined). */
+  private readonly inFlight = new Map<string, InFlight>();
   private queued: Queued[] = [];
   private scheduled = false;
 
@@ -217,10 +227,17 @@ export class ResolverService {
    */
   private miss(handle: Handle, context: ResolutionContext | undefined): Promise<Loaded> {
     const running = this.inFlight.get(handle.handle);
-    if (running) return running;
+    // A load that began before the handle was last invalidated may bring back what the write
+    // replaced: a request made after that write's answer must not get it, so it loads anew.
+    if (running && !this.cache.l1.invalidatedSince(handle.handle, running.since)) return running.promise;
     if (this.upstream?.isForeign(handle.prefix)) return this.missUpstream(handle, this.upstream, context);
-    const promise = new Promise<Loaded>((resolve, reject) => this.queued.push({ handle, resolve, reject }));
-    this.inFlight.set(handle.handle, promise);
+    const since = this.cache.l1.begin();
+    let queued!: Queued;
+    const promise = new Promise<Loaded>((resolve, reject) => {
+      queued = { handle, resolve, reject };
+    });
+    this.queued.push(queued);
+    this.inFlight.set(handle.handle, { promise, since, queued });
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => this.flushQueue());
@@ -237,13 +254,13 @@ export class ResolverService {
       this.load(round.map((q) => q.handle)).then(
         (loaded) => {
           round.forEach((q, j) => {
-            this.inFlight.delete(q.handle.handle);
+            this.settled(q);
             q.resolve(loaded[j]!);
           });
         },
         (err: unknown) => {
           for (const q of round) {
-            this.inFlight.delete(q.handle.handle);
+            this.settled(q);
             q.reject(err);
           }
         },
@@ -251,10 +268,16 @@ export class ResolverService {
     }
   }
 
+  /** A queued load is over: it leaves the in-flight map unless a newer load of its handle took its place. */
+  private settled(q: Queued): void {
+    const running = this.inFlight.get(q.handle.handle);
+    if (running?.queued === q) this.inFlight.delete(q.handle.handle);
+  }
+
   /** A foreign handle: one fetch per handle at a time, cached in L1 only. */
   private missUpstream(handle: Handle, upstream: UpstreamSource, context: ResolutionContext | undefined): Promise<Loaded> {
     const since = this.cache.l1.begin();
-    const promise = upstream
+    const promise: Promise<Loaded> = upstream
       .find(handle, context)
       .then(({ record, maxTtlSeconds }): Loaded => {
         const ttl = Math.min(record ? this.cacheTtl(record) : this.limits.negativeTtlSeconds, maxTtlSeconds ?? Infinity);
@@ -263,8 +286,11 @@ export class ResolverService {
         if (expiresAt > 0) this.cache.l1.set(entry, since);
         return { entry, cached: false, tier: UPSTREAM };
       })
-      .finally(() => this.inFlight.delete(handle.handle));
-    this.inFlight.set(handle.handle, promise);
+      .finally(() => {
+        if (this.inFlight.get(handle.handle) === running) this.inFlight.delete(handle.handle);
+      });
+    const running: InFlight = { promise, since };
+    this.inFlight.set(handle.handle, running);
     return promise;
   }
 
