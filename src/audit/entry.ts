@@ -1,5 +1,8 @@
 /** Audit entries and the hash chain over them. Pure: no I/O. */
 import { createHash, hash } from 'node:crypto';
+import { canonicalJson } from '../infra/canonical-json.js';
+
+export { canonicalJson };
 
 /** Who did something, from where, under which request. */
 export interface AuditContext {
@@ -22,68 +25,6 @@ export interface AuditEntry {
   after?: unknown;
   /** Small facts worth keeping in clear (a reason, a role), never secrets. */
   detail?: Record<string, unknown> | null;
-}
-
-/** JSON with object keys sorted, so equal data always digests equally. (Built by hand: it runs for every entry a write appends.) */
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) {
-    if (value.length === 0) return '[]';
-    let out = `[${canonicalJson(value[0])}`;
-    for (let i = 1; i < value.length; i += 1) out += `,${canonicalJson(value[i])}`;
-    return `${out}]`;
-  }
-  const object = value as Record<string, unknown>;
-  const keys = Object.keys(object);
-  if (keys.length > 1) sortKeys(keys);
-  let out = '{';
-  let first = true;
-  for (const key of keys) {
-    const v = object[key];
-    if (v === undefined) continue;
-    if (first) first = false;
-    else out += ',';
-    // Strings and numbers directly, as JSON.stringify writes them (a non-finite number is null).
-    out += `${quotedKey(key)}:${typeof v === 'string' ? JSON.stringify(v) : typeof v === 'number' ? (Number.isFinite(v) ? String(v) : 'null') : canonicalJson(v)}`;
-  }
-  return `${out}}`;
-}
-
-/**
- * Sorts keys in place as Array.prototype.sort() would (UTF-16 code unit order; keys are distinct).
- * Objects here have a handful of keys, often in order already: an insertion sort with `<` does
- * them in a fraction of the time of the generic sort, which compares through its comparator
- * machinery. Large objects take the generic sort.
- */
-function sortKeys(keys: string[]): void {
-  const n = keys.length;
-  if (n > 16) {
-    keys.sort();
-    return;
-  }
-  for (let i = 1; i < n; i += 1) {
-    const key = keys[i]!;
-    let j = i - 1;
-    if (keys[j]! < key) continue;
-    while (j >= 0 && keys[j]! > key) {
-      keys[j + 1] = keys[j]!;
-      j -= 1;
-    }
-    keys[j + 1] = key;
-  }
-}
-
-// Records repeat a handful of keys (index, type, data, format, value, ttl, timestamp...): each is quoted once.
-const QUOTED_KEYS = new Map<string, string>();
-const MAX_QUOTED_KEYS = 4096;
-
-function quotedKey(key: string): string {
-  let quoted = QUOTED_KEYS.get(key);
-  if (quoted === undefined) {
-    quoted = JSON.stringify(key);
-    if (QUOTED_KEYS.size < MAX_QUOTED_KEYS) QUOTED_KEYS.set(key, quoted);
-  }
-  return quoted;
 }
 
 /** SHA-256 (hex) of the canonical JSON of a state; null when there is no state. */

@@ -158,7 +158,7 @@ export class BatchRegistry {
   ): Promise<{ status: number; body: BatchAnswer; replayed: boolean }> {
     if (actor.kind !== 'key') throw errors.authenticationNeeded();
     if (actor.role === 'auditor') throw errors.forbidden('ROLE_NOT_ALLOWED', 'auditor keys are read-only');
-    const hash = idempotencyKey === undefined ? '' : idempotency.requestHash({ mode, operations });
+    const hash = idempotencyKey === undefined ? undefined : idempotency.requestHash({ mode, operations });
 
     for (let attempt = 1; ; attempt += 1) {
       // Planned again on a retry: a template the items name may have changed meanwhile.
@@ -167,7 +167,7 @@ export class BatchRegistry {
       try {
         const outcome = await withTransaction(this.pool, async (tx) => {
           if (idempotencyKey !== undefined) {
-            const stored = await idempotency.claim(tx, actor.keyId, idempotencyKey, hash);
+            const stored = await idempotency.claim(tx, actor.keyId, idempotencyKey, hash!);
             if (stored) return { ...stored, body: stored.body as BatchAnswer, replayed: true, written: [] as string[], firstUse: false };
           }
           const itemResults = [...results];

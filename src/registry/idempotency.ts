@@ -5,6 +5,7 @@
  * retries race, and an answer is stored exactly when its writes committed.
  */
 import { createHash } from 'node:crypto';
+import { canonicalJson } from '../infra/canonical-json.js';
 import { errors } from '../infra/errors.js';
 import type { Db, Tx } from '../infra/postgres.js';
 
@@ -15,16 +16,30 @@ export interface StoredAnswer {
   body: unknown;
 }
 
-/** SHA-256 of the request as the node understood it (key-order independent for our bodies). */
-export function requestHash(body: unknown): string {
-  return createHash('sha256').update(JSON.stringify(body)).digest('hex');
+/** What a claim compares: the request's hash, and how it was hashed before (keys stored then). */
+export interface RequestHash {
+  hash: string;
+  /** The hash of the JSON as the client ordered its keys: what keys claimed before canonical hashing hold. */
+  legacy(): string;
+}
+
+/**
+ * SHA-256 of the request as the node understood it, over its canonical JSON: a retry whose client
+ * serialises the same body with its keys in another order is the same request.
+ */
+export function requestHash(body: unknown): RequestHash {
+  return {
+    hash: createHash('sha256').update(canonicalJson(body)).digest('hex'),
+    legacy: () => createHash('sha256').update(JSON.stringify(body)).digest('hex'),
+  };
 }
 
 /**
  * Claims `key` for this transaction. Returns undefined when the claim is new (go ahead), or the
  * answer stored by the request that claimed it first. The same key with another body is refused.
  */
-export async function claim(tx: Tx, apiKeyId: string, key: string, hash: string): Promise<StoredAnswer | undefined> {
+export async function claim(tx: Tx, apiKeyId: string, key: string, request: RequestHash): Promise<StoredAnswer | undefined> {
+  const { hash } = request;
   const inserted = await tx.query(
     `INSERT INTO idempotency_keys (api_key_id, idem_key, request_hash) VALUES ($1, $2, $3)
      ON CONFLICT (api_key_id, idem_key) DO NOTHING`,
@@ -37,7 +52,7 @@ export async function claim(tx: Tx, apiKeyId: string, key: string, hash: string)
   );
   const row = rows[0];
   if (!row || row.status === null) throw errors.unavailable('the first request with this Idempotency-Key has not finished; retry');
-  if (row.request_hash !== hash) {
+  if (row.request_hash !== hash && row.request_hash !== request.legacy()) {
     throw errors.conflict('IDEMPOTENCY_KEY_REUSED', 'this Idempotency-Key was used with a different request body');
   }
   return { status: row.status, body: row.response };

@@ -230,6 +230,15 @@ describe('POST /api/handles/batch', () => {
     const after = await deltas('88.118.71');
     expect(after.c - before.c).toBe(200);
     expect(after.u - before.u).toBe(0);
+    // The same request with its keys in another order is the same request: replayed, not refused.
+    const reordered = await call(node.url, 'POST', '/api/handles/batch', {
+      key,
+      body: { operations: ops.map((o) => Object.fromEntries(Object.entries(o).reverse())) },
+      headers: { 'idempotency-key': 'retry-me' },
+    });
+    expect(reordered.status, reordered.text).toBe(200);
+    expect(reordered.headers.get('idempotency-replayed')).toBe('true');
+    expect(reordered.body).toEqual(answers[0]!.body);
     const other = await batch(ops.slice(1), { idem: 'retry-me' });
     expect(other.status).toBe(409);
     expect(other.body.code).toBe('IDEMPOTENCY_KEY_REUSED');
