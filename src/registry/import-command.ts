@@ -47,6 +47,10 @@ export async function runImportCommand(config: Config, pool: pg.Pool, tenancy: T
   // Disabled prefixes as they are when the command starts.
   await tenancy.loadDisabled();
   const cache = await openCache(config, log);
+  if (!config.REDIS_URL) {
+    // No channel to the nodes' caches: they keep serving what they hold until it expires.
+    process.stderr.write(`snode import: REDIS_URL is not set, so running nodes are not told what this import writes: they serve their cached copies (not-found answers too) until these expire (CACHE_MAX_TTL ${config.CACHE_MAX_TTL} s, NEGATIVE_CACHE_TTL ${config.NEGATIVE_CACHE_TTL} s). Set the nodes' REDIS_URL, or upload with POST /api/imports.\n`);
+  }
   // Hears template changes made while the import runs (and tells nodes when it first uses one).
   const changes = new PgTenancyChanges(pool, log);
   await changes.start();

@@ -79,17 +79,28 @@ const toJob = (r: Row): ImportJob => ({
   finishedAt: r.finished_at?.toISOString() ?? null,
 });
 
+/** How long a process holds the jobs it received without renewing (it renews every third of it). */
+export const LEASE_SECONDS = 30;
+
 export async function createJob(
   db: Db,
-  job: Pick<ImportJob, 'actor' | 'prefix' | 'format' | 'mode' | 'source' | 'state'> & { filePath: (id: string) => string; bytes?: number },
+  job: Pick<ImportJob, 'actor' | 'prefix' | 'format' | 'mode' | 'source' | 'state'> & { filePath: (id: string) => string; bytes?: number; owner: string },
 ): Promise<ImportJob> {
   const id = randomUUID();
   const { rows } = await db.query<Row>(
-    `INSERT INTO imports (id, api_key_id, actor, prefix, format, mode, source, file_path, state, bytes)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING ${COLUMNS}`,
-    [id, job.actor.keyId, JSON.stringify(job.actor), job.prefix, job.format, job.mode, job.source, job.filePath(id), job.state, job.bytes ?? 0],
+    `INSERT INTO imports (id, api_key_id, actor, prefix, format, mode, source, file_path, state, bytes, owner, lease_until)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now() + make_interval(secs => $12)) RETURNING ${COLUMNS}`,
+    [id, job.actor.keyId, JSON.stringify(job.actor), job.prefix, job.format, job.mode, job.source, job.filePath(id), job.state, job.bytes ?? 0, job.owner, LEASE_SECONDS],
   );
   return toJob(rows[0]!);
+}
+
+/** Keeps the jobs this process received and has not started yet (receiving, queued) its own. */
+export async function renewLeases(db: Db, owner: string): Promise<void> {
+  await db.query(
+    `UPDATE imports SET lease_until = now() + make_interval(secs => $2) WHERE owner = $1 AND state IN ('receiving', 'queued')`,
+    [owner, LEASE_SECONDS],
+  );
 }
 
 export async function getJob(db: Db, id: string): Promise<ImportJob | undefined> {
@@ -97,19 +108,32 @@ export async function getJob(db: Db, id: string): Promise<ImportJob | undefined>
   return rows[0] ? toJob(rows[0]) : undefined;
 }
 
+/**
+ * Unfinished jobs another process may take over: running ones (their advisory lock says whether
+ * their process is alive), and received or queued ones whose process stopped renewing its lease.
+ */
 export async function unfinishedJobs(db: Db): Promise<ImportJob[]> {
-  const { rows } = await db.query<Row>(`SELECT ${COLUMNS} FROM imports WHERE state IN ('receiving', 'queued', 'running') ORDER BY created_at`);
+  const { rows } = await db.query<Row>(
+    `SELECT ${COLUMNS} FROM imports
+     WHERE state = 'running' OR (state IN ('receiving', 'queued') AND (lease_until IS NULL OR lease_until < now()))
+     ORDER BY created_at`,
+  );
   return rows.map(toJob);
 }
 
-export async function setState(db: Db, id: string, state: ImportState, extra: { bytes?: number; error?: string } = {}): Promise<void> {
+/**
+ * Moves a job to `state`; with `from`, only out of that state (false: the job had moved on, say a
+ * process that started took over an upload whose process seemed gone, and failed it).
+ */
+export async function setState(db: Db, id: string, state: ImportState, extra: { bytes?: number; error?: string; from?: ImportState } = {}): Promise<boolean> {
   const finished = state === 'done' || state === 'failed';
-  await db.query(
+  const result = await db.query(
     `UPDATE imports SET state = $2, bytes = coalesce($3, bytes), error = coalesce($4, error), updated_at = now(),
        finished_at = CASE WHEN $5 THEN now() ELSE finished_at END
-     WHERE id = $1`,
-    [id, state, extra.bytes ?? null, extra.error ?? null, finished],
+     WHERE id = $1 AND ($6::text IS NULL OR state = $6)`,
+    [id, state, extra.bytes ?? null, extra.error ?? null, finished, extra.from ?? null],
   );
+  return result.rowCount === 1;
 }
 
 /** A chunk's outcome, in the chunk's transaction: its rejections and the job's counters. */

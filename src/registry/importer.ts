@@ -6,13 +6,12 @@
  * first uncommitted line on the next start (no line is applied twice), or is reported failed when
  * its file is gone. One process runs a job at a time, holding a Postgres advisory lock on it.
  */
+import { randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { StringDecoder } from 'node:string_decoder';
-import { parse as parseCsv } from 'csv-parse';
 import type pg from 'pg';
 import { InvalidHandleError, parseHandle } from '../handle/handle.js';
 import { AppError, errors } from '../infra/errors.js';
@@ -23,24 +22,17 @@ import type { Actor } from '../tenancy/actor.js';
 import { isRaceToRetry, RACE_ATTEMPTS, type BatchOperation, type BatchPlan, type BatchRegistry } from './batch.js';
 import * as jobs from './import-jobs.js';
 import { csvColumns, csvOperation, LineError, ndjsonOperation, type CsvColumns, type ImportFormat, type ImportMode } from './import-lines.js';
+import { csvLines, ndjsonLines, type Line } from './import-readers.js';
 
 /** Lines per chunk (one transaction each). */
 export const CHUNK = 1000;
-/** Longest line read; a longer one is rejected whole. */
-const MAX_LINE_BYTES = 1 << 20;
-
-interface Line {
-  lineNo: number;
-  text: string;
-  /** Set when the line could not even be read as a record (too long, bad CSV quoting). */
-  error?: LineError;
-  fields?: string[];
-}
 
 /** Who runs a job: the node (uploads) or the import command (its own file, with progress). */
 interface Runner {
   fromCli: boolean;
   progress?: ImportProgress;
+  /** Taken over by a live process's periodic look: a job whose file is not here is left to the process that has it. */
+  lookingAround?: boolean;
 }
 
 export type ImportProgress = (job: Pick<jobs.ImportJob, 'linesRead' | 'written' | 'rejected'>, bytesRead: number) => void;
@@ -48,6 +40,12 @@ export type ImportProgress = (job: Pick<jobs.ImportJob, 'linesRead' | 'written' 
 export class Importer {
   private queue: Promise<void> = Promise.resolve();
   private closing = false;
+  /** This process, as the owner of the jobs it receives (import-jobs.ts: leases). */
+  private readonly owner = randomUUID();
+  /** Jobs received here and not started yet, whose lease this process renews. */
+  private readonly held = new Set<string>();
+  private leaseTimer: NodeJS.Timeout | undefined;
+  private scanTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -60,9 +58,10 @@ export class Importer {
 
   /** Validates who may import under `prefix`, spools `body` and queues the job; resolves once spooled. */
   async upload(actor: Actor, prefix: string, format: ImportFormat, mode: ImportMode, body: Readable, maxBytes: number): Promise<jobs.ImportJob> {
-    const key = this.authorise(actor, prefix);
+    const { key, prefix: normalised } = this.authorise(actor, prefix);
     await mkdir(this.spoolDir, { recursive: true });
-    const job = await jobs.createJob(this.pool, { actor: key, prefix, format, mode, source: 'upload', state: 'receiving', filePath: (id) => join(this.spoolDir, `${id}.${format}`) });
+    const job = await jobs.createJob(this.pool, { actor: key, prefix: normalised, format, mode, source: 'upload', state: 'receiving', owner: this.owner, filePath: (id) => join(this.spoolDir, `${id}.${format}`) });
+    this.hold(job.id);
     let bytes = 0;
     const limit = new Transform({
       transform(chunk: Buffer, _encoding, done) {
@@ -74,12 +73,18 @@ export class Importer {
     try {
       await pipeline(body, limit, createWriteStream(job.filePath));
     } catch (err) {
-      await jobs.setState(this.pool, job.id, 'failed', { bytes, error: `upload interrupted: ${(err as Error).message}` });
+      this.release(job.id);
+      await jobs.setState(this.pool, job.id, 'failed', { bytes, error: `upload interrupted: ${(err as Error).message}`, from: 'receiving' });
       await rm(job.filePath, { force: true });
       throw err instanceof AppError ? err : errors.badRequest('UPLOAD_INTERRUPTED', `the upload did not complete: ${(err as Error).message}`);
     }
-    await jobs.setState(this.pool, job.id, 'queued', { bytes });
-    this.enqueue(job.id);
+    if (await jobs.setState(this.pool, job.id, 'queued', { bytes, from: 'receiving' })) {
+      this.enqueue(job.id);
+    } else {
+      // Taken over meanwhile (this process did not renew its lease in time): the job says how it ended.
+      this.release(job.id);
+      await rm(job.filePath, { force: true });
+    }
     return (await jobs.getJob(this.pool, job.id))!;
   }
 
@@ -100,27 +105,59 @@ export class Importer {
 
   /** Starts a job for a file the caller names (the command line), and runs it to the end. */
   async importFile(actor: Actor, prefix: string, format: ImportFormat, mode: ImportMode, path: string, progress?: ImportProgress): Promise<jobs.ImportJob> {
-    const key = this.authorise(actor, prefix);
+    const { key, prefix: normalised } = this.authorise(actor, prefix);
     const { size } = await stat(path);
-    const job = await jobs.createJob(this.pool, { actor: key, prefix, format, mode, source: 'cli', state: 'queued', filePath: () => path, bytes: size });
+    const job = await jobs.createJob(this.pool, { actor: key, prefix: normalised, format, mode, source: 'cli', state: 'queued', owner: this.owner, filePath: () => path, bytes: size });
     await this.runLocked(job.id, { fromCli: true, progress });
     return (await jobs.getJob(this.pool, job.id))!;
   }
 
-  /** At start: picks up jobs no live process holds. Uploads resume; others are reported failed. */
+  /**
+   * At start: picks up jobs no live process holds (a running job whose lock is free, a received or
+   * queued one whose lease ran out). Uploads resume; others are reported failed.
+   */
   resumeUnfinished(): void {
+    this.takeOver(false);
+    // Then again now and then: a job queued at a process that stopped is held by its lease for a
+    // while after, and one running at a process that crashed is free only once its lock is.
+    this.scanTimer ??= setInterval(() => this.takeOver(true), jobs.LEASE_SECONDS * 1000).unref();
+  }
+
+  private takeOver(lookingAround: boolean): void {
     this.queue = this.queue.then(async () => {
-      for (const job of await jobs.unfinishedJobs(this.pool)) this.enqueue(job.id);
+      if (this.closing) return;
+      const unfinished = (await jobs.unfinishedJobs(this.pool)).filter((job) => !this.held.has(job.id));
+      for (const job of unfinished) this.enqueue(job.id, lookingAround);
+      // Queued after them: said once each was resumed, failed, or left to the process holding it.
+      if (!lookingAround) this.queue = this.queue.then(() => this.log.info({ jobs: unfinished.length }, 'import: unfinished jobs found at start handled'));
     }).catch((err: unknown) => this.log.error({ err }, 'import: listing unfinished jobs failed'));
   }
 
   /** Stops between chunks; a running job resumes on the next start. */
   async close(): Promise<void> {
     this.closing = true;
+    clearInterval(this.leaseTimer);
+    clearInterval(this.scanTimer);
+    this.leaseTimer = undefined;
+    this.scanTimer = undefined;
     await this.queue;
   }
 
-  private authorise(actor: Actor, prefix: string): Extract<Actor, { kind: 'key' }> {
+  /** Keeps a received job this process's until it starts (its lease renewed meanwhile). */
+  private hold(id: string): void {
+    this.held.add(id);
+    this.leaseTimer ??= setInterval(() => {
+      if (this.held.size === 0) return;
+      jobs.renewLeases(this.pool, this.owner).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'import: renewing job leases failed; will retry'));
+    }, (jobs.LEASE_SECONDS * 1000) / 3).unref();
+  }
+
+  private release(id: string): void {
+    this.held.delete(id);
+  }
+
+  /** The key that may import under `prefix`, and the prefix as stored (normalised, as lines' handles are). */
+  private authorise(actor: Actor, prefix: string): { key: Extract<Actor, { kind: 'key' }>; prefix: string } {
     let handle;
     try {
       handle = parseHandle(`${prefix}/x`);
@@ -128,17 +165,18 @@ export class Importer {
       if (err instanceof InvalidHandleError) throw errors.invalidHandle(`invalid prefix: ${err.message}`);
       throw err;
     }
-    return this.batches.authoriseImport(actor, handle);
+    return { key: this.batches.authoriseImport(actor, handle), prefix: handle.prefix };
   }
 
-  private enqueue(id: string): void {
+  private enqueue(id: string, lookingAround = false): void {
     this.queue = this.queue
-      .then(() => (this.closing ? undefined : this.runLocked(id, { fromCli: false })))
+      .then(() => (this.closing ? undefined : this.runLocked(id, { fromCli: false, lookingAround })))
       .catch((err: unknown) => this.log.error({ err, importId: id }, 'import failed'));
   }
 
   /** Runs a job while holding its advisory lock; a job another process holds is left alone. */
   private async runLocked(id: string, runner: Runner): Promise<void> {
+    this.release(id); // run (or left to the process running it) from here: no longer waiting under its lease
     const client = await this.pool.connect();
     let broken = false;
     try {
@@ -156,12 +194,14 @@ export class Importer {
     }
   }
 
-  private async run(id: string, { fromCli, progress }: Runner): Promise<void> {
+  private async run(id: string, { fromCli, progress, lookingAround = false }: Runner): Promise<void> {
     const job = await jobs.getJob(this.pool, id);
     if (!job || job.state === 'done' || job.state === 'failed') return;
     if (job.state === 'receiving') {
-      await jobs.setState(this.pool, id, 'failed', { error: 'the upload was interrupted before it completed (node stopped)' });
-      await rm(job.filePath, { force: true });
+      // Listed because its lease ran out: the process receiving it is gone.
+      if (await jobs.setState(this.pool, id, 'failed', { error: 'the upload was interrupted before it completed (node stopped)', from: 'receiving' })) {
+        await rm(job.filePath, { force: true });
+      }
       return;
     }
     if (job.source === 'cli' && !fromCli) {
@@ -172,6 +212,7 @@ export class Importer {
     try {
       await stat(job.filePath);
     } catch {
+      if (lookingAround) return; // another process's file: that process resumes it when it starts again
       await jobs.setState(this.pool, id, 'failed', { error: `the file ${job.filePath} is gone (uploaded to another node, or removed)` });
       return;
     }
@@ -186,6 +227,8 @@ export class Importer {
     } catch (err) {
       if (this.closing) return;
       await jobs.setState(this.pool, id, 'failed', { error: (err as Error).message });
+      // A failed job is never run again: its spooled upload is of no further use.
+      if (job.source === 'upload') await rm(job.filePath, { force: true });
       throw err;
     }
     if (job.source === 'upload') await rm(job.filePath, { force: true });
@@ -238,10 +281,23 @@ export class Importer {
           failure ??= { err };
         });
     };
+    // Why the file could not be read to its end (a bad header, a CSV record too long to read):
+    // what was read before is written, then the job fails with it.
+    let unreadable: LineError | undefined;
+    const read = async function* (): AsyncGenerator<Line> {
+      try {
+        yield* lines;
+      } catch (err) {
+        if (!(err instanceof LineError)) throw err;
+        unreadable = err;
+      }
+    };
     try {
-      for await (const line of lines) {
-        if (job.format === 'csv' && line.lineNo === 1 && columns === undefined) {
-          columns = csvColumns(line.fields ?? []); // a bad header fails the whole job
+      for await (const line of read()) {
+        if (job.format === 'csv' && columns === undefined) {
+          // The first record is the header (blank lines may come before it); a bad one fails the job.
+          if (line.error) throw new LineError('BAD_HEADER', `the header row (line ${line.lineNo}) is unreadable: ${line.error.message}`);
+          columns = csvColumns(line.fields ?? []);
           continue;
         }
         if (line.lineNo <= job.linesRead) continue;
@@ -254,6 +310,7 @@ export class Importer {
       }
       await flush();
       await settled();
+      if (unreadable) throw unreadable;
     } finally {
       // Never leave a chunk's transaction running behind the caller (close() waits for this).
       await writing;
@@ -267,7 +324,9 @@ export class Importer {
 
   /** A chunk's lines as batch operations, and their checks started (writeChunk awaits them). */
   private prepareChunk(job: jobs.ImportJob, columns: CsvColumns | undefined, lines: readonly Line[]): PreparedChunk {
-    const context = { prefix: job.prefix, mode: job.mode };
+    // Normalised again: a job stored before prefixes were normalised at creation may hold one in lower case.
+    const prefix = parseHandle(`${job.prefix}/x`).prefix;
+    const context = { prefix, mode: job.mode };
     const operations: BatchOperation[] = [];
     const sources: Line[] = [];
     const rejected: jobs.Rejection[] = [];
@@ -277,7 +336,7 @@ export class Importer {
         if (job.format === 'ndjson' && line.text.trim() === '') continue;
         const op = job.format === 'csv' ? csvOperation(context, columns!, line.fields!) : ndjsonOperation(context, line.text);
         const parsed = parseHandle(op.handle);
-        if (parsed.prefix !== job.prefix) throw new LineError('PREFIX_MISMATCH', `${parsed.handle} is not under the import's prefix ${job.prefix}`);
+        if (parsed.prefix !== prefix) throw new LineError('PREFIX_MISMATCH', `${parsed.handle} is not under the import's prefix ${prefix}`);
         operations.push(op);
         sources.push(line);
       } catch (err) {
@@ -287,7 +346,10 @@ export class Importer {
       }
     }
     const plan = operations.length > 0 ? this.batches.planOf(job.actor, operations, this.checkItem(operations)) : undefined;
-    return { operations, sources, rejected, lastLine: lines[lines.length - 1]!.lineNo, plan };
+    // Lines come in increasing order; the highest all the same, so progress never passes a line not written.
+    let lastLine = 0;
+    for (const line of lines) if (line.lineNo > lastLine) lastLine = line.lineNo;
+    return { operations, sources, rejected, lastLine, plan };
   }
 
   /** One chunk in one transaction: the batch, its rejections and the job's counters. */
@@ -330,51 +392,4 @@ interface PreparedChunk {
   /** The chunk's last line: the job's progress once it commits. */
   lastLine: number;
   plan: Promise<BatchPlan> | undefined;
-}
-
-/** NDJSON lines, numbered from 1, read with back-pressure; an overlong line comes back as an error. */
-async function* ndjsonLines(input: Readable): AsyncGenerator<Line> {
-  const decoder = new StringDecoder('utf8');
-  let rest = '';
-  let lineNo = 0;
-  let skipping = false;
-  for await (const chunk of input) {
-    const text = rest + decoder.write(chunk as Buffer);
-    const parts = text.split('\n');
-    rest = parts.pop()!;
-    for (const part of parts) {
-      lineNo += 1;
-      if (skipping) {
-        skipping = false;
-        yield { lineNo, text: part.slice(0, 200), error: new LineError('LINE_TOO_LONG', `the line is longer than ${MAX_LINE_BYTES} bytes`) };
-        continue;
-      }
-      yield { lineNo, text: part.endsWith('\r') ? part.slice(0, -1) : part };
-    }
-    if (rest.length > MAX_LINE_BYTES) {
-      skipping = true;
-      rest = rest.slice(0, 200);
-    }
-  }
-  rest += decoder.end();
-  if (rest.length > 0 || skipping) {
-    lineNo += 1;
-    yield skipping ? { lineNo, text: rest.slice(0, 200), error: new LineError('LINE_TOO_LONG', `the line is longer than ${MAX_LINE_BYTES} bytes`) } : { lineNo, text: rest };
-  }
-}
-
-/** CSV records (the header first), numbered by the line they end on; unreadable records as errors. */
-async function* csvLines(input: Readable): AsyncGenerator<Line> {
-  const skipped: Line[] = [];
-  const parser = parseCsv({ bom: true, relax_column_count: true, skip_empty_lines: true, info: true, raw: true, skip_records_with_error: true, max_record_size: MAX_LINE_BYTES });
-  parser.on('skip', (err: Error & { lines?: number; raw?: string }) => {
-    skipped.push({ lineNo: err.lines ?? 0, text: String(err.raw ?? '').slice(0, 2000), error: new LineError('MALFORMED_LINE', `unreadable CSV: ${err.message}`) });
-  });
-  input.pipe(parser);
-  input.on('error', (err) => parser.destroy(err));
-  for await (const item of parser as AsyncIterable<{ record: string[]; info: { lines: number }; raw: string }>) {
-    while (skipped.length > 0) yield skipped.shift()!;
-    yield { lineNo: item.info.lines, text: item.raw.replace(/\r?\n$/, ''), fields: item.record };
-  }
-  while (skipped.length > 0) yield skipped.shift()!;
 }

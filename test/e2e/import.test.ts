@@ -8,7 +8,8 @@
  * exactly once by all three.
  */
 import { createWriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
@@ -72,10 +73,11 @@ async function upload(query: string, contentType: string, body: string | Buffer)
 }
 
 /** Polls the job until it is done or failed (bounded, no fixed sleeps beyond the poll step). */
-async function finished(id: string, limitMs = 300_000): Promise<Record<string, unknown>> {
+async function finished(id: string, limitMs = 300_000, as = key): Promise<Record<string, unknown>> {
   const deadline = Date.now() + limitMs;
   for (;;) {
-    const r = await call(node!.url, 'GET', `/api/imports/${id}`, { key });
+    const r = await call(node!.url, 'GET', `/api/imports/${id}`, { key: as });
+    if (r.status !== 200) throw new Error(`import ${id}: ${r.status} ${r.text}`);
     if (r.body?.state === 'done' || r.body?.state === 'failed') return r.body;
     if (Date.now() > deadline) throw new Error(`import ${id} still ${r.body?.state} after ${limitMs} ms: ${r.text}`);
     await new Promise((resolve) => setTimeout(resolve, 100));
@@ -153,6 +155,73 @@ describe('imports', () => {
     const { key: otherKey } = await onboard(node!.url, adminKey, makeUscc(82), '88.118.82', 'Other');
     expect((await call(node!.url, 'GET', `/api/imports/${a.body.id}`, { key: otherKey })).status).toBe(404);
     expect((await upload('prefix=88.118.81', 'application/json', '{}')).status).toBe(415);
+  }, 120_000);
+
+  it('imports under a prefix given in lower case, rejects a line with two stray quotes once, and stops at an unreadable CSV record after writing what came before', async () => {
+    const { key: lettersKey } = await onboard(node!.url, adminKey, makeUscc(83), '88.118.AB', 'Letters');
+    const as = (query: string, body: string) => call(node!.url, 'POST', `/api/imports?${query}`, { key: lettersKey, raw: body, contentType: 'text/csv' });
+    const rows = ['suffix,URL,2001:product.name'];
+    for (let i = 1; i <= 2500; i += 1) rows.push(i % 997 === 0 ? `Q-${i},https://example.com/q${i},12" x 4" flange` : `Q-${i},https://example.com/q${i},Valve`);
+    const a = await as('prefix=88.118.ab', `\uFEFF${rows.join('\r\n')}\r\n`);
+    expect(a.status).toBe(202);
+    expect(a.body.prefix).toBe('88.118.AB');
+    const done = await finished(a.body.id, 60_000, lettersKey);
+    expect(done).toMatchObject({ state: 'done', linesRead: 2501, written: 2498, rejected: 2 });
+    const rejected = (await call(node!.url, 'GET', `/api/imports/${a.body.id}/rejected`, { key: lettersKey })).text.replace(/^\uFEFF/, '').trim().split('\r\n').slice(1);
+    expect(rejected.map((l) => l.split(',').slice(0, 2).join(','))).toEqual(['998,MALFORMED_LINE', '1995,MALFORMED_LINE']);
+    expect((await call(node!.url, 'GET', '/api/handles/88.118.ab/Q-2500')).body.values[0].data.value).toBe('https://example.com/q2500');
+
+    // An unclosed quote swallows the rest of the file: the job fails, saying where, with the lines before it written.
+    const broken = ['suffix,URL', ...Array.from({ length: 1500 }, (_, i) => (i === 1200 ? `R-${i},"unclosed` : `R-${i},https://example.com/r${i}`))];
+    for (let i = 0; i < 1_200_000 / 40; i += 1) broken.push(`R-x${i},https://example.com/padding/${i}`);
+    const b = await as('prefix=88.118.AB', `${broken.join('\n')}\n`);
+    const failed = await finished(b.body.id, 60_000, lettersKey);
+    expect(failed).toMatchObject({ state: 'failed', linesRead: 1201, written: 1200, rejected: 0, error: expect.stringMatching(/after line 1201 is longer than/) });
+    expect((await call(node!.url, 'GET', '/api/handles/88.118.AB/R-1199')).status).toBe(200);
+    expect((await call(node!.url, 'GET', '/api/handles/88.118.AB/R-1200')).status).toBe(404);
+    // A failed job is never run again: its spooled upload is gone.
+    await expect(stat(path.join(dataDir, 'imports', `${b.body.id}.csv`))).rejects.toMatchObject({ code: 'ENOENT' });
+  }, 120_000);
+
+  it('leaves an upload still arriving at one node alone when another node starts on the same database', async () => {
+    // The upload arrives slowly: its first half, then (after a second node has started, looked
+    // for unfinished jobs and stopped) the rest.
+    const target = new URL(`${node!.url}/api/imports?prefix=88.118.81&mode=create`);
+    const request = http.request(target, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/x-ndjson', 'transfer-encoding': 'chunked' } });
+    const response = new Promise<{ status: number; body: Record<string, unknown> }>((resolve, reject) => {
+      request.on('response', (res) => {
+        let text = '';
+        res.on('data', (c: Buffer) => (text += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, body: JSON.parse(text) as Record<string, unknown> }));
+      });
+      request.on('error', reject);
+    });
+    const line = (n: number) => value(n).replace('"L-', '"SLOW-');
+    request.write(`${Array.from({ length: 500 }, (_, n) => line(n)).join('\n')}\n`);
+    const deadline = Date.now() + 30_000;
+    let id: string | undefined;
+    while (!id) {
+      id = (await sql.query("SELECT id FROM imports WHERE state = 'receiving' ORDER BY created_at DESC LIMIT 1")).rows[0]?.id;
+      if (!id && Date.now() > deadline) throw new Error('the upload never started');
+      if (!id) await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    const other = await start();
+    try {
+      const looked = Date.now() + 30_000;
+      while (!other.logs.some((l) => l.msg === 'import: unfinished jobs found at start handled')) {
+        if (Date.now() > looked) throw new Error(`the second node did not look for unfinished jobs:\n${other.output()}`);
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+      // Every job it found is handled: had it taken this one over (its lease is live), it would have failed it.
+      await other.stop('SIGTERM');
+    } finally {
+      other.kill();
+    }
+    expect((await sql.query('SELECT state FROM imports WHERE id = $1', [id])).rows[0].state).toBe('receiving');
+    request.end(`${Array.from({ length: 500 }, (_, n) => line(500 + n)).join('\n')}\n`);
+    const answer = await response;
+    expect(answer.status).toBe(202);
+    expect(await finished(id)).toMatchObject({ state: 'done', linesRead: 1000, written: 1000, rejected: 0 });
   }, 120_000);
 
   it('hands every applied item of a batch to the audit log, the outbox and the statistics exactly once, a retried batch not again', async () => {
