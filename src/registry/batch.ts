@@ -15,7 +15,7 @@ import { withTransaction, type Tx } from '../infra/postgres.js';
 import type { CacheInvalidation } from '../resolver/resolver-cache.js';
 import type { Actor } from '../tenancy/actor.js';
 import * as batchRepo from './batch-repository.js';
-import { combineStatements, type IdentifierChange, type RequestInfo, type SinkStatement } from './change-sink.js';
+import { writeThenSinks, type IdentifierChange, type RequestInfo, type SinkStatement } from './change-sink.js';
 import * as idempotency from './idempotency.js';
 import type { LockedRecord } from './repository.js';
 import type { RegistryService } from './service.js';
@@ -292,7 +292,7 @@ export class BatchRegistry {
     const changes = items.map((w, i) => changeOf('create', w, 1, rows[i]!.values, null, now, batchActor, batchRequest, rows[i]!.json));
     const sinks = this.registry.sinkStatements(changes);
     if (!sinks) return undefined;
-    return { statement: combineStatements([batchRepo.insertAllStatement(rows), ...sinks]), handles: changes.map((c) => c.handle) };
+    return { statement: writeThenSinks(batchRepo.insertAllStatement(rows), sinks), handles: changes.map((c) => c.handle) };
   }
 
   /** The checks that need no database; failures go into `results`, the rest is returned. */

@@ -66,17 +66,35 @@ const combined = new Map<string, { name: string; text: string }>();
  * combinations differing only after the cut would have collided.
  */
 export function combineStatements(parts: readonly SinkStatement[]): SinkStatement {
+  return combine(parts, false);
+}
+
+/**
+ * A write (an INSERT without RETURNING) and the sinks' appends as one statement, the write run to
+ * its end BEFORE any append. Postgres runs data-modifying CTEs that nothing reads at the end of
+ * the statement, in an order of its own (in practice the last first): an outbox row appended
+ * before the insert waited on a concurrent delete of the same handle took an id, and so a sync
+ * position, before that delete's, and the top-level node applied create then delete. Here the
+ * main query reads the write (`SELECT count(*) FROM s0`), so it completes first, waits included;
+ * the appends run after it.
+ */
+export function writeThenSinks(write: SinkStatement, sinks: readonly SinkStatement[]): SinkStatement {
+  if (sinks.length === 0) return write;
+  return combine([write, ...sinks], true);
+}
+
+function combine(parts: readonly SinkStatement[], firstWrite: boolean): SinkStatement {
   if (parts.length === 1) return parts[0]!;
-  const key = parts.map((p) => p.name).join('+');
+  const key = `${firstWrite ? 'w:' : ''}${parts.map((p) => p.name).join('+')}`;
   let statement = combined.get(key);
   if (statement === undefined) {
     let offset = 0;
     const ctes = parts.map((p, i) => {
       const body = p.text.replace(/\$(\d+)/g, (_m, n: string) => `$${Number(n) + offset}`);
       offset += p.values.length;
-      return `s${i} AS (${body})`;
+      return `s${i} AS (${body}${firstWrite && i === 0 ? ' RETURNING 1' : ''})`;
     });
-    statement = { name: `combined-${combined.size + 1}`, text: `WITH ${ctes.join(', ')} SELECT 1` };
+    statement = { name: `combined-${combined.size + 1}`, text: `WITH ${ctes.join(', ')} SELECT ${firstWrite ? 'count(*) FROM s0' : '1'}` };
     combined.set(key, statement);
   }
   return { name: statement.name, text: statement.text, values: parts.flatMap((p) => p.values) };
