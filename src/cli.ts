@@ -257,8 +257,8 @@ export function buildProgram(): Command {
     );
   federation
     .command('resync')
-    .description('queue a full snapshot of every identifier for the top-level node, replacing its escrow copy (repairs drift)')
-    .action(() => withTenancy((_t, _config, pool) => step('queuing a snapshot of every identifier', () => federationCli.resync(pool))));
+    .description('queue a full snapshot of every identifier for the top-level node, replacing its escrow copy (repairs drift; with the node stopped, also realigns the stream after a restore)')
+    .action(() => withTenancy((_t, config, pool) => step('queuing a snapshot of every identifier', () => federationCli.resync(pool, config, cliLog(config)))));
 
   const audit = env(program.command('audit').description('the tamper-evident audit log'), DB_ENV);
   audit

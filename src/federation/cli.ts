@@ -8,6 +8,7 @@ import { HttpPools } from './http-pools.js';
 import { upstreamUrls } from './index.js';
 import { keyFile, loadOrCreateNodeKey } from './node-key.js';
 import * as outbox from './outbox-repository.js';
+import { SENDER_LOCK } from './sender.js';
 import type { KeyAlgorithm } from './signing.js';
 import { TopLevelService } from './top-level/service.js';
 import { UpstreamClient } from './upstream-client.js';
@@ -84,7 +85,46 @@ async function tryEach(upstream: UpstreamClient, config: Config) {
   throw errors.unavailable(`no top-level endpoint answered: ${(last as Error).message}`);
 }
 
-export async function resync(pool: pg.Pool): Promise<{ firstSeq: number; lastSeq: number; records: number; note: string }> {
-  const queued = await outbox.enqueueSnapshot(pool);
-  return { ...queued, note: 'the snapshot is in the outbox; the running node sends it (watch GET /api/federation/status or run "snode federation verify")' };
+/**
+ * A full snapshot into the outbox. When the top-level node's position differs from this node's
+ * (a database restored from an older backup, a reinstall under the same NODE_ID, a top-level node
+ * restored behind this one), sequence numbers would be skipped as already applied or refused as a
+ * gap: the stream is then realigned to restart after the top-level's position, which needs the
+ * sender stopped (its session lock free), since a batch in flight would acknowledge past it.
+ */
+export async function resync(pool: pg.Pool, config: Config, log: Logger): Promise<{ firstSeq: number; lastSeq: number; records: number; realigned?: { from: number; to: number }; note: string }> {
+  const lock = await pool.connect();
+  let locked = false;
+  try {
+    locked = (await lock.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [SENDER_LOCK])).rows[0]!.ok;
+    let theirs: number | undefined;
+    let unreachable: string | undefined;
+    if (upstreamUrls(config).length > 0) {
+      const pools = new HttpPools({ connectTimeoutMs: config.UPSTREAM_CONNECT_TIMEOUT_MS, headersTimeoutMs: config.UPSTREAM_HEADERS_TIMEOUT_MS, bodyTimeoutMs: config.UPSTREAM_BODY_TIMEOUT_MS });
+      try {
+        const upstream = client(config, log, await loadOrCreateNodeKey(config, log), pools);
+        theirs = decode('VerifyAnswer', (await tryEach(upstream, config)).body).ackedSeq;
+      } catch (err) {
+        unreachable = (err as Error).message;
+      } finally {
+        await pools.close();
+      }
+    }
+    const ours = (await outbox.readState(pool)).ackedSeq;
+    if (theirs !== undefined && theirs !== ours && !locked) {
+      throw errors.conflict(
+        'SENDER_RUNNING',
+        `the top-level node has acknowledged changes up to ${theirs}, this node up to ${ours}: the stream must be realigned, which needs this node's sender stopped. Stop the node (every process on this database), run "snode federation resync" again, then start it.`,
+      );
+    }
+    const queued = await outbox.enqueueSnapshot(pool, theirs);
+    const sent = locked ? 'the node sends it once started' : 'the running node sends it';
+    const note = queued.realigned
+      ? `positions realigned (this node had ${queued.realigned.from}, the top-level node ${queued.realigned.to}); the snapshot is in the outbox and ${sent} (watch GET /api/federation/status or run "snode federation verify")`
+      : `the snapshot is in the outbox; ${sent} (watch GET /api/federation/status or run "snode federation verify")${unreachable ? `; the top-level node could not be asked for its position (${unreachable}): if this node's database was restored, run resync again once it answers` : ''}`;
+    return { ...queued, note };
+  } finally {
+    if (locked) await lock.query('SELECT pg_advisory_unlock($1)', [SENDER_LOCK]).catch(() => undefined);
+    lock.release();
+  }
 }

@@ -102,12 +102,23 @@ export async function backlog(db: Db): Promise<Backlog> {
  * did not write. Writes wait while it is taken (SHARE lock), so the snapshot and the stream agree;
  * pending changes are numbered first, so every change before the snapshot is sent before it.
  */
-export async function enqueueSnapshot(pool: pg.Pool): Promise<{ firstSeq: number; lastSeq: number; records: number }> {
+export async function enqueueSnapshot(pool: pg.Pool, realignTo?: number): Promise<{ firstSeq: number; lastSeq: number; records: number; realigned?: { from: number; to: number } }> {
   return withTransaction(pool, async (tx) => {
     await tx.query('LOCK TABLE identifiers IN SHARE MODE');
     await numberPending(tx, null);
-    const { rows } = await tx.query<{ next_seq: string }>('SELECT next_seq FROM federation_sender FOR UPDATE');
-    const start = Number(rows[0]!.next_seq);
+    const { rows } = await tx.query<{ next_seq: string; acked_seq: string }>('SELECT next_seq, acked_seq FROM federation_sender FOR UPDATE');
+    let start = Number(rows[0]!.next_seq);
+    const acked = Number(rows[0]!.acked_seq);
+    let realigned: { from: number; to: number } | undefined;
+    if (realignTo !== undefined && realignTo !== acked) {
+      // The top-level node's position is not ours (a restored database, a reinstall, a top-level
+      // node restored behind us): the stream restarts right after its position. Every change
+      // waiting here is in the snapshot, which replaces the escrow copy whole.
+      await tx.query('DELETE FROM federation_outbox');
+      await tx.query('UPDATE federation_sender SET acked_seq = $1', [realignTo]);
+      start = realignTo + 1;
+      realigned = { from: acked, to: realignTo };
+    }
     const inserted = await tx.query(
       `INSERT INTO federation_outbox (op, prefix, suffix, version, handle_values, at, seq)
        SELECT 'u', prefix, suffix, version, handle_values, updated_at, $1::bigint + row_number() OVER (ORDER BY prefix, suffix) - 1
@@ -117,7 +128,7 @@ export async function enqueueSnapshot(pool: pg.Pool): Promise<{ firstSeq: number
     const records = inserted.rowCount ?? 0;
     await tx.query(`INSERT INTO federation_outbox (op, version, seq) VALUES ('e', $1, $2)`, [start, start + records]);
     await tx.query('UPDATE federation_sender SET next_seq = $1, updated_at = now()', [start + records + 1]);
-    return { firstSeq: start, lastSeq: start + records, records };
+    return { firstSeq: start, lastSeq: start + records, records, ...(realigned ? { realigned } : {}) };
   });
 }
 

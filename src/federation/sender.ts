@@ -11,8 +11,29 @@ import { backoff, Sleeper } from './sleeper.js';
 import { UpstreamError, type UpstreamClient } from './upstream-client.js';
 import { decode, encode, type SyncEvent } from './wire.js';
 
-const SENDER_LOCK = 7_340_104;
+/** The session advisory lock the sender of a database holds (resync takes it to realign the stream with no sender running). */
+export const SENDER_LOCK = 7_340_104;
 const STANDBY_RETRY_MS = 2000;
+/**
+ * Most bytes of records a SyncBatch carries (the top-level node takes bodies up to 64 MiB). A
+ * batch is cut by its count and by this: records may be large (hundreds of values of up to 32 KiB
+ * each), and a batch over the top-level's limit would be refused again at every retry, stopping
+ * the stream behind it.
+ */
+export const SYNC_BATCH_MAX_BYTES = 16 * 1024 * 1024;
+/** What an event costs in a batch beyond its values: the handle, numbers and framing, generously. */
+const EVENT_OVERHEAD_BYTES = 1024;
+
+/** The longest head of `events` within `maxBytes` (at least one event: a single one always fits the top-level's limit). */
+export function withinBytes(events: SyncEvent[], maxBytes: number): SyncEvent[] {
+  let bytes = 0;
+  for (let i = 0; i < events.length; i += 1) {
+    const e = events[i]!;
+    bytes += EVENT_OVERHEAD_BYTES + Buffer.byteLength(e.valuesJson) + e.prefix.length + e.suffix.length;
+    if (bytes > maxBytes && i > 0) return events.slice(0, i);
+  }
+  return events;
+}
 
 export interface SenderOptions {
   nodeId: string;
@@ -151,6 +172,8 @@ export class OutboxSender {
       if (numbered > 0) events = await outbox.readBatch(this.pool, this.acked, size);
     }
     if (events.length === 0) return undefined;
+    const fitting = withinBytes(events, SYNC_BATCH_MAX_BYTES);
+    if (fitting.length < events.length) return fitting; // full by its bytes: no reason to wait
     if (events.length < size && this.options.batchWaitMs > 0) {
       const waited = (await outbox.oldestWaitingMs(this.pool)) ?? 0;
       if (waited < this.options.batchWaitMs) return undefined;
@@ -175,7 +198,7 @@ export class OutboxSender {
           return;
         }
         throw new UpstreamError(
-          `the top-level node has acked only up to ${theirs}, but changes up to ${this.acked} were acked and dropped here: run "snode federation resync"`,
+          `the top-level node has acked only up to ${theirs}, but changes up to ${this.acked} were acked and dropped here: stop this node (every process on its database), run "snode federation resync", then start it`,
           409,
           'SEQUENCE_GAP',
         );

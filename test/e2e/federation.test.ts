@@ -335,4 +335,44 @@ describe('federation', () => {
       return r.status === 200 && r.headers.get('x-snode-takeover') === null ? r : undefined;
     }).catch((err) => failed(top, err));
   }, 300_000);
+
+  it('realigns the stream after a restore: changes the top-level node would skip as already applied reach it after a resync with the node stopped', async () => {
+    await drained(a, 120_000);
+    await a.proc!.stop();
+    // A restore of an older backup: this node's positions go back 50, the top-level node's do not.
+    const aSql = new pg.Client({ connectionString: a.db.url });
+    await aSql.connect();
+    try {
+      await aSql.query('UPDATE federation_sender SET acked_seq = acked_seq - 50, next_seq = acked_seq - 49');
+    } finally {
+      await aSql.end();
+    }
+    await start(a);
+    for (let i = 0; i < 10; i += 1) {
+      const r = await call(a.proc!.url, 'PUT', `/api/handles/88.118.8/AFTER-RESTORE-${i}`, { key: enterpriseKey, body: { values: [url(`https://a.example/after/${i}`)] } });
+      expect([200, 201], r.text).toContain(r.status);
+    }
+    await drained(a, 60_000);
+    // Numbered again with positions the top-level node has seen, they were skipped: drift.
+    const skipped = await runCli(['federation', 'verify'], a.env);
+    expect(skipped.code).toBe(1);
+    expect((await topQuery(`SELECT 1 FROM federation_escrow WHERE node_id = 'node-a' AND suffix LIKE 'AFTER-RESTORE-%'`)).length).toBe(0);
+    // A resync cannot realign with the sender running, and says what to do.
+    const refused = await runCli(['federation', 'resync'], a.env);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr + refused.stdout).toMatch(/SENDER_RUNNING|Stop the node/);
+    await a.proc!.stop();
+    const resync = await runCli(['federation', 'resync'], a.env);
+    expect(resync.code, resync.stderr).toBe(0);
+    const queued = JSON.parse(resync.stdout);
+    // The node had acknowledged its 10 changes (skipped there): 40 behind the top-level node.
+    expect(queued.realigned).toEqual({ from: expect.any(Number), to: queued.realigned.from + 40 });
+    expect(queued.firstSeq).toBe(queued.realigned.to + 1);
+    await start(a);
+    await drained(a, 120_000);
+    const verified = await runCli(['federation', 'verify'], a.env);
+    expect(verified.code, verified.stdout).toBe(0);
+    expect(JSON.parse(verified.stdout)).toMatchObject({ inSync: true, drift: false });
+    expect((await topQuery(`SELECT 1 FROM federation_escrow WHERE node_id = 'node-a' AND suffix LIKE 'AFTER-RESTORE-%'`)).length).toBe(10);
+  }, 300_000);
 });
