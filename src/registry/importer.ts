@@ -46,6 +46,7 @@ export class Importer {
   private readonly held = new Set<string>();
   private leaseTimer: NodeJS.Timeout | undefined;
   private scanTimer: NodeJS.Timeout | undefined;
+  private lookWaiting = false;
 
   constructor(
     private readonly pool: pg.Pool,
@@ -124,7 +125,11 @@ export class Importer {
   }
 
   private takeOver(lookingAround: boolean): void {
+    // One look waiting at a time: behind a long job, looks would otherwise pile up in the queue.
+    if (this.lookWaiting) return;
+    this.lookWaiting = true;
     this.queue = this.queue.then(async () => {
+      this.lookWaiting = false;
       if (this.closing) return;
       const unfinished = (await jobs.unfinishedJobs(this.pool)).filter((job) => !this.held.has(job.id));
       for (const job of unfinished) this.enqueue(job.id, lookingAround);
