@@ -19,6 +19,8 @@ export interface Line {
   /** Set when the line could not even be read as a record (too long, bad CSV quoting). */
   error?: LineError;
   fields?: string[];
+  /** Set on the last item when the file cannot be read past it (it is not a line then). */
+  end?: LineError;
 }
 
 const tooLong = (lineNo: number, text: string): Line => ({ lineNo, text: text.slice(0, 200), error: new LineError('LINE_TOO_LONG', `the line is longer than ${MAX_LINE_BYTES} bytes`) });
@@ -68,8 +70,8 @@ export async function* ndjsonLines(input: Readable): AsyncGenerator<Line> {
  * the good records of that block reach the reader, and may report one record more than once (one
  * error per stray quote). So errors wait here until the reader passes their line, and a line
  * is given once. A record longer than MAX_LINE_BYTES (an unclosed quote swallows the rest of the
- * file) is the end: csv-parse cannot resynchronise after it, so the import stops there with an
- * error instead of silently ignoring the rest of the file.
+ * file) is the end: csv-parse cannot resynchronise after it, so the last item is then an `end`
+ * saying so (the import stops there with an error instead of silently ignoring the rest).
  */
 export async function* csvLines(input: Readable): AsyncGenerator<Line> {
   // Both line ends, in any mix (csv-parse would otherwise take the first one it meets for all).
@@ -118,6 +120,7 @@ export async function* csvLines(input: Readable): AsyncGenerator<Line> {
   }
   yield* errorsBefore(Number.POSITIVE_INFINITY);
   if (tooLongRecord) {
-    throw new LineError('RECORD_TOO_LONG', `the CSV record after line ${last} is longer than ${MAX_LINE_BYTES} bytes (an unclosed quote?): the file was not read past it`);
+    const end = new LineError('RECORD_TOO_LONG', `the CSV record after line ${last} is longer than ${MAX_LINE_BYTES} bytes (an unclosed quote?): the file was not read past it`);
+    yield { lineNo: last + 1, text: '', end };
   }
 }

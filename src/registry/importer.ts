@@ -286,19 +286,15 @@ export class Importer {
           failure ??= { err };
         });
     };
-    // Why the file could not be read to its end (a bad header, a CSV record too long to read):
-    // what was read before is written, then the job fails with it.
+    // Why the file could not be read to its end (a CSV record too long to read): what was read
+    // before is written, then the job fails with it.
     let unreadable: LineError | undefined;
-    const read = async function* (): AsyncGenerator<Line> {
-      try {
-        yield* lines;
-      } catch (err) {
-        if (!(err instanceof LineError)) throw err;
-        unreadable = err;
-      }
-    };
     try {
-      for await (const line of read()) {
+      for await (const line of lines) {
+        if (line.end) {
+          unreadable = line.end;
+          break;
+        }
         if (job.format === 'csv' && columns === undefined) {
           // The first record is the header (blank lines may come before it); a bad one fails the job.
           if (line.error) throw new LineError('BAD_HEADER', `the header row (line ${line.lineNo}) is unreadable: ${line.error.message}`);

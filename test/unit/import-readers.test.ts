@@ -11,14 +11,16 @@ function file(text: string): Readable {
   return Readable.from(chunks);
 }
 
+/** The lines, and the `end` that stopped the reading, if one did (it must come last). */
 async function read(lines: AsyncGenerator<Line>): Promise<{ lines: Line[]; error?: Error }> {
   const out: Line[] = [];
-  try {
-    for await (const line of lines) out.push(line);
-  } catch (err) {
-    return { lines: out, error: err as Error };
+  let error: Error | undefined;
+  for await (const line of lines) {
+    if (error) throw new Error('a line came after the end');
+    if (line.end) error = line.end;
+    else out.push(line);
   }
-  return { lines: out };
+  return error ? { lines: out, error } : { lines: out };
 }
 
 const show = (lines: Line[]) => lines.map((l) => (l.error ? `${l.lineNo}!${l.error.code}` : `${l.lineNo}`));
