@@ -52,6 +52,7 @@ export const ConfigSchema = Type.Object({
   BODY_LIMIT_BYTES: Type.Integer({ default: 262144, minimum: 1024, maximum: 104857600, description: 'Largest request body accepted (bytes); larger answers 413.' }),
   BATCH_BODY_LIMIT_BYTES: Type.Integer({ default: 33554432, minimum: 1024, maximum: 1073741824, description: 'Largest body of POST /api/handles/batch (up to 10,000 operations), in bytes; larger answers 413.' }),
   IMPORT_MAX_BYTES: Type.Integer({ default: 10737418240, minimum: 1024, description: 'Largest file POST /api/imports accepts, in bytes (spooled to DATA_DIR/imports while it is imported).' }),
+  IMPORT_LEASE_SECONDS: Type.Integer({ default: 30, minimum: 3, maximum: 3600, description: 'How long an import received by a process stays its own without the process renewing it (it renews every third of this); processes look for jobs to take over this often.' }),
   IDEMPOTENCY_KEY_TTL: Type.Integer({ default: 86400, minimum: 60, maximum: 2592000, description: 'Seconds a batch answer is kept for retries that send the same Idempotency-Key.' }),
   DEFAULT_VALUE_TTL: Type.Integer({ default: 86400, minimum: 0, maximum: 2147483647, description: 'TTL in seconds given to a value registered without one.' }),
   CACHE_MAX_TTL: Type.Integer({ default: 3600, minimum: 0, maximum: 2147483647, description: 'Longest a resolved record stays cached, in seconds, whatever its value TTLs say (0 disables caching).' }),

@@ -79,27 +79,30 @@ const toJob = (r: Row): ImportJob => ({
   finishedAt: r.finished_at?.toISOString() ?? null,
 });
 
-/** How long a process holds the jobs it received without renewing (it renews every third of it). */
-export const LEASE_SECONDS = 30;
+/** A process's hold on the jobs it received: its id, and how long a hold lasts unrenewed (IMPORT_LEASE_SECONDS). */
+export interface Lease {
+  owner: string;
+  seconds: number;
+}
 
 export async function createJob(
   db: Db,
-  job: Pick<ImportJob, 'actor' | 'prefix' | 'format' | 'mode' | 'source' | 'state'> & { filePath: (id: string) => string; bytes?: number; owner: string },
+  job: Pick<ImportJob, 'actor' | 'prefix' | 'format' | 'mode' | 'source' | 'state'> & { filePath: (id: string) => string; bytes?: number; lease: Lease },
 ): Promise<ImportJob> {
   const id = randomUUID();
   const { rows } = await db.query<Row>(
     `INSERT INTO imports (id, api_key_id, actor, prefix, format, mode, source, file_path, state, bytes, owner, lease_until)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now() + make_interval(secs => $12)) RETURNING ${COLUMNS}`,
-    [id, job.actor.keyId, JSON.stringify(job.actor), job.prefix, job.format, job.mode, job.source, job.filePath(id), job.state, job.bytes ?? 0, job.owner, LEASE_SECONDS],
+    [id, job.actor.keyId, JSON.stringify(job.actor), job.prefix, job.format, job.mode, job.source, job.filePath(id), job.state, job.bytes ?? 0, job.lease.owner, job.lease.seconds],
   );
   return toJob(rows[0]!);
 }
 
 /** Keeps the jobs this process received and has not started yet (receiving, queued) its own. */
-export async function renewLeases(db: Db, owner: string): Promise<void> {
+export async function renewLeases(db: Db, lease: Lease): Promise<void> {
   await db.query(
     `UPDATE imports SET lease_until = now() + make_interval(secs => $2) WHERE owner = $1 AND state IN ('receiving', 'queued')`,
-    [owner, LEASE_SECONDS],
+    [lease.owner, lease.seconds],
   );
 }
 

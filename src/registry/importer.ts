@@ -41,7 +41,7 @@ export class Importer {
   private queue: Promise<void> = Promise.resolve();
   private closing = false;
   /** This process, as the owner of the jobs it receives (import-jobs.ts: leases). */
-  private readonly owner = randomUUID();
+  private readonly lease: jobs.Lease;
   /** Jobs received here and not started yet, whose lease this process renews. */
   private readonly held = new Set<string>();
   private leaseTimer: NodeJS.Timeout | undefined;
@@ -55,13 +55,16 @@ export class Importer {
     private readonly checkItem: (operations: readonly unknown[]) => (i: number) => string | undefined,
     private readonly spoolDir: string,
     private readonly log: Logger,
-  ) {}
+    leaseSeconds = 30,
+  ) {
+    this.lease = { owner: randomUUID(), seconds: leaseSeconds };
+  }
 
   /** Validates who may import under `prefix`, spools `body` and queues the job; resolves once spooled. */
   async upload(actor: Actor, prefix: string, format: ImportFormat, mode: ImportMode, body: Readable, maxBytes: number): Promise<jobs.ImportJob> {
     const { key, prefix: normalised } = this.authorise(actor, prefix);
     await mkdir(this.spoolDir, { recursive: true });
-    const job = await jobs.createJob(this.pool, { actor: key, prefix: normalised, format, mode, source: 'upload', state: 'receiving', owner: this.owner, filePath: (id) => join(this.spoolDir, `${id}.${format}`) });
+    const job = await jobs.createJob(this.pool, { actor: key, prefix: normalised, format, mode, source: 'upload', state: 'receiving', lease: this.lease, filePath: (id) => join(this.spoolDir, `${id}.${format}`) });
     this.hold(job.id);
     let bytes = 0;
     const limit = new Transform({
@@ -108,7 +111,7 @@ export class Importer {
   async importFile(actor: Actor, prefix: string, format: ImportFormat, mode: ImportMode, path: string, progress?: ImportProgress): Promise<jobs.ImportJob> {
     const { key, prefix: normalised } = this.authorise(actor, prefix);
     const { size } = await stat(path);
-    const job = await jobs.createJob(this.pool, { actor: key, prefix: normalised, format, mode, source: 'cli', state: 'queued', owner: this.owner, filePath: () => path, bytes: size });
+    const job = await jobs.createJob(this.pool, { actor: key, prefix: normalised, format, mode, source: 'cli', state: 'queued', lease: this.lease, filePath: () => path, bytes: size });
     await this.runLocked(job.id, { fromCli: true, progress });
     return (await jobs.getJob(this.pool, job.id))!;
   }
@@ -121,7 +124,7 @@ export class Importer {
     this.takeOver(false);
     // Then again now and then: a job queued at a process that stopped is held by its lease for a
     // while after, and one running at a process that crashed is free only once its lock is.
-    this.scanTimer ??= setInterval(() => this.takeOver(true), jobs.LEASE_SECONDS * 1000).unref();
+    this.scanTimer ??= setInterval(() => this.takeOver(true), this.lease.seconds * 1000).unref();
   }
 
   private takeOver(lookingAround: boolean): void {
@@ -153,8 +156,8 @@ export class Importer {
     this.held.add(id);
     this.leaseTimer ??= setInterval(() => {
       if (this.held.size === 0) return;
-      jobs.renewLeases(this.pool, this.owner).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'import: renewing job leases failed; will retry'));
-    }, (jobs.LEASE_SECONDS * 1000) / 3).unref();
+      jobs.renewLeases(this.pool, this.lease).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'import: renewing job leases failed; will retry'));
+    }, (this.lease.seconds * 1000) / 3).unref();
   }
 
   private release(id: string): void {

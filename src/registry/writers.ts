@@ -43,6 +43,6 @@ export function buildWriters(
   // Single writes commit in groups; half the pool at most, so reads always find a connection.
   const groups = Math.max(1, Math.min(config.WRITE_GROUPS_IN_FLIGHT, Math.floor(config.PG_POOL_MAX / 2)));
   registry.groupWritesWith(new WriteCoalescer(pool, batches, cache, groups));
-  const importer = new Importer(pool, batches, cache, itemChecker(config.MAX_VALUES_PER_RECORD), join(config.DATA_DIR, 'imports'), log);
+  const importer = new Importer(pool, batches, cache, itemChecker(config.MAX_VALUES_PER_RECORD), join(config.DATA_DIR, 'imports'), log, config.IMPORT_LEASE_SECONDS);
   return { registry, batches, importer, templates };
 }

@@ -275,6 +275,33 @@ describe('imports', () => {
     expect(await sinkCounts('88.118.81', 'R-%')).toEqual({ audit: count, auditHandles: count, outbox: count, outboxHandles: count });
   }, 300_000);
 
+  it('has a running process take over, without restarting, the jobs of a process that was killed: the one it ran and the one queued behind it', async () => {
+    // Two more processes on the same database and DATA_DIR, holding their jobs for 3 s unrenewed.
+    const short = { IMPORT_LEASE_SECONDS: '3' };
+    const first = await startProcess({ ...env(), ...short }, ['node', 'dist/main.js', 'serve']);
+    const second = await startProcess({ ...env(), ...short }, ['node', 'dist/main.js', 'serve']);
+    try {
+      const count = 60_000;
+      const big = Array.from({ length: count }, (_, n) => `{"suffix":"K-${n}","values":[{"index":1,"type":"URL","data":{"format":"string","value":"https://example.com/k/${n}"}}]}`).join('\n');
+      const small = Array.from({ length: 500 }, (_, n) => `{"suffix":"KQ-${n}","values":[{"index":1,"type":"URL","data":{"format":"string","value":"https://example.com/kq/${n}"}}]}`).join('\n');
+      const running = await call(first.url, 'POST', '/api/imports?prefix=88.118.81&mode=create', { key, raw: big, contentType: 'application/x-ndjson' });
+      const queued = await call(first.url, 'POST', '/api/imports?prefix=88.118.81&mode=create', { key, raw: small, contentType: 'application/x-ndjson' });
+      expect([running.status, queued.status]).toEqual([202, 202]);
+      await midway(running.body.id, 2000, count);
+      expect((await call(node!.url, 'GET', `/api/imports/${queued.body.id}`, { key })).body.state).toBe('queued');
+      first.kill();
+      await first.exited();
+      // The second process started before the kill: only its periodic look can find them.
+      expect(await finished(running.body.id, 120_000)).toMatchObject({ state: 'done', linesRead: count, written: count, rejected: 0 });
+      expect(await finished(queued.body.id, 60_000)).toMatchObject({ state: 'done', linesRead: 500, written: 500, rejected: 0 });
+      // Resumed by a process that did not restart (the suite's node also looks, every 30 s).
+      expect([second, node!].some((p) => p.logs.some((l) => l.msg === 'import: resuming' && l.importId === running.body.id))).toBe(true);
+    } finally {
+      first.kill();
+      second.kill();
+    }
+  }, 300_000);
+
   it('stops an import between chunks on SIGTERM, leaving it to resume, and applies every line exactly once', async () => {
     const count = 60_000;
     const lines = Array.from({ length: count }, (_, n) => `{"suffix":"G-${n}","values":[{"index":1,"type":"URL","data":{"format":"string","value":"https://example.com/g/${n}"}}]}`).join('\n');
