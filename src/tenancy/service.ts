@@ -203,7 +203,8 @@ export class TenancyService {
       throw errors.badRequest('ENTERPRISE_NOT_ALLOWED', `an ${input.role} key belongs to the node, not to an enterprise`);
     }
     let expiresAt: Date | null = null;
-    if (input.expiresAt) {
+    // Any string given is a date-time or refused: an empty one must not mean "never expires".
+    if (input.expiresAt !== undefined && input.expiresAt !== null) {
       expiresAt = new Date(input.expiresAt);
       if (Number.isNaN(expiresAt.getTime())) throw errors.badRequest('INVALID_EXPIRY', 'expiresAt is not a date-time');
       if (expiresAt.getTime() <= Date.now()) throw errors.badRequest('INVALID_EXPIRY', 'expiresAt is in the past');
@@ -297,6 +298,7 @@ export class TenancyService {
       }
       let expiresAt = input.expiresAt ?? own.expiresAt;
       // (An unreadable date is left to insertKey's 400.)
+      if (expiresAt !== null && Number.isNaN(Date.parse(expiresAt))) throw errors.badRequest('INVALID_EXPIRY', 'expiresAt is not a date-time');
       if (own.expiresAt !== null && expiresAt !== null && Date.parse(expiresAt) > Date.parse(own.expiresAt)) {
         throw errors.forbidden('EXPIRY_NOT_ALLOWED', `this key expires at ${own.expiresAt}; a key it creates must expire no later`);
       }

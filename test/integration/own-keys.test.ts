@@ -97,6 +97,15 @@ describe('an enterprise key', () => {
     expect(later.body.error.code).toBe('EXPIRY_NOT_ALLOWED');
     const sooner = new Date(Date.now() + 3_600_000).toISOString();
     expect((await keys(expiring.key, 'POST', '/api/keys', { expiresAt: sooner })).body.expiresAt).toBe(sooner);
+    // An empty or unreadable expiry is refused, never taken as "does not expire".
+    for (const bad of ['', 'soon']) {
+      const refused = await keys(expiring.key, 'POST', '/api/keys', { expiresAt: bad });
+      expect(refused.status, refused.text).toBe(400);
+      expect(refused.body.error.code).toBe('INVALID_EXPIRY');
+    }
+    const admin = await adminKey({ enterpriseId: a.enterpriseId, expiresAt: '' });
+    expect(admin.status).toBe(400);
+    expect(admin.body.error.code).toBe('INVALID_EXPIRY');
   });
 
   it("revokes its own enterprise's keys, audited, and never another enterprise's", async () => {
