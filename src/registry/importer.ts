@@ -19,6 +19,7 @@ import type { Logger } from '../infra/logger.js';
 import { withTransaction } from '../infra/postgres.js';
 import type { CacheInvalidation } from '../resolver/resolver-cache.js';
 import type { Actor } from '../tenancy/actor.js';
+import { findApiKey } from '../tenancy/repository.js';
 import { isRaceToRetry, RACE_ATTEMPTS, type BatchOperation, type BatchPlan, type BatchRegistry } from './batch.js';
 import * as jobs from './import-jobs.js';
 import { csvColumns, csvOperation, LineError, ndjsonOperation, type CsvColumns, type ImportFormat, type ImportMode } from './import-lines.js';
@@ -96,9 +97,14 @@ export class Importer {
   async get(actor: Actor, id: string): Promise<jobs.ImportJob> {
     if (actor.kind !== 'key') throw errors.authenticationNeeded();
     const job = /^[0-9a-f-]{36}$/i.test(id) ? await jobs.getJob(this.pool, id) : undefined;
+    // An enterprise key sees its enterprise's jobs under the prefixes it holds (all of the
+    // enterprise's, or those it is restricted to: rejected lines hold raw input).
     const visible =
       job !== undefined &&
-      (actor.role === 'admin' || actor.role === 'auditor' || job.apiKeyId === actor.keyId || (actor.enterpriseId !== null && job.actor.enterpriseId === actor.enterpriseId));
+      (actor.role === 'admin' ||
+        actor.role === 'auditor' ||
+        job.apiKeyId === actor.keyId ||
+        (actor.enterpriseId !== null && job.actor.enterpriseId === actor.enterpriseId && actor.prefixes.includes(job.prefix)));
     if (!visible) throw errors.notFound('IMPORT_NOT_FOUND', `no import ${id}`);
     return job;
   }
@@ -222,6 +228,11 @@ export class Importer {
     } catch {
       if (lookingAround) return; // another process's file: that process resumes it when it starts again
       await jobs.setState(this.pool, id, 'failed', { error: `the file ${job.filePath} is gone (uploaded to another node, or removed)` });
+      return;
+    }
+    if (!(await this.keyStillValid(job))) {
+      await jobs.setState(this.pool, id, 'failed', { error: keyGone(job.linesRead + 1) });
+      if (job.source === 'upload') await rm(job.filePath, { force: true });
       return;
     }
     await jobs.setState(this.pool, id, 'running');
@@ -352,13 +363,29 @@ export class Importer {
     const plan = operations.length > 0 ? this.batches.planOf(job.actor, operations, this.checkItem(operations)) : undefined;
     // Lines come in increasing order; the highest all the same, so progress never passes a line not written.
     let lastLine = 0;
-    for (const line of lines) if (line.lineNo > lastLine) lastLine = line.lineNo;
-    return { operations, sources, rejected, lastLine, plan };
+    let firstLine = Number.POSITIVE_INFINITY;
+    for (const line of lines) {
+      if (line.lineNo > lastLine) lastLine = line.lineNo;
+      if (line.lineNo < firstLine) firstLine = line.lineNo;
+    }
+    return { operations, sources, rejected, firstLine, lastLine, plan };
+  }
+
+  /**
+   * Whether the API key that uploaded a job may still write: a job runs for a long time, resumes
+   * after restarts and moves between processes, and must stop when its key is revoked or expires.
+   * (The command line's jobs run as the command itself.)
+   */
+  private async keyStillValid(job: jobs.ImportJob): Promise<boolean> {
+    if (job.source !== 'upload') return true;
+    const key = await findApiKey(this.pool, job.apiKeyId);
+    return key !== undefined && key.revokedAt === null && (key.expiresAt === null || Date.parse(key.expiresAt) > Date.now());
   }
 
   /** One chunk in one transaction: the batch, its rejections and the job's counters. */
   private async writeChunk(job: jobs.ImportJob, chunk: PreparedChunk): Promise<{ written: number; rejected: number }> {
     const { operations, sources, rejected, lastLine } = chunk;
+    if (!(await this.keyStillValid(job))) throw new LineError('KEY_REVOKED', keyGone(chunk.firstLine));
     let plan = chunk.plan;
     for (let attempt = 1; ; attempt += 1) {
       try {
@@ -386,6 +413,8 @@ export class Importer {
   }
 }
 
+const keyGone = (line: number): string => `the API key that uploaded this import is revoked or expired: nothing from line ${line} on was written`;
+
 /** A chunk read and parsed, its batch checks running or done. */
 interface PreparedChunk {
   operations: BatchOperation[];
@@ -393,6 +422,8 @@ interface PreparedChunk {
   sources: Line[];
   /** Lines refused before the batch (unreadable, wrong prefix, ...). */
   rejected: jobs.Rejection[];
+  /** The chunk's first line. */
+  firstLine: number;
   /** The chunk's last line: the job's progress once it commits. */
   lastLine: number;
   plan: Promise<BatchPlan> | undefined;

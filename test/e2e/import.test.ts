@@ -158,7 +158,7 @@ describe('imports', () => {
   }, 120_000);
 
   it('imports under a prefix given in lower case, rejects a line with two stray quotes once, and stops at an unreadable CSV record after writing what came before', async () => {
-    const { key: lettersKey } = await onboard(node!.url, adminKey, makeUscc(83), '88.118.AB', 'Letters');
+    const { key: lettersKey, enterpriseId: lettersId } = await onboard(node!.url, adminKey, makeUscc(83), '88.118.AB', 'Letters');
     const as = (query: string, body: string) => call(node!.url, 'POST', `/api/imports?${query}`, { key: lettersKey, raw: body, contentType: 'text/csv' });
     const rows = ['suffix,URL,2001:product.name'];
     for (let i = 1; i <= 2500; i += 1) rows.push(i % 997 === 0 ? `Q-${i},https://example.com/q${i},12" x 4" flange` : `Q-${i},https://example.com/q${i},Valve`);
@@ -170,6 +170,12 @@ describe('imports', () => {
     const rejected = (await call(node!.url, 'GET', `/api/imports/${a.body.id}/rejected`, { key: lettersKey })).text.replace(/^\uFEFF/, '').trim().split('\r\n').slice(1);
     expect(rejected.map((l) => l.split(',').slice(0, 2).join(','))).toEqual(['998,MALFORMED_LINE', '1995,MALFORMED_LINE']);
     expect((await call(node!.url, 'GET', '/api/handles/88.118.ab/Q-2500')).body.values[0].data.value).toBe('https://example.com/q2500');
+    // A key of the same enterprise restricted to its other prefix does not see the job or its rejected lines.
+    expect((await call(node!.url, 'POST', `/api/admin/enterprises/${lettersId}/prefixes`, { key: adminKey, body: { prefix: '88.118.AC' } })).status).toBe(201);
+    const narrow = await call(node!.url, 'POST', '/api/keys', { key: lettersKey, body: { prefixes: ['88.118.AC'] } });
+    expect(narrow.status, narrow.text).toBe(201);
+    expect((await call(node!.url, 'GET', `/api/imports/${a.body.id}`, { key: narrow.body.key })).status).toBe(404);
+    expect((await call(node!.url, 'GET', `/api/imports/${a.body.id}/rejected`, { key: narrow.body.key })).status).toBe(404);
 
     // An unclosed quote swallows the rest of the file: the job fails, saying where, with the lines before it written.
     const broken = ['suffix,URL', ...Array.from({ length: 1500 }, (_, i) => (i === 1200 ? `R-${i},"unclosed` : `R-${i},https://example.com/r${i}`))];
@@ -301,6 +307,26 @@ describe('imports', () => {
       second.kill();
     }
   }, 300_000);
+
+  it('stops an upload\'s import when its API key is revoked, writing nothing after', async () => {
+    const made = await call(node!.url, 'POST', '/api/keys', { key, body: { label: 'to be revoked' } });
+    expect(made.status, made.text).toBe(201);
+    const count = 60_000;
+    const lines = Array.from({ length: count }, (_, n) => `{"suffix":"V-${n}","values":[{"index":1,"type":"URL","data":{"format":"string","value":"https://example.com/v/${n}"}}]}`).join('\n');
+    const job = await call(node!.url, 'POST', '/api/imports?prefix=88.118.81&mode=create', { key: made.body.key, raw: lines, contentType: 'application/x-ndjson' });
+    expect(job.status).toBe(202);
+    await midway(job.body.id, 2000, count);
+    expect((await call(node!.url, 'DELETE', `/api/keys/${made.body.id}`, { key })).status).toBe(200);
+    const ended = await finished(job.body.id, 60_000);
+    expect(ended).toMatchObject({ state: 'failed', error: expect.stringMatching(/revoked or expired: nothing from line \d+ on was written/) });
+    const from = Number(/from line (\d+)/.exec(String(ended.error))![1]);
+    expect(ended.linesRead).toBe(from - 1);
+    // Exactly the lines before it were written: line n is V-(n-1).
+    const { rows } = await sql.query("SELECT count(*)::int AS n FROM identifiers WHERE prefix = '88.118.81' AND suffix LIKE 'V-%'");
+    expect(rows[0].n).toBe(ended.written);
+    expect(ended.written).toBe(from - 1);
+    expect(ended.written).toBeLessThan(count);
+  }, 120_000);
 
   it('stops an import between chunks on SIGTERM, leaving it to resume, and applies every line exactly once', async () => {
     const count = 60_000;
