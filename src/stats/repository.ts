@@ -128,7 +128,11 @@ function scopeFilter(scope: Scope, param: (v: unknown) => string): string {
   return `prefix = ANY(${param(scope.prefixes)}::text[])`;
 }
 
-/** Counts per prefix (or NODE_WIDE) from the rollups over the given (grain, bucket range) runs, plus unfolded deltas. */
+/**
+ * Counts per prefix (or NODE_WIDE) from the rollups over the given (grain, bucket range) runs, plus
+ * unfolded deltas. One statement, so one snapshot: a fold moves deltas into the rollups in one
+ * transaction, and two statements could see it between them (its deltas counted twice, or not at all).
+ */
 async function sumRuns(db: Db, metric: Metric, runs: ReadonlyArray<{ grain: string; from: Day; to: Day }>, deltaRange: { from: Day; to: Day } | undefined, scope: Scope): Promise<Map<string, Counts>> {
   const [a, b, c] = COLUMNS[metric];
   const totals = new Map<string, Counts>();
@@ -136,47 +140,31 @@ async function sumRuns(db: Db, metric: Metric, runs: ReadonlyArray<{ grain: stri
     const t = totals.get(prefix) ?? [0, 0, 0];
     totals.set(prefix, [t[0] + counts[0], t[1] + counts[1], t[2] + counts[2]]);
   };
-  const queries: Array<Promise<void>> = [];
+  const params: unknown[] = [];
+  const param = (v: unknown) => {
+    params.push(v);
+    return `$${params.length}`;
+  };
+  const parts: string[] = [];
   if (runs.length > 0) {
-    const params: unknown[] = [];
-    const param = (v: unknown) => {
-      params.push(v);
-      return `$${params.length}`;
-    };
     const where = scopeFilter(scope, param);
     const ranges = runs.map((r) => `(grain = '${r.grain}' AND bucket BETWEEN ${param(r.from)}::date AND ${param(r.to)}::date)`);
-    queries.push(
-      db
-        .query<{ prefix: string; a: string; b: string; c: string }>(
-          `SELECT prefix, sum(${a})::bigint AS a, sum(${b})::bigint AS b, sum(${c})::bigint AS c FROM ${TABLE[metric]}
-           WHERE ${where} AND (${ranges.join(' OR ')}) GROUP BY prefix`,
-          params,
-        )
-        .then(({ rows }) => {
-          for (const r of rows) add(r.prefix, [Number(r.a), Number(r.b), Number(r.c)]);
-        }),
+    parts.push(
+      `SELECT prefix, false AS delta, sum(${a})::bigint AS a, sum(${b})::bigint AS b, sum(${c})::bigint AS c FROM ${TABLE[metric]}
+       WHERE ${where} AND (${ranges.join(' OR ')}) GROUP BY prefix`,
     );
   }
   if (metric === 'registrations' && deltaRange) {
-    const params: unknown[] = [deltaRange.from, deltaRange.to];
-    const param = (v: unknown) => {
-      params.push(v);
-      return `$${params.length}`;
-    };
+    const days = `day BETWEEN ${param(deltaRange.from)}::date AND ${param(deltaRange.to)}::date`;
     const where = scope.kind === 'prefixes' ? `AND ${scopeFilter(scope, param)}` : '';
-    queries.push(
-      db
-        .query<{ prefix: string; a: string; b: string; c: string }>(
-          `SELECT prefix, sum(creates) AS a, sum(updates) AS b, sum(deletes) AS c FROM stats_registration_deltas
-           WHERE day BETWEEN $1::date AND $2::date ${where} GROUP BY prefix`,
-          params,
-        )
-        .then(({ rows }) => {
-          for (const r of rows) add(scope.kind === 'node' ? NODE_WIDE : r.prefix, [Number(r.a), Number(r.b), Number(r.c)]);
-        }),
+    parts.push(
+      `SELECT prefix, true AS delta, sum(creates)::bigint AS a, sum(updates)::bigint AS b, sum(deletes)::bigint AS c FROM stats_registration_deltas
+       WHERE ${days} ${where} GROUP BY prefix`,
     );
   }
-  await Promise.all(queries);
+  if (parts.length === 0) return totals;
+  const { rows } = await db.query<{ prefix: string; delta: boolean; a: string; b: string; c: string }>(parts.join('\n UNION ALL\n '), params);
+  for (const r of rows) add(r.delta && scope.kind === 'node' ? NODE_WIDE : r.prefix, [Number(r.a), Number(r.b), Number(r.c)]);
   return totals;
 }
 
@@ -208,22 +196,21 @@ export async function seriesByBucket(db: Db, metric: Metric, granularity: Granul
     const t = out.get(bucket) ?? [0, 0, 0];
     out.set(bucket, [t[0] + counts[0], t[1] + counts[1], t[2] + counts[2]]);
   };
-  const { rows } = await db.query<{ bucket: string; a: string; b: string; c: string }>(
-    `SELECT to_char(bucket, 'YYYY-MM-DD') AS bucket, sum(${a}) AS a, sum(${b}) AS b, sum(${c}) AS c
+  // Rollups and unfolded deltas in one statement (one snapshot), as sumRuns reads them.
+  const parts = [
+    `SELECT to_char(bucket, 'YYYY-MM-DD') AS bucket, sum(${a})::bigint AS a, sum(${b})::bigint AS b, sum(${c})::bigint AS c
      FROM ${TABLE[metric]} WHERE grain = '${grain}' AND ${prefixFilter} AND bucket BETWEEN $1::date AND $2::date
      GROUP BY 1`,
-    params,
-  );
-  for (const r of rows) add(r.bucket, [Number(r.a), Number(r.b), Number(r.c)]);
+  ];
   if (metric === 'registrations') {
     const trunc = granularity === 'day' ? 'day' : `date_trunc('${granularity}', day)::date`;
     const deltaFilter = scope.kind === 'prefixes' ? 'AND prefix = ANY($3::text[])' : '';
-    const deltas = await db.query<{ bucket: string; a: string; b: string; c: string }>(
-      `SELECT to_char(${trunc}, 'YYYY-MM-DD') AS bucket, sum(creates) AS a, sum(updates) AS b, sum(deletes) AS c
+    parts.push(
+      `SELECT to_char(${trunc}, 'YYYY-MM-DD') AS bucket, sum(creates)::bigint AS a, sum(updates)::bigint AS b, sum(deletes)::bigint AS c
        FROM stats_registration_deltas WHERE day BETWEEN $1::date AND $2::date ${deltaFilter} GROUP BY 1`,
-      params,
     );
-    for (const r of deltas.rows) add(r.bucket, [Number(r.a), Number(r.b), Number(r.c)]);
   }
+  const { rows } = await db.query<{ bucket: string; a: string; b: string; c: string }>(parts.join('\n UNION ALL\n '), params);
+  for (const r of rows) add(r.bucket, [Number(r.a), Number(r.b), Number(r.c)]);
   return out;
 }
