@@ -123,7 +123,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const stats = new StatsService(deps.pool, tenancy, config.STATS_TIME_ZONE);
   const federation = await Federation.create(config, { pool: deps.pool, log: deps.log, tenancy, stats });
   const sinks = [...(config.AUDIT_LOG ? [auditSink(audit)] : []), ...(federation?.sinks ?? []), ...(deps.sinks ?? [])];
-  const { registry, batches, importer, templates } = buildWriters(config, deps.pool, deps.cache, deps.log, sinks, (prefix) => tenancy.isDisabled(prefix), changes);
+  const { registry, batches, importer, templates } = buildWriters(config, deps.pool, deps.cache, deps.log, sinks, (prefix) => tenancy.isDisabled(prefix), changes, (keyId) => tenancy.isKeyValid(keyId));
   app.decorate('importer', importer);
   app.decorate('templates', templates);
   // Stops between chunks (the job resumes on the next start), before the pool closes.

@@ -12,7 +12,7 @@ import { SENDER_LOCK } from './sender.js';
 import type { KeyAlgorithm } from './signing.js';
 import { TopLevelService } from './top-level/service.js';
 import { UpstreamClient } from './upstream-client.js';
-import { decode, type PrefixDigest } from './wire.js';
+import { decode, type PrefixDigest, type VerifyAnswer } from './wire.js';
 
 export async function registerNode(pool: pg.Pool, config: Config, log: Logger, o: { id: string; prefix: string; publicKey: string; algorithm?: KeyAlgorithm; url?: string }) {
   let pem: string;
@@ -45,31 +45,31 @@ export interface VerifyReport {
   prefixes: Array<{ prefix: string; node: { count: number; digest: string } | null; escrow: { count: number; digest: string } | null; match: boolean }>;
 }
 
-/** Per-prefix counts and digests here against the top-level node's escrow copy. */
-export async function verify(pool: pg.Pool, config: Config, log: Logger): Promise<VerifyReport> {
+/** The top-level node's view of this node (its escrow digests, its acknowledged position): one signed verify request. */
+async function askTopLevel(config: Config, log: Logger): Promise<VerifyAnswer> {
   const pools = new HttpPools({ connectTimeoutMs: config.UPSTREAM_CONNECT_TIMEOUT_MS, headersTimeoutMs: config.UPSTREAM_HEADERS_TIMEOUT_MS, bodyTimeoutMs: config.UPSTREAM_BODY_TIMEOUT_MS });
   try {
-    const key = await loadOrCreateNodeKey(config, log);
-    const upstream = client(config, log, key, pools);
-    const [local, backlog, answer] = await Promise.all([
-      outbox.localDigests(pool),
-      outbox.backlog(pool),
-      tryEach(upstream, config).then((a) => decode('VerifyAnswer', a.body)),
-    ]);
-    const byPrefix = new Map<string, { node: PrefixDigest | null; escrow: PrefixDigest | null }>();
-    for (const d of local) byPrefix.set(d.prefix, { node: d, escrow: null });
-    for (const d of answer.prefixes) byPrefix.set(d.prefix, { node: byPrefix.get(d.prefix)?.node ?? null, escrow: d });
-    const prefixes = [...byPrefix.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([prefix, { node, escrow }]) => ({
-      prefix,
-      node: node ? { count: node.count, digest: node.digest } : null,
-      escrow: escrow ? { count: escrow.count, digest: escrow.digest } : null,
-      match: node !== null && escrow !== null && node.count === escrow.count && node.digest === escrow.digest,
-    }));
-    const drift = prefixes.some((p) => !p.match);
-    return { inSync: !drift && backlog.backlog === 0, drift, backlog: backlog.backlog, ackedSeq: { node: backlog.ackedSeq, topLevel: answer.ackedSeq }, prefixes };
+    const upstream = client(config, log, await loadOrCreateNodeKey(config, log), pools);
+    return decode('VerifyAnswer', (await tryEach(upstream, config)).body);
   } finally {
     await pools.close();
   }
+}
+
+/** Per-prefix counts and digests here against the top-level node's escrow copy. */
+export async function verify(pool: pg.Pool, config: Config, log: Logger): Promise<VerifyReport> {
+  const [local, backlog, answer] = await Promise.all([outbox.localDigests(pool), outbox.backlog(pool), askTopLevel(config, log)]);
+  const byPrefix = new Map<string, { node: PrefixDigest | null; escrow: PrefixDigest | null }>();
+  for (const d of local) byPrefix.set(d.prefix, { node: d, escrow: null });
+  for (const d of answer.prefixes) byPrefix.set(d.prefix, { node: byPrefix.get(d.prefix)?.node ?? null, escrow: d });
+  const prefixes = [...byPrefix.entries()].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([prefix, { node, escrow }]) => ({
+    prefix,
+    node: node ? { count: node.count, digest: node.digest } : null,
+    escrow: escrow ? { count: escrow.count, digest: escrow.digest } : null,
+    match: node !== null && escrow !== null && node.count === escrow.count && node.digest === escrow.digest,
+  }));
+  const drift = prefixes.some((p) => !p.match);
+  return { inSync: !drift && backlog.backlog === 0, drift, backlog: backlog.backlog, ackedSeq: { node: backlog.ackedSeq, topLevel: answer.ackedSeq }, prefixes };
 }
 
 /** One signed verify request, trying each endpoint in order (the CLI runs once; no failover state). */
@@ -100,14 +100,10 @@ export async function resync(pool: pg.Pool, config: Config, log: Logger): Promis
     let theirs: number | undefined;
     let unreachable: string | undefined;
     if (upstreamUrls(config).length > 0) {
-      const pools = new HttpPools({ connectTimeoutMs: config.UPSTREAM_CONNECT_TIMEOUT_MS, headersTimeoutMs: config.UPSTREAM_HEADERS_TIMEOUT_MS, bodyTimeoutMs: config.UPSTREAM_BODY_TIMEOUT_MS });
       try {
-        const upstream = client(config, log, await loadOrCreateNodeKey(config, log), pools);
-        theirs = decode('VerifyAnswer', (await tryEach(upstream, config)).body).ackedSeq;
+        theirs = (await askTopLevel(config, log)).ackedSeq;
       } catch (err) {
         unreachable = (err as Error).message;
-      } finally {
-        await pools.close();
       }
     }
     const ours = (await outbox.readState(pool)).ackedSeq;

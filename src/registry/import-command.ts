@@ -57,7 +57,7 @@ export async function runImportCommand(config: Config, pool: pg.Pool, tenancy: T
   try {
     // The same sinks as the node's: statistics always, the audit log unless off, the outbox when the node syncs.
     const sinks = [...(config.AUDIT_LOG ? [auditSink(new AuditLog(pool, log))] : []), ...(upstreamUrls(config).length > 0 ? [outboxSink()] : [])];
-    const { importer } = buildWriters(config, pool, cache.cache, log, sinks, (prefix) => tenancy.isDisabled(prefix), changes);
+    const { importer } = buildWriters(config, pool, cache.cache, log, sinks, (prefix) => tenancy.isDisabled(prefix), changes, (keyId) => tenancy.isKeyValid(keyId));
     const print = progressPrinter(size);
     const job = await importer.importFile(actor, options.prefix, format, options.mode, file, (counts, bytesRead) => print(counts, bytesRead));
     print(job, size, true);

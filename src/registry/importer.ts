@@ -19,7 +19,6 @@ import type { Logger } from '../infra/logger.js';
 import { withTransaction } from '../infra/postgres.js';
 import type { CacheInvalidation } from '../resolver/resolver-cache.js';
 import type { Actor } from '../tenancy/actor.js';
-import { findApiKey } from '../tenancy/repository.js';
 import { isRaceToRetry, RACE_ATTEMPTS, type BatchOperation, type BatchPlan, type BatchRegistry } from './batch.js';
 import * as jobs from './import-jobs.js';
 import { csvColumns, csvOperation, LineError, ndjsonOperation, type CsvColumns, type ImportFormat, type ImportMode } from './import-lines.js';
@@ -56,7 +55,9 @@ export class Importer {
     private readonly checkItem: (operations: readonly unknown[]) => (i: number) => string | undefined,
     private readonly spoolDir: string,
     private readonly log: Logger,
-    leaseSeconds = 30,
+    leaseSeconds: number,
+    /** Whether an API key may still be used (the tenancy service knows). */
+    private readonly isKeyValid: (keyId: string) => Promise<boolean>,
   ) {
     this.lease = { owner: randomUUID(), seconds: leaseSeconds };
   }
@@ -376,10 +377,8 @@ export class Importer {
    * after restarts and moves between processes, and must stop when its key is revoked or expires.
    * (The command line's jobs run as the command itself.)
    */
-  private async keyStillValid(job: jobs.ImportJob): Promise<boolean> {
-    if (job.source !== 'upload') return true;
-    const key = await findApiKey(this.pool, job.apiKeyId);
-    return key !== undefined && key.revokedAt === null && (key.expiresAt === null || Date.parse(key.expiresAt) > Date.now());
+  private keyStillValid(job: jobs.ImportJob): Promise<boolean> {
+    return job.source === 'upload' ? this.isKeyValid(job.apiKeyId) : Promise.resolve(true);
   }
 
   /** One chunk in one transaction: the batch, its rejections and the job's counters. */

@@ -34,6 +34,8 @@ export function buildWriters(
   isDisabled: (prefix: string) => boolean = () => false,
   /** Where template changes are announced and heard (the tenancy change bus). */
   changes: TenancyChanges = new LocalTenancyChanges(),
+  /** Whether an API key may still be used: uploaded imports stop when theirs is revoked (the tenancy service knows). */
+  isKeyValid: (keyId: string) => Promise<boolean> = async () => true,
 ): Writers {
   const limits = { maxValues: config.MAX_VALUES_PER_RECORD, maxValueBytes: config.MAX_VALUE_BYTES, defaultTtl: config.DEFAULT_VALUE_TTL };
   const sinks = [registrationCountingSink(config.STATS_TIME_ZONE), ...extraSinks];
@@ -43,6 +45,6 @@ export function buildWriters(
   // Single writes commit in groups; half the pool at most, so reads always find a connection.
   const groups = Math.max(1, Math.min(config.WRITE_GROUPS_IN_FLIGHT, Math.floor(config.PG_POOL_MAX / 2)));
   registry.groupWritesWith(new WriteCoalescer(pool, batches, cache, groups));
-  const importer = new Importer(pool, batches, cache, itemChecker(config.MAX_VALUES_PER_RECORD), join(config.DATA_DIR, 'imports'), log, config.IMPORT_LEASE_SECONDS);
+  const importer = new Importer(pool, batches, cache, itemChecker(config.MAX_VALUES_PER_RECORD), join(config.DATA_DIR, 'imports'), log, config.IMPORT_LEASE_SECONDS, isKeyValid);
   return { registry, batches, importer, templates };
 }

@@ -248,6 +248,12 @@ export class TenancyService {
     return repo.findApiKey(this.pool, checkId(id, 'key id'));
   }
 
+  /** Whether the key may still be used: it exists, is not revoked and has not expired. */
+  async isKeyValid(id: string): Promise<boolean> {
+    const key = await this.getKey(id);
+    return key !== undefined && key.revokedAt === null && (key.expiresAt === null || Date.parse(key.expiresAt) > Date.now());
+  }
+
   /** Revokes a key; every process refuses it from the next request on. `allowed` may refuse it (inside the transaction, the key row locked). */
   async revokeKey(id: string, by: AuditContext = CLI_CONTEXT, allowed?: (tx: Db, key: repo.ApiKeyRow) => Promise<void>): Promise<repo.ApiKeyRow> {
     const row = await withTransaction(this.pool, async (tx) => {
