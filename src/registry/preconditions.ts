@@ -5,6 +5,8 @@ import type { WriteConditions } from './service.js';
 /**
  * Parses If-Match: `*`, or a list of `"<version>"` entity tags. Weak tags (`W/"3"`) are valid but
  * never match a write (strong comparison, RFC 9110), so a list of only weak tags fails with 412.
+ * Every tag a read gives for a version names it: `"3"`, `"3-pb"` (protobuf), `"3-o"` and
+ * `"3-o-pb"` (an owner's view with private values).
  */
 export function parseIfMatch(header: string | undefined): WriteConditions['ifMatch'] {
   if (header === undefined) return undefined;
@@ -14,7 +16,7 @@ export function parseIfMatch(header: string | undefined): WriteConditions['ifMat
   for (const part of value.split(',')) {
     const tag = part.trim();
     if (/^W\/"[^"]*"$/.test(tag)) continue;
-    const match = /^"([1-9][0-9]{0,15})"$/.exec(tag);
+    const match = /^"([1-9][0-9]{0,15})(?:-o)?(?:-pb)?"$/.exec(tag);
     if (!match) throw errors.badRequest('INVALID_PRECONDITION', `If-Match must be * or "<version>" entity tags; got ${JSON.stringify(header)}`);
     versions.push(Number(match[1]));
   }

@@ -5,8 +5,15 @@ import type { CacheEntry } from './cache-entry.js';
 
 export const JSON_TYPE = 'application/json; charset=utf-8';
 
-/** The representation's entity tag: the record version, distinct per encoding. */
-export function entityTag(version: number, proto: boolean): string {
+/**
+ * The representation's entity tag: the record version, distinct per encoding and for an owner's
+ * view that holds private values (`"3"`, `"3-pb"`, `"3-o"`, `"3-o-pb"`). The owner's answer is a
+ * different representation from the public one (Vary: Authorization): with the same tag, a cache
+ * revalidating the public copy for the owner would get a 304 and keep serving it without the
+ * private values. Writes accept any of them in If-Match (they name the version).
+ */
+export function entityTag(version: number, proto: boolean, owner = false): string {
+  if (owner) return proto ? `"${version}-o-pb"` : `"${version}-o"`;
   return proto ? `"${version}-pb"` : `"${version}"`;
 }
 
@@ -40,7 +47,7 @@ export function cacheHeaders(request: FastifyRequest, reply: FastifyReply, entry
   reply.header('cache-control', cacheControl(entry, privateView));
   reply.header('vary', 'Accept, Authorization');
   if (!entry.found) return false;
-  const tag = entry.etag(proto);
+  const tag = privateView ? entityTag(entry.version, proto, true) : entry.etag(proto);
   reply.header('etag', tag);
   return notModified(request, tag);
 }

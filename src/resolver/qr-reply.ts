@@ -7,6 +7,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { isPrefixUnder, type Handle } from '../handle/handle.js';
 import { errors } from '../infra/errors.js';
+import { notModified } from './http-cache.js';
 import { qrEtag, qrOptions, renderQr, resolutionUrl } from './qr.js';
 import type { ResolverService } from './service.js';
 
@@ -28,8 +29,8 @@ export async function sendQr(
   const text = resolutionUrl(baseUrl(), handle);
   const tag = qrEtag(text, options);
   reply.header('cache-control', CACHE_CONTROL).header('etag', tag).header('x-content-type-options', 'nosniff');
-  const known = request.headers['if-none-match'];
-  if (known !== undefined && known.split(',').some((t) => t.trim() === tag)) return reply.code(304).send();
+  // Weak comparison and `*`, as for resolution answers: a proxy that compresses the SVG weakens the tag.
+  if (notModified(request, tag)) return reply.code(304).send();
   const image = renderQr(text, options);
   const name = `${handle.handle.replace(/[^A-Za-z0-9._-]+/g, '_')}.${options.format}`;
   if (options.format === 'svg') reply.header('content-security-policy', "default-src 'none'; style-src 'unsafe-inline'");

@@ -120,6 +120,26 @@ describe('cache tiers across processes', () => {
     expect(owner.body.values.map((v: { index: number }) => v.index)).toEqual([1, 2, 100]);
     expect(owner.headers.get('cache-control')).toMatch(/^private, max-age=\d+$/);
   });
+
+  it('tags the owner view with private values apart from the public one, and takes its tag in If-Match', async () => {
+    await put('88.118.6/PRIV-TAG', [url('https://public.example'), { index: 2, type: 'SECRET', data: { format: 'string', value: 's3cret' }, permissions: '1100' }]);
+    const path = '/api/handles/88.118.6/PRIV-TAG';
+    const publicTag = (await get('88.118.6/PRIV-TAG')).headers.get('etag');
+    expect(publicTag).toBe('"1"');
+    const owner = await call(first.url, 'GET', path, { key });
+    expect(owner.headers.get('etag')).toBe('"1-o"');
+    // A cache revalidating its public copy for the owner gets the owner's answer, not a 304.
+    const revalidated = await call(first.url, 'GET', path, { key, headers: { 'if-none-match': publicTag! } });
+    expect(revalidated.status).toBe(200);
+    expect(revalidated.body.values.map((v: { index: number }) => v.index)).toEqual([1, 2, 100]);
+    expect((await call(first.url, 'GET', path, { key, headers: { 'if-none-match': '"1-o"' } })).status).toBe(304);
+    // Anonymous callers never match the owner's tag.
+    expect((await fetch(`${first.url}${path}`, { headers: { 'if-none-match': '"1-o"' } })).status).toBe(200);
+    // The owner's tag names version 1 for a write; a stale one is refused.
+    const replaced = await call(first.url, 'PUT', path, { key, headers: { 'if-match': '"1-o"' }, body: { values: [url('https://v2.example')] } });
+    expect(replaced.status).toBe(200);
+    expect((await call(first.url, 'PUT', path, { key, headers: { 'if-match': '"1-o"' }, body: { values: [url('https://v3.example')] } })).status).toBe(412);
+  });
 });
 
 describe('single flight', () => {

@@ -10,6 +10,13 @@ describe('write preconditions', () => {
     expect(parseIfMatch('"3", "4"')).toEqual([3, 4]);
   });
 
+  it('takes every tag a read gives for a version: protobuf and the owner view', () => {
+    expect(parseIfMatch('"3-pb"')).toEqual([3]);
+    expect(parseIfMatch('"3-o"')).toEqual([3]);
+    expect(parseIfMatch('"3-o-pb", "4"')).toEqual([3, 4]);
+    for (const bad of ['"3-x"', '"3-pb-o"', '"-o"', '"3-"']) expect(() => parseIfMatch(bad)).toThrow(AppError);
+  });
+
   it('refuses malformed tags', () => {
     for (const bad of ['3', '"x"', '"0"', '', 'W/3']) expect(() => parseIfMatch(bad)).toThrow(AppError);
   });
