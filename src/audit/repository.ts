@@ -112,6 +112,30 @@ export async function candidates(tx: Tx, where: { pending: string[] } | { horizo
   return rows.map((r) => ({ fields: r.slice(0, 11) as unknown as EntryFields, xid: r[11]! }));
 }
 
+/**
+ * Committed entries with no seal, by id after `afterId`: what a round seals after the database was
+ * restored into another Postgres server, where transaction ids (and so the horizon) mean nothing.
+ */
+export async function unsealedById(tx: Tx, afterId: string, limit: number): Promise<Candidate[]> {
+  const { rows } = await tx.query<Array<string | null>>({
+    text: `SELECT ${FIELD_COLUMNS} FROM audit_log a
+     WHERE a.id > $1::bigint AND NOT EXISTS (SELECT 1 FROM audit_seals s WHERE s.entry_id = a.id) ORDER BY a.id LIMIT $2`,
+    values: [afterId, limit],
+    rowMode: 'array',
+  });
+  return rows.map((r) => ({ fields: r.slice(0, 11) as unknown as EntryFields, xid: r[11]! }));
+}
+
+/**
+ * Entries whose transaction ids came from another server (at or above this server's next one, so
+ * never its own) get xid 0, as sealed entries had when the sealer began: below every horizon from
+ * now on. The id is bookkeeping for the sealer; it is not part of an entry's hash.
+ */
+export async function forgetForeignTransactions(tx: Tx, nextXid: string): Promise<number> {
+  const { rowCount } = await tx.query("UPDATE audit_log SET xid = '0' WHERE xid >= $1::xid8", [nextXid]);
+  return rowCount ?? 0;
+}
+
 export async function insertSeals(tx: Tx, seals: ReadonlyArray<{ seq: string; entryId: string; hash: Buffer }>): Promise<void> {
   await tx.query({
     name: 'audit-seals-insert',

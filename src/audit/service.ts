@@ -126,8 +126,8 @@ export class AuditLog implements AuditTrail {
   private async sealIn(tx: pg.PoolClient): Promise<number> {
     const snap = await repo.snapshot(tx); // first statement: the transaction's snapshot
     const state = await repo.sealerState(tx);
-    let seq = BigInt(state.seq);
-    let previous = state.hash;
+    if (BigInt(snap.xmax) < BigInt(state.horizon)) return this.sealAfterRestore(tx, snap, state);
+    const chain = new ChainTail(state);
     let cursor = { xid: '0', id: '0' };
     let sealed = 0;
     // The pending transactions' xids are all below the horizon, so (xid, id) order runs through them first.
@@ -137,13 +137,7 @@ export class AuditLog implements AuditTrail {
       for (;;) {
         const page = await repo.candidates(tx, where, cursor, SEAL_PAGE);
         if (page.length === 0) break;
-        const seals = page.map((entry) => {
-          seq += 1n;
-          const hash = chainHashOf(previous, seq.toString(), entry.fields);
-          previous = hash;
-          return { seq: seq.toString(), entryId: entry.fields[0], hash };
-        });
-        await repo.insertSeals(tx, seals);
+        await repo.insertSeals(tx, chain.seal(page));
         sealed += page.length;
         const last = page[page.length - 1]!;
         cursor = { xid: last.xid, id: last.fields[0] };
@@ -151,7 +145,33 @@ export class AuditLog implements AuditTrail {
       }
     }
     // Nothing found: the old horizon and pending list still describe what is left, so nothing is written.
-    if (sealed > 0) await repo.saveSealerState(tx, { seq: seq.toString(), hash: previous, horizon: snap.xmax, pending: snap.xip });
+    if (sealed > 0) await repo.saveSealerState(tx, { ...chain.head, horizon: snap.xmax, pending: snap.xip });
+    return sealed;
+  }
+
+  /**
+   * The horizon is ahead of this server's transaction ids, which only happens when the database was
+   * dumped and restored into another Postgres server (ids restart there; they never go back on one
+   * server, replicas and pg_upgrade included). Without this round, every new entry would sit below
+   * the horizon, never sealed and named by verify as added behind the node's back. It seals every
+   * committed entry without a seal, by id, moves the other server's ids out of the way and starts
+   * the horizon again from this server's snapshot.
+   */
+  private async sealAfterRestore(tx: pg.PoolClient, snap: { xmax: string; xip: string[] }, state: repo.SealerState): Promise<number> {
+    const chain = new ChainTail(state);
+    let after = '0';
+    let sealed = 0;
+    for (;;) {
+      const page = await repo.unsealedById(tx, after, SEAL_PAGE);
+      if (page.length === 0) break;
+      await repo.insertSeals(tx, chain.seal(page));
+      sealed += page.length;
+      after = page[page.length - 1]!.fields[0];
+      if (page.length < SEAL_PAGE) break;
+    }
+    const moved = await repo.forgetForeignTransactions(tx, snap.xmax);
+    await repo.saveSealerState(tx, { ...chain.head, horizon: snap.xmax, pending: snap.xip });
+    this.log.warn({ horizon: state.horizon, serverNext: snap.xmax, sealed, moved }, 'audit sealer: transaction ids are behind the last horizon (database restored into another server); sealed every unsealed entry by id and started the horizon again');
     return sealed;
   }
 
@@ -236,5 +256,29 @@ export class AuditLog implements AuditTrail {
 
   query(q: repo.AuditQuery): Promise<repo.AuditRecord[]> {
     return repo.queryEntries(this.pool, q);
+  }
+}
+
+/** The end of the chain a round appends to: each entry's seal chains on the one before. */
+class ChainTail {
+  private seq: bigint;
+  private previous: Buffer;
+
+  constructor(state: { seq: string; hash: Buffer }) {
+    this.seq = BigInt(state.seq);
+    this.previous = state.hash;
+  }
+
+  seal(entries: readonly repo.Candidate[]): Array<{ seq: string; entryId: string; hash: Buffer }> {
+    return entries.map((entry) => {
+      this.seq += 1n;
+      const hash = chainHashOf(this.previous, this.seq.toString(), entry.fields);
+      this.previous = hash;
+      return { seq: this.seq.toString(), entryId: entry.fields[0], hash };
+    });
+  }
+
+  get head(): { seq: string; hash: Buffer } {
+    return { seq: this.seq.toString(), hash: this.previous };
   }
 }
