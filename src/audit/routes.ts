@@ -51,10 +51,19 @@ const Verify = Type.Object({
 });
 
 
+/**
+ * A date (midnight UTC) or a date-time with its zone (`Z`, `+08:00`). `new Date()` alone also took
+ * "1" (the year 2001) and read a date-time without a zone in the server's own time zone, so the
+ * same query meant different hours on differently configured hosts.
+ */
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z|[+-]\d{2}:?\d{2}))?$/i;
+
 function time(value: string | undefined, name: string): Date | undefined {
   if (value === undefined) return undefined;
-  const date = new Date(value);
-  if (Number.isNaN(date.getTime())) throw errors.badRequest('INVALID_TIME', `${name} is not an ISO 8601 date-time`);
+  const date = ISO_TIME.test(value) ? new Date(value) : new Date(Number.NaN);
+  if (Number.isNaN(date.getTime())) {
+    throw errors.badRequest('INVALID_TIME', `${name} must be an ISO 8601 date (2026-11-01) or date-time with a zone (2026-11-01T08:00:00+08:00, ...Z); got ${JSON.stringify(value)}`);
+  }
   return date;
 }
 
@@ -66,8 +75,8 @@ export function auditRoutes(audit: AuditLog): FastifyPluginAsyncTypebox {
           target: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'A handle, prefix, key id or application id.' })),
           actor: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'The acting key id ("cli" for the command line).' })),
           action: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
-          from: Type.Optional(Type.String({ maxLength: 64, description: 'ISO date-time, inclusive.' })),
-          to: Type.Optional(Type.String({ maxLength: 64, description: 'ISO date-time, exclusive.' })),
+          from: Type.Optional(Type.String({ maxLength: 64, description: 'ISO 8601 date or date-time with a zone (Z, +08:00), inclusive.' })),
+          to: Type.Optional(Type.String({ maxLength: 64, description: 'ISO 8601 date or date-time with a zone, exclusive.' })),
           before: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$', description: 'Only entries with a smaller id: the next page.' })),
           limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
         }, { additionalProperties: false }),

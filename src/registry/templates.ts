@@ -63,6 +63,9 @@ export class TemplateService {
 
   /** May this actor define templates of this prefix? As for writing records under it. Returns the normalised prefix. */
   authorise(actor: Actor, prefixInput: string): string {
+    // A "/" in the prefix (a %2F in the path) would otherwise pass: "88.118.8/junk/x" is a handle
+    // under 88.118.8, and the template would be stored there.
+    if (prefixInput.includes('/')) throw errors.invalidHandle(`invalid prefix ${JSON.stringify(prefixInput)}: a prefix holds no "/"`);
     return this.registry.authoriseWrite(actor, `${prefixInput}/x`).handle.prefix;
   }
 

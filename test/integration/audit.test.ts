@@ -92,6 +92,15 @@ describe('what is recorded', () => {
     expect((await audit(`?actor=${keyId}&from=${encodeURIComponent(future)}`)).body.items).toEqual([]);
     expect((await audit(`?actor=${keyId}&to=${encodeURIComponent(future)}`)).body.items.length).toBe(all.length);
     expect((await audit('?from=yesterday')).status).toBe(400);
+    // A date, or a date-time with its zone; "1" (the year 2001 to Date) and a zoneless time are refused.
+    const today = new Date().toISOString().slice(0, 10);
+    expect((await audit(`?actor=${keyId}&to=${today}`)).status).toBe(200);
+    expect((await audit(`?actor=${keyId}&from=${encodeURIComponent(future.replace('Z', '+00:00'))}`)).body.items).toEqual([]);
+    for (const bad of ['1', `${today}T08:00:00`, '2026-13-45']) {
+      const refused = await audit(`?from=${encodeURIComponent(bad)}`);
+      expect(refused.status, bad).toBe(400);
+      expect(refused.body.error.code).toBe('INVALID_TIME');
+    }
     expect((await audit('?bogus=1')).status).toBe(400);
   });
 

@@ -85,6 +85,13 @@ describe('defining and reading templates', () => {
     expect((await putTemplate('auth', PARTS, node.adminKey)).status).toBe(201);
   });
 
+  it('refuses a prefix holding a "/" (an encoded %2F in the path) instead of storing it under the part before it', async () => {
+    const slashed = await putTemplate('slash-1', PARTS, key, `${P}%2Fjunk`);
+    expect(slashed.status).toBe(400);
+    expect(slashed.body.error.code).toBe('INVALID_HANDLE');
+    expect((await call(node.url, 'GET', `/api/templates/${P}/slash-1`)).status).toBe(404);
+  });
+
   it('refuses malformed definitions with a reason', async () => {
     const low = await putTemplate('bad', { items: [{ name: 'x', type: 'X', index: 1999 }] });
     expect(low.status).toBe(400);
