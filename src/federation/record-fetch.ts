@@ -26,9 +26,33 @@ export async function fetchRecord(pools: HttpPools, baseUrl: string, handle: Han
   const takeover = typeof takeoverHeader === 'string' ? takeoverHeader : undefined;
   if (answer.status === 404) return { record: undefined, takeover };
   if (answer.status !== 200) throw new FetchFailed(`${baseUrl}${path} answered ${answer.status}: ${answer.body.toString('utf8').slice(0, 200)}`);
-  const body = JSON.parse(answer.body.toString('utf8')) as { handle?: string; values?: HandleValue[] };
-  if (!Array.isArray(body.values)) throw new FetchFailed(`${baseUrl}${path} answered without values`);
+  let body: { handle?: string; values?: unknown };
+  try {
+    body = JSON.parse(answer.body.toString('utf8')) as typeof body;
+  } catch {
+    throw new FetchFailed(`${baseUrl}${path} answered 200 with a body that is not JSON`);
+  }
+  if (typeof body !== 'object' || body === null || !Array.isArray(body.values)) throw new FetchFailed(`${baseUrl}${path} answered without values`);
+  // Another node's values are shown, redirected to and rendered in pages like this node's own:
+  // one of the wrong shape would fail every answer for the handle. The answer is refused instead.
+  const bad = body.values.findIndex((v) => !isHandleValue(v));
+  if (bad >= 0) throw new FetchFailed(`${baseUrl}${path} answered a value that is not a Handle value (values[${bad}]: ${JSON.stringify(body.values[bad]).slice(0, 200)})`);
   const etag = answer.headers.etag;
   const version = typeof etag === 'string' ? Number(/"(\d+)/.exec(etag)?.[1] ?? 1) : 1;
-  return { record: { handle: handle.handle, version, values: body.values }, takeover };
+  return { record: { handle: handle.handle, version, values: body.values as HandleValue[] }, takeover };
+}
+
+/** The shape every reader of a record relies on: `{index, type, data: {format, value}, ttl, timestamp, permissions?}`. */
+function isHandleValue(v: unknown): boolean {
+  if (typeof v !== 'object' || v === null) return false;
+  const x = v as Record<string, unknown>;
+  const data = x.data as Record<string, unknown> | null | undefined;
+  return (
+    Number.isInteger(x.index) && (x.index as number) >= 0 &&
+    typeof x.type === 'string' &&
+    typeof data === 'object' && data !== null && typeof data.format === 'string' && data.value !== undefined &&
+    typeof x.ttl === 'number' && Number.isFinite(x.ttl) && x.ttl >= 0 &&
+    typeof x.timestamp === 'string' &&
+    (x.permissions === undefined || typeof x.permissions === 'string')
+  );
 }

@@ -22,7 +22,9 @@ export function entityTag(version: number, proto: boolean, owner = false): strin
  * values only the caller may see; `no-cache` when the entry is not cacheable.
  */
 export function cacheControl(entry: CacheEntry, privateView: boolean): string {
-  if (entry.expiresAt === 0) return 'no-cache';
+  // Not cacheable (TTL 0, auth=true): revalidate every time; an owner's private values are also
+  // kept out of shared caches whatever the request carried.
+  if (entry.expiresAt === 0) return privateView ? 'private, no-cache' : 'no-cache';
   const seconds = Math.max(0, Math.floor((entry.expiresAt - coarseNow()) / 1000));
   if (privateView) return `private, max-age=${seconds}`;
   // The public values are made once per second count and kept (at most CACHE_MAX_TTL of them):

@@ -133,6 +133,9 @@ describe('cache tiers across processes', () => {
     expect(revalidated.status).toBe(200);
     expect(revalidated.body.values.map((v: { index: number }) => v.index)).toEqual([1, 2, 100]);
     expect((await call(first.url, 'GET', path, { key, headers: { 'if-none-match': '"1-o"' } })).status).toBe(304);
+    // Read past the caches, the owner's answer is still private.
+    expect((await call(first.url, 'GET', `${path}?auth=true`, { key })).headers.get('cache-control')).toBe('private, no-cache');
+    expect((await fetch(`${first.url}${path}?auth=true`)).headers.get('cache-control')).toBe('no-cache');
     // Anonymous callers never match the owner's tag.
     expect((await fetch(`${first.url}${path}`, { headers: { 'if-none-match': '"1-o"' } })).status).toBe(200);
     // The owner's tag names version 1 for a write; a stale one is refused.
