@@ -1,5 +1,7 @@
 /** HTTP caching of resolution answers: Cache-Control from the entry's lifetime, ETag, 304. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { preferredType } from '../infra/accept.js';
+import { PROTOBUF_TYPE } from './protobuf.js';
 import { coarseNow } from '../infra/coarse-clock.js';
 import type { CacheEntry } from './cache-entry.js';
 
@@ -54,8 +56,21 @@ export function cacheHeaders(request: FastifyRequest, reply: FastifyReply, entry
   return notModified(request, tag);
 }
 
-/** Does the client ask for protobuf? */
+const MENTIONS_PROTOBUF = /protobuf/i;
+const MENTIONS_HTML = /text\/(?:html|\*)/i;
+
+/**
+ * Does the client prefer protobuf to JSON? A header that does not name protobuf at all, the usual
+ * case, is not parsed.
+ */
 export function wantsProtobuf(request: FastifyRequest): boolean {
   const accept = request.headers.accept;
-  return accept !== undefined && accept.includes('application/x-protobuf');
+  if (accept === undefined || !MENTIONS_PROTOBUF.test(accept)) return false;
+  return preferredType(accept, ['application/json', PROTOBUF_TYPE]) === PROTOBUF_TYPE;
+}
+
+/** Does the client (a browser) prefer an HTML page to JSON? */
+export function wantsHtml(accept: string | undefined): boolean {
+  if (accept === undefined || !MENTIONS_HTML.test(accept)) return false;
+  return preferredType(accept, ['application/json', 'text/html']) === 'text/html';
 }

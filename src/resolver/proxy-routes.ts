@@ -13,7 +13,7 @@ import { AppError, ResponseCode } from '../infra/errors.js';
 import { BINARY_SCHEMA, ErrorBody, HandleErrorBody, NOT_MODIFIED, RESOLUTION_EXAMPLE, ResolutionSchema } from '../infra/http-schemas.js';
 import { ownsPrefix } from '../tenancy/actor.js';
 import type { View } from './answers.js';
-import { cacheHeaders } from './http-cache.js';
+import { cacheHeaders, wantsHtml } from './http-cache.js';
 import { sendQr } from './qr-reply.js';
 import { QR_ECC_LEVELS, QR_FORMATS, QR_SIZE } from './qr.js';
 import { renderNotFoundPage, renderRecordPage } from './record-page.js';
@@ -118,8 +118,7 @@ export function proxyRoutes(resolver: ResolverService, nodePrefix: string, nodeI
         reply.removeHeader('etag');
         return reply.redirect(withQuery(target, rawQuery), 302);
       }
-      const accept = request.headers.accept ?? '';
-      if (!accept.includes('text/html')) return sendEntry(request, reply, entry, view, false);
+      if (!wantsHtml(request.headers.accept)) return sendEntry(request, reply, entry, view, false);
       const privateView = owner && entry.found && entry.hasPrivate;
       cacheHeaders(request, reply, entry, false, privateView);
       reply.removeHeader('etag');

@@ -3,6 +3,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
 import { reportCsv } from './csv.js';
 import type { StatsService } from './service.js';
+import { preferredType } from '../infra/accept.js';
 
 const Registrations = Type.Object({ creates: Type.Integer(), updates: Type.Integer(), deletes: Type.Integer() });
 const Resolutions = Type.Object({ found: Type.Integer(), notFound: Type.Integer(), cached: Type.Integer(), total: Type.Integer() });
@@ -105,7 +106,7 @@ export function statsRoutes(stats: StatsService): FastifyPluginAsyncTypebox {
       },
     }, async (request, reply) => {
       const report = await stats.report(request.actor, request.query.period);
-      const csv = request.query.format === 'csv' || (request.query.format === undefined && (request.headers.accept ?? '').includes('text/csv'));
+      const csv = request.query.format === 'csv' || (request.query.format === undefined && preferredType(request.headers.accept, ['application/json', 'text/csv']) === 'text/csv');
       if (!csv) return report;
       reply.header('content-disposition', `attachment; filename="snode-report-${report.period}.csv"`);
       return reply.type('text/csv; charset=utf-8').send(reportCsv(report.rows) as never);

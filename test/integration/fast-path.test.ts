@@ -288,6 +288,16 @@ describe('protobuf', () => {
     expect(bad.status).toBe(400);
     expect(bad.body.error.code).toBe('INVALID_PROTOBUF');
   });
+
+  it('negotiates Accept: q-values (q=0 is "not this"), order and case', async () => {
+    await put('88.118.6/NEG-PB', [url('https://example.com/neg')]);
+    const typeFor = async (accept: string) => (await fetchBytes('/api/handles/88.118.6/NEG-PB', { headers: { accept } })).type;
+    expect(await typeFor('APPLICATION/X-PROTOBUF')).toBe(PROTOBUF_TYPE);
+    expect(await typeFor('application/x-protobuf, application/json')).toBe(PROTOBUF_TYPE);
+    expect(await typeFor('application/x-protobuf;q=0, application/json')).toMatch(/^application\/json/);
+    expect(await typeFor('application/json, application/x-protobuf;q=0.5')).toMatch(/^application\/json/);
+    expect(await typeFor('*/*')).toMatch(/^application\/json/);
+  });
 });
 
 describe('HTTP caching', () => {

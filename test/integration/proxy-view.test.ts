@@ -71,6 +71,9 @@ describe('proxy view', () => {
     const missingPage = await call(node.url, 'GET', '/88.118.7/NONE', { headers: BROWSER });
     expect(missingPage.status).toBe(404);
     expect(missingPage.headers.get('content-type')).toBe('text/html; charset=utf-8');
+    // Accept is negotiated: q=0 refuses HTML, media types are case-insensitive.
+    expect((await call(node.url, 'GET', '/88.118.7/NOURL', { headers: { accept: 'application/json, text/html;q=0' } })).body.values[0].data.value).toBe('Valve body 阀体');
+    expect((await call(node.url, 'GET', '/88.118.7/NOURL', { headers: { accept: 'TEXT/HTML' } })).headers.get('content-type')).toBe('text/html; charset=utf-8');
     const missingJson = await call(node.url, 'GET', '/88.118.7/NONE');
     expect(missingJson.status).toBe(404);
     expect(missingJson.body).toMatchObject({ responseCode: 100, handle: '88.118.7/NONE' });
