@@ -209,6 +209,12 @@ export interface AuditQuery {
   to?: Date;
   /** Only entries with a smaller id (paging backwards from the newest). */
   beforeId?: string;
+  /**
+   * Sealed entries after this chain position, oldest first: a walk that never misses an entry.
+   * Ids are drawn before commit, so an entry committing late can appear below a page already read
+   * by id; its seal position is always after every position handed out before it.
+   */
+  afterSeq?: string;
   limit: number;
 }
 
@@ -234,11 +240,11 @@ export async function queryEntries(db: Db, q: AuditQuery): Promise<AuditRecord[]
   }>(
     `SELECT a.id::text AS id, s.seq::text AS seq, a.at, a.actor_key, a.actor_role, a.action, a.target, a.request_id, a.client_ip,
             a.before_digest, a.after_digest, a.detail
-     FROM audit_log a LEFT JOIN audit_seals s ON s.entry_id = a.id
+     FROM ${q.afterSeq === undefined ? 'audit_log a LEFT JOIN audit_seals s ON s.entry_id = a.id' : 'audit_seals s JOIN audit_log a ON a.id = s.entry_id'}
      WHERE ($1::text IS NULL OR a.target = $1) AND ($2::text IS NULL OR a.actor_key = $2) AND ($3::text IS NULL OR a.action = $3)
-       AND ($4::timestamptz IS NULL OR a.at >= $4) AND ($5::timestamptz IS NULL OR a.at < $5) AND ($6::bigint IS NULL OR a.id < $6)
-     ORDER BY a.id DESC LIMIT $7`,
-    [q.target ?? null, q.actor ?? null, q.action ?? null, q.from ?? null, q.to ?? null, q.beforeId ?? null, q.limit],
+       AND ($4::timestamptz IS NULL OR a.at >= $4) AND ($5::timestamptz IS NULL OR a.at < $5)
+       ${q.afterSeq === undefined ? 'AND ($6::bigint IS NULL OR a.id < $6) ORDER BY a.id DESC' : 'AND s.seq > $6::bigint ORDER BY s.seq'} LIMIT $7`,
+    [q.target ?? null, q.actor ?? null, q.action ?? null, q.from ?? null, q.to ?? null, q.afterSeq ?? q.beforeId ?? null, q.limit],
   );
   return rows.map((r) => ({
     id: r.id, seq: r.seq, at: r.at.toISOString(), actorKey: r.actor_key, actorRole: r.actor_role, action: r.action, target: r.target,

@@ -77,15 +77,20 @@ export function auditRoutes(audit: AuditLog): FastifyPluginAsyncTypebox {
           action: Type.Optional(Type.String({ minLength: 1, maxLength: 64 })),
           from: Type.Optional(Type.String({ maxLength: 64, description: 'ISO 8601 date or date-time with a zone (Z, +08:00), inclusive.' })),
           to: Type.Optional(Type.String({ maxLength: 64, description: 'ISO 8601 date or date-time with a zone, exclusive.' })),
-          before: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$', description: 'Only entries with a smaller id: the next page.' })),
+          before: Type.Optional(Type.String({ pattern: '^[0-9]{1,18}$', description: 'Only entries with a smaller id: the next page, newest first.' })),
+          afterSeq: Type.Optional(Type.String({
+            pattern: '^[0-9]{1,18}$',
+            description: 'Sealed entries after this chain position, oldest first (0 for the start; the next page starts after the last seq read). Unlike before=, a walk this way never misses an entry that committed late.',
+          })),
           limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
         }, { additionalProperties: false }),
         response: { 200: Type.Object({ items: Type.Array(Entry) }), ...errorResponses },
       },
     }, async (request) => {
       const q = request.query;
+      if (q.before !== undefined && q.afterSeq !== undefined) throw errors.badRequest('INVALID_QUERY', 'before= pages by id, newest first, and afterSeq= by chain position, oldest first: give one of them');
       const items = await audit.query({
-        target: q.target, actor: q.actor, action: q.action, from: time(q.from, 'from'), to: time(q.to, 'to'), beforeId: q.before, limit: q.limit,
+        target: q.target, actor: q.actor, action: q.action, from: time(q.from, 'from'), to: time(q.to, 'to'), beforeId: q.before, afterSeq: q.afterSeq, limit: q.limit,
       });
       return { items };
     });

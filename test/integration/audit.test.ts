@@ -159,6 +159,40 @@ describe('the hash chain', () => {
     }
   });
 
+  it('walks sealed entries by chain position with afterSeq=, so an entry that committed late is not skipped', async () => {
+    const walk = async (after: string): Promise<Array<{ id: string; seq: string; target: string }>> => {
+      const seen: Array<{ id: string; seq: string; target: string }> = [];
+      for (let cursor = after; ;) {
+        const page = (await audit(`?afterSeq=${cursor}&limit=7`)).body.items;
+        if (page.length === 0) return seen;
+        seen.push(...page);
+        cursor = page[page.length - 1].seq;
+      }
+    };
+    const start = (await verify()).head.seq;
+    const open = new pg.Client({ connectionString: db.url });
+    await open.connect();
+    try {
+      await open.query('BEGIN');
+      await open.query("INSERT INTO audit_log (actor_key, actor_role, action, target) VALUES ('cli', 'system', 'test.late', 'late-walk')");
+      await call(node.url, 'PUT', '/api/handles/88.118.5/WALK-1', { key: ent.key, body: { values: [url('https://a.example/w1')] } });
+      await verify();
+      const first = await walk(start);
+      expect(first.map((e) => e.target)).toEqual(['88.118.5/WALK-1']);
+      await open.query('COMMIT');
+      await call(node.url, 'PUT', '/api/handles/88.118.5/WALK-2', { key: ent.key, body: { values: [url('https://a.example/w2')] } });
+      await verify();
+      const rest = await walk(first[first.length - 1]!.seq);
+      // The late entry has the smaller id, yet comes after what the first walk read.
+      expect(rest.map((e) => e.target)).toEqual(['late-walk', '88.118.5/WALK-2']);
+      expect(Number(rest[0]!.id)).toBeLessThan(Number(first[0]!.id));
+      expect(rest.map((e) => Number(e.seq))).toEqual([Number(first[0]!.seq) + 1, Number(first[0]!.seq) + 2]);
+    } finally {
+      await open.end();
+    }
+    expect((await audit('?afterSeq=0&before=5')).body.error.code).toBe('INVALID_QUERY');
+  });
+
   it('names a changed entry', async () => {
     const row = await sealedAt(5);
     await sql.query("UPDATE audit_log SET target = '88.118.5/FORGED' WHERE id = $1", [row.id]);
