@@ -387,9 +387,6 @@ export class BatchRegistry {
       }
     }
     if (mode === 'atomic' && results.some((r) => r !== undefined)) return { written: this.notApplied(planned, results), firstUse: false };
-    // After the identifiers' locks, as a single write takes them: templates are always locked last.
-    const firstUse = this.templates ? await this.templates.claim(tx, [...inserts, ...replaces].map((p) => p.template)) : false;
-
     const rows = (list: ReadonlyArray<Planned & { values: HandleValue[] }>) => list.map((p) => ({ prefix: p.handle.prefix, suffix: p.handle.suffix, values: p.values }));
     const inserted = await batchRepo.insertMany(tx, rows(inserts));
     if (inserted.size !== inserts.length) {
@@ -409,6 +406,11 @@ export class BatchRegistry {
     }
     const versions = await batchRepo.replaceMany(tx, rows(replaces));
     await batchRepo.deleteMany(tx, deletes.map((p) => p.handle));
+    // After the identifiers' locks, as a single write takes them: templates are always locked last.
+    // And after the writes, for the items written only: a create lost to a concurrent writer in a
+    // partial batch must not freeze a version no record then names. A template that changed since
+    // the check (TemplateChanged) still rolls all of this back and the batch runs again.
+    const firstUse = this.templates ? await this.templates.claim(tx, [...inserts, ...replaces].map((p) => p.template)) : false;
 
     const changes: IdentifierChange[] = [];
     const change = (op: IdentifierChange['op'], p: Planned, version: number, values: HandleValue[] | null, previous: LockedRecord | null) =>

@@ -204,6 +204,34 @@ describe('changing a version', () => {
 });
 
 describe('batches', () => {
+  it('a create lost to a concurrent writer in a partial batch does not freeze the version it names', async () => {
+    const v = { items: [{ name: 'lot', type: 'LOT', index: 2001, required: true }] };
+    expect((await putTemplate('race-1', v)).status).toBe(201);
+    const holder = await sql.connect();
+    try {
+      // Another writer's create of the same handle, not committed yet: the batch's lock does not see it.
+      await holder.query('BEGIN');
+      await holder.query("INSERT INTO identifiers (prefix, suffix, handle_values) VALUES ($1, 'RACE-T', '[]'::json)", [P.toUpperCase()]);
+      const batch = call(node.url, 'POST', '/api/handles/batch', { key, body: { operations: [{ op: 'create', handle: `${P}/RACE-T`, values: [follows('race-1'), str(2001, 'LOT', 'x')] }] } });
+      const deadline = Date.now() + 10_000;
+      for (;;) {
+        const { rows } = await sql.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO identifiers%'");
+        if (rows[0].n >= 1) break;
+        if (Date.now() > deadline) throw new Error('the batch never waited on the other insert');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await holder.query('COMMIT');
+      const r = await batch;
+      expect(r.status).toBe(200);
+      expect(r.body.results[0]).toMatchObject({ responseCode: 101, status: 409 });
+    } finally {
+      holder.release();
+    }
+    const template = (await call(node.url, 'GET', `/api/templates/${P}/race-1`)).body;
+    expect(template.inUse).toBe(false);
+    expect((await putTemplate('race-1', { items: [{ ...v.items[0], required: false }] })).status).toBe(200);
+  });
+
   it('check each item against its template: one bad item fails alone in partial mode, with the violation', async () => {
     const r = await call(node.url, 'POST', '/api/handles/batch', {
       key,
