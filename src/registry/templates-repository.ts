@@ -45,9 +45,17 @@ export async function findMany(db: Db, keys: ReadonlyArray<{ prefix: string; ver
   return rows.map(toTemplate);
 }
 
-export async function list(db: Db, prefix: string): Promise<Template[]> {
-  const { rows } = await db.query<Row>(`SELECT ${COLUMNS} FROM templates WHERE prefix = $1 ORDER BY created_at, version`, [prefix]);
-  return rows.map(toTemplate);
+export async function list(db: Db, prefix: string, limit: number, offset: number): Promise<{ total: number; templates: Template[] }> {
+  const [count, page] = await Promise.all([
+    countVersions(db, prefix),
+    db.query<Row>(`SELECT ${COLUMNS} FROM templates WHERE prefix = $1 ORDER BY created_at, version LIMIT $2 OFFSET $3`, [prefix, limit, offset]),
+  ]);
+  return { total: count, templates: page.rows.map(toTemplate) };
+}
+
+export async function countVersions(db: Db, prefix: string): Promise<number> {
+  const { rows } = await db.query<{ n: number }>('SELECT count(*)::int AS n FROM templates WHERE prefix = $1', [prefix]);
+  return rows[0]!.n;
 }
 
 export async function lock(tx: Tx, prefix: string, version: string): Promise<Template | undefined> {

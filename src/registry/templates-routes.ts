@@ -112,13 +112,20 @@ export function templateRoutes(templates: TemplateService): FastifyPluginAsyncTy
 
     app.get('/api/templates/:prefix', {
       schema: {
-        description: "Every version of a prefix's templates, oldest first.",
+        description: "The versions of a prefix's templates, oldest first, a page at a time.",
         params: PrefixParams,
+        querystring: Type.Object({
+          page: Type.Integer({ minimum: 1, maximum: 1000, default: 1 }),
+          pageSize: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+        }, { additionalProperties: false }),
         response: {
-          200: Type.Object({ prefix: Type.String(), templates: Type.Array(TemplateSchema) }, { examples: [{ prefix: '88.118.8', templates: [TEMPLATE_EXAMPLE] }] }),
+          200: Type.Object(
+            { prefix: Type.String(), total: Type.Integer({ description: 'Versions the prefix has.' }), page: Type.Integer(), pageSize: Type.Integer(), templates: Type.Array(TemplateSchema) },
+            { examples: [{ prefix: '88.118.8', total: 1, page: 1, pageSize: 20, templates: [TEMPLATE_EXAMPLE] }] },
+          ),
           ...errors,
         },
       },
-    }, async (request) => templates.list(request.params.prefix));
+    }, async (request) => templates.list(request.params.prefix, request.query.page, request.query.pageSize));
   };
 }

@@ -28,13 +28,21 @@ interface Entry {
   loadedAt: number;
 }
 
+const CACHE_BYTES = 32 * 1024 * 1024;
+
+/** An estimate: the items as JSON, twice (the strings and the objects around them), and a little for the rest. */
+function entryBytes(entry: Entry): number {
+  return 256 + (entry.compiled ? 2 * JSON.stringify(entry.compiled.template.items).length : 0);
+}
+
 /** A template changed between the check and the write: run the write again. */
 export class TemplateChanged extends Error {}
 
 export type LoadedTemplates = ReadonlyMap<string, CompiledTemplate | null>;
 
 export class TemplateStore {
-  private readonly entries = new LRUCache<string, Entry>({ max: 10_000 });
+  /** Bounded in bytes (a version may hold 1,000 items): roughly what each entry's items take. */
+  private readonly entries = new LRUCache<string, Entry>({ maxSize: CACHE_BYTES, sizeCalculation: entryBytes });
   private generation = 0;
   /** Statements this store has run (tests check that a batch costs a fixed few, not one an item). */
   statements = 0;

@@ -53,6 +53,9 @@ function storedItems(items: readonly TemplateItem[]): TemplateItem[] {
     }));
 }
 
+/** Template versions a prefix may define (they are never deleted). */
+export const MAX_VERSIONS_PER_PREFIX = 1000;
+
 export class TemplateService {
   constructor(
     private readonly pool: pg.Pool,
@@ -81,6 +84,11 @@ export class TemplateService {
       for (let attempt = 0; attempt < 2; attempt += 1) {
         const stored = await repo.lock(tx, prefix, version);
         if (!stored) {
+          // Versions are never deleted: without a bound, one key could make a prefix's list (and a
+          // batch naming every version) as large as it liked.
+          if ((await repo.countVersions(tx, prefix)) >= MAX_VERSIONS_PER_PREFIX) {
+            throw errors.conflict('TEMPLATE_LIMIT', `prefix ${prefix} already has ${MAX_VERSIONS_PER_PREFIX} template versions, the most a prefix may have`);
+          }
           const inserted = await repo.insert(tx, prefix, version, next.description, items);
           if (!inserted) continue;
           await this.audit.append(tx, [{ context: by, action: 'template.create', target: name, after: next }]);
@@ -115,8 +123,9 @@ export class TemplateService {
     return template;
   }
 
-  async list(prefixInput: string): Promise<{ prefix: string; templates: Template[] }> {
+  async list(prefixInput: string, page: number, pageSize: number): Promise<{ prefix: string; total: number; page: number; pageSize: number; templates: Template[] }> {
     const prefix = prefixOf(prefixInput);
-    return { prefix, templates: await repo.list(this.pool, prefix) };
+    const { total, templates } = await repo.list(this.pool, prefix, pageSize, (page - 1) * pageSize);
+    return { prefix, total, page, pageSize, templates };
   }
 }

@@ -42,7 +42,8 @@ const routesOf = (test: (path: string) => boolean): string[] =>
     .flatMap((route) => (route.startsWith('GET ') ? [route, `HEAD ${route.slice(4)}`] : [route]));
 
 export const POLICY_ROUTES: Record<'resolution' | 'register' | 'onboarding' | 'admin' | 'stats' | 'audit', readonly string[]> = {
-  resolution: ['GET /api/handles/*', 'HEAD /api/handles/*', 'POST /api/resolve', 'GET /*', 'HEAD /*'],
+  // Template reads are public and, like resolution, counted per client IP or key.
+  resolution: ['GET /api/handles/*', 'HEAD /api/handles/*', 'POST /api/resolve', 'GET /*', 'HEAD /*', 'GET /api/templates/:prefix', 'GET /api/templates/:prefix/:version'],
   register: ['PUT /api/handles/*', 'DELETE /api/handles/*', 'POST /api/handles/batch', 'POST /api/imports', 'PUT /api/templates/:prefix/:version'],
   onboarding: ['POST /api/enterprises/apply'],
   admin: routesOf((path) => path.startsWith('/api/admin/') || path === '/api/keys' || path.startsWith('/api/keys/')),

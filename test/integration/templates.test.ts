@@ -322,3 +322,32 @@ describe('imports', () => {
     expect((await call(node.url, 'GET', `/api/handles/${P}/C-3`)).status).toBe(404);
   });
 });
+
+describe('bounds', () => {
+  it('lists a page at a time, with the total', async () => {
+    const all = (await call(node.url, 'GET', `/api/templates/${P}?pageSize=100`)).body;
+    expect(all.total).toBe(all.templates.length);
+    expect(all.total).toBeGreaterThan(3);
+    const first = (await call(node.url, 'GET', `/api/templates/${P}?pageSize=2`)).body;
+    const second = (await call(node.url, 'GET', `/api/templates/${P}?pageSize=2&page=2`)).body;
+    expect(first).toMatchObject({ prefix: P, total: all.total, page: 1, pageSize: 2 });
+    expect([...first.templates, ...second.templates].map((t: { version: string }) => t.version)).toEqual(all.templates.slice(0, 4).map((t: { version: string }) => t.version));
+    expect((await call(node.url, 'GET', `/api/templates/${P}?pageSize=101`)).status).toBe(400);
+  });
+
+  it(`refuses a version past ${1000} per prefix, and still takes changes to existing ones`, async () => {
+    const have = (await sql.query('SELECT count(*)::int AS n FROM templates WHERE prefix = $1', [P])).rows[0].n;
+    // Versions up to one short of the bound, written directly (a thousand PUTs would only be slower).
+    await sql.query(
+      `INSERT INTO templates (prefix, version, items) SELECT $1, 'bulk-' || g, '[{"name":"lot","type":"LOT","index":2001,"required":false,"enabled":true}]'::json FROM generate_series(1, $2) AS g`,
+      [P, 999 - have],
+    );
+    const v = { items: [{ name: 'lot', type: 'LOT', index: 2001, required: false }] };
+    expect((await putTemplate('last-one', v)).status).toBe(201);
+    const over = await putTemplate('one-too-many', v);
+    expect(over.status).toBe(409);
+    expect(over.body.error.code).toBe('TEMPLATE_LIMIT');
+    expect((await putTemplate('last-one', { items: [{ ...v.items[0], maxLength: 8 }] })).status).toBe(200);
+    expect((await call(node.url, 'GET', `/api/templates/${P}?pageSize=1`)).body.total).toBe(1000);
+  });
+});
