@@ -232,8 +232,10 @@ export class Importer {
       return;
     }
     if (!(await this.keyStillValid(job))) {
-      await jobs.setState(this.pool, id, 'failed', { error: keyGone(job.linesRead + 1) });
+      // The spool first: a job that reads "failed" has no file left (and one that fails to be
+      // marked so, the process stopping, finds its file gone on the next start and fails then).
       if (job.source === 'upload') await rm(job.filePath, { force: true });
+      await jobs.setState(this.pool, id, 'failed', { error: keyGone(job.linesRead + 1) });
       return;
     }
     await jobs.setState(this.pool, id, 'running');
@@ -246,9 +248,10 @@ export class Importer {
       this.log.info({ importId: id, lines: done?.linesRead, written: done?.written, rejected: done?.rejected }, 'import done');
     } catch (err) {
       if (this.closing) return;
-      await jobs.setState(this.pool, id, 'failed', { error: (err as Error).message });
-      // A failed job is never run again: its spooled upload is of no further use.
+      // A failed job is never run again: its spooled upload is of no further use. Removed before
+      // the job reads "failed", as above.
       if (job.source === 'upload') await rm(job.filePath, { force: true });
+      await jobs.setState(this.pool, id, 'failed', { error: (err as Error).message });
       throw err;
     }
     if (job.source === 'upload') await rm(job.filePath, { force: true });
