@@ -1,12 +1,27 @@
 /** Calendar arithmetic for statistics: days in a time zone, periods, buckets. Pure, no I/O. */
+import { AppError } from '../infra/errors.js';
 
 /** A calendar day as `YYYY-MM-DD`. */
 export type Day = string;
 export type Granularity = 'day' | 'month' | 'quarter';
 
-export class PeriodError extends Error {
-  override readonly name = 'PeriodError';
+/**
+ * A date or period a caller gave that is not one: 400 INVALID_PERIOD wherever it surfaces (the
+ * routes name it more precisely where they can).
+ */
+export class PeriodError extends AppError {
+  constructor(message: string) {
+    super('INVALID_PERIOD', message, 400);
+  }
 }
+
+/**
+ * Years the statistics know. Date.UTC reads years 0-99 as 1900-1999, and a day past 9999-12-31
+ * prints as "+010000-01-01", which sorts before every real day: both once ended in a 500 or a
+ * loop that never met its end.
+ */
+const FIRST_YEAR = 1900;
+const LAST_YEAR = 9998;
 
 const formatters = new Map<string, Intl.DateTimeFormat>();
 
@@ -46,6 +61,7 @@ function parts(day: Day): [number, number, number] {
   const m = DAY.exec(day);
   if (!m) throw new PeriodError(`${JSON.stringify(day)} is not a date (YYYY-MM-DD)`);
   const [y, mo, d] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  if (y < FIRST_YEAR || y > LAST_YEAR) throw new PeriodError(`${day}: years ${FIRST_YEAR} to ${LAST_YEAR} only`);
   const check = new Date(Date.UTC(y, mo - 1, d));
   if (check.getUTCFullYear() !== y || check.getUTCMonth() !== mo - 1 || check.getUTCDate() !== d) {
     throw new PeriodError(`${day} is not a calendar date`);
@@ -65,6 +81,15 @@ export function parseDay(day: string): Day {
 export function addDays(day: Day, n: number): Day {
   const [y, m, d] = parts(day);
   return fromUtc(new Date(Date.UTC(y, m - 1, d + n)));
+}
+
+/** How many buckets bucketsBetween would give, without making them (a range is checked against a cap first). */
+export function bucketCount(from: Day, to: Day, granularity: Granularity): number {
+  const [y1, m1, d1] = parts(from);
+  const [y2, m2, d2] = parts(to);
+  if (granularity === 'day') return Math.round((Date.UTC(y2, m2 - 1, d2) - Date.UTC(y1, m1 - 1, d1)) / 86_400_000) + 1;
+  if (granularity === 'month') return (y2 - y1) * 12 + (m2 - m1) + 1;
+  return (y2 - y1) * 4 + (Math.floor((m2 - 1) / 3) - Math.floor((m1 - 1) / 3)) + 1;
 }
 
 export function monthStart(day: Day): Day {
@@ -112,10 +137,10 @@ export interface Period {
 /** `2026`, `2026-Q3`, `2026-11` or `2026-11-29` as a day range. */
 export function parsePeriod(label: string): Period {
   let m = /^(\d{4})$/.exec(label);
-  if (m) return { label, from: `${m[1]}-01-01`, to: `${m[1]}-12-31` };
+  if (m) return { label, from: parseDay(`${m[1]}-01-01`), to: `${m[1]}-12-31` };
   m = /^(\d{4})-Q([1-4])$/i.exec(label);
   if (m) {
-    const from = `${m[1]}-${String((Number(m[2]) - 1) * 3 + 1).padStart(2, '0')}-01`;
+    const from = parseDay(`${m[1]}-${String((Number(m[2]) - 1) * 3 + 1).padStart(2, '0')}-01`);
     return { label: label.toUpperCase(), from, to: addDays(addMonths(from, 3), -1) };
   }
   m = /^(\d{4})-(\d{2})$/.exec(label);

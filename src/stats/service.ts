@@ -16,6 +16,7 @@ import {
   parseDay,
   parsePeriod,
   PeriodError,
+  bucketCount,
   quarterStart,
   monthStart,
   type Day,
@@ -160,8 +161,10 @@ export class StatsService {
     const from =
       query.from !== undefined ? day(query.from, 'from') : granularity === 'day' ? addDays(to, -29) : `${to.slice(0, 4)}-01-01`;
     if (from > to) throw errors.badRequest('INVALID_RANGE', `from (${from}) is after to (${to})`);
+    // Counted before the buckets are made: a range of centuries by day was millions of them.
+    const count = bucketCount(from, to, granularity);
+    if (count > MAX_BUCKETS) throw errors.badRequest('RANGE_TOO_LONG', `${count} buckets; at most ${MAX_BUCKETS} per request`);
     const buckets = bucketsBetween(from, to, granularity);
-    if (buckets.length > MAX_BUCKETS) throw errors.badRequest('RANGE_TOO_LONG', `${buckets.length} buckets; at most ${MAX_BUCKETS} per request`);
     const start = buckets[0]!.start;
     const last = buckets[buckets.length - 1]!.start;
     const end = granularity === 'day' ? last : addDays(addMonths(last, granularity === 'month' ? 1 : 3), -1);

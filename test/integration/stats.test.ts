@@ -149,6 +149,16 @@ describe('who sees what', () => {
     expect((await stats('registrations?from=2026-12-01&to=2026-01-01')).status).toBe(400);
     expect((await stats('registrations?granularity=week')).status).toBe(400);
     expect((await stats('registrations?from=2026-02-30')).status).toBe(400);
+    // Refused before any bucket is made (centuries by day were millions of them), and periods
+    // out of the years the statistics know are a 400, not a 500.
+    const centuries = await stats('registrations?from=1900-01-01&to=9998-12-30');
+    expect(centuries.status).toBe(400);
+    expect(centuries.body.error.code).toBe('RANGE_TOO_LONG');
+    for (const path of ['top?metric=registrations&period=0050', 'report?period=0000', 'report?period=9999', 'registrations?from=9999-12-31&to=9999-12-31']) {
+      const r = await stats(path);
+      expect(r.status, path).toBe(400);
+      expect(['INVALID_PERIOD', 'INVALID_DATE']).toContain(r.body.error.code);
+    }
   });
 });
 

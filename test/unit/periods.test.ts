@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { bucketOf, bucketsBetween, coverRange, dayIn, parsePeriod } from '../../src/stats/periods.js';
+import { bucketCount, bucketOf, bucketsBetween, coverRange, dayIn, parsePeriod } from '../../src/stats/periods.js';
 
 describe('statistics periods', () => {
   it('takes the calendar day in the node time zone, not in UTC', () => {
@@ -17,6 +17,16 @@ describe('statistics periods', () => {
     expect(parsePeriod('2028-02')).toEqual({ label: '2028-02', from: '2028-02-01', to: '2028-02-29' });
     expect(parsePeriod('2026-11-29')).toEqual({ label: '2026-11-29', from: '2026-11-29', to: '2026-11-29' });
     for (const bad of ['2026-Q5', '2026-13', '2026-02-30', 'last month', '']) expect(() => parsePeriod(bad), bad).toThrow();
+    // Years Date.UTC misreads (0-99) or whose next day cannot be written as YYYY-MM-DD.
+    for (const bad of ['0000', '0050', '0050-Q1', '0099-12', '9999', '9999-Q4', '9999-12-31']) expect(() => parsePeriod(bad), bad).toThrow(/years 1900 to 9998/);
+  });
+
+  it('counts buckets without making them, as bucketsBetween would', () => {
+    const ranges: Array<[string, string]> = [['2026-11-15', '2027-02-03'], ['2026-12-30', '2027-01-02'], ['2024-02-28', '2024-03-01'], ['2026-01-01', '2026-01-01'], ['2020-03-31', '2026-10-01']];
+    for (const [from, to] of ranges) {
+      for (const g of ['day', 'month', 'quarter'] as const) expect(bucketCount(from, to, g), `${from} ${to} ${g}`).toBe(bucketsBetween(from, to, g).length);
+    }
+    expect(bucketCount('1900-01-01', '9998-12-31', 'day')).toBe(2_958_099);
   });
 
   it('labels buckets and lists them across a year end', () => {
