@@ -83,14 +83,38 @@ export class ResolutionCounts implements ResolutionCounter {
     }
   }
 
-  async flush(pool: pg.Pool, log: Logger): Promise<void> {
+  /**
+   * Writes what was counted. Counts under a prefix no enterprise holds (a made-up one in an
+   * anonymous request, say, or another node's) go under OTHER_PREFIXES: anyone may resolve any
+   * string, and a row per prefix they invent would grow the statistics without bound. The node's
+   * totals are the same either way.
+   */
+  async flush(pool: pg.Pool, log: Logger, knownPrefixes: () => Promise<ReadonlySet<string>>): Promise<void> {
     const rows = this.drain();
     if (rows.length === 0) return;
     try {
-      await addResolutionCounts(pool, rows);
+      await addResolutionCounts(pool, foldUnknown(rows, await knownPrefixes()));
     } catch (err) {
       this.restore(rows);
       log.warn({ err: (err as Error).message }, 'resolution counts not flushed; will retry');
     }
   }
+}
+
+/** Where resolutions of prefixes no enterprise holds are counted (never a real prefix: "~" is not in one). */
+export const OTHER_PREFIXES = '~other';
+
+function foldUnknown(rows: readonly DeltaRow[], known: ReadonlySet<string>): DeltaRow[] {
+  const out: DeltaRow[] = [];
+  const other = new Map<string, DeltaRow>();
+  for (const row of rows) {
+    if (known.has(row.prefix)) {
+      out.push(row);
+      continue;
+    }
+    const into = other.get(row.day);
+    if (into) into.counts = [into.counts[0] + row.counts[0], into.counts[1] + row.counts[1], into.counts[2] + row.counts[2]];
+    else other.set(row.day, { prefix: OTHER_PREFIXES, day: row.day, counts: [...row.counts] });
+  }
+  return [...out, ...other.values()];
 }

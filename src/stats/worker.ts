@@ -13,6 +13,8 @@ export class StatsWorker {
     private readonly resolutions: ResolutionCounts | undefined,
     private readonly intervalMs: number,
     private readonly log: Logger,
+    /** The prefixes enterprises hold: resolution counts of any other go under one row. */
+    private readonly knownPrefixes: () => Promise<ReadonlySet<string>>,
   ) {}
 
   start(): void {
@@ -31,7 +33,7 @@ export class StatsWorker {
   }
 
   private async round(): Promise<void> {
-    await this.resolutions?.flush(this.pool, this.log);
+    await this.resolutions?.flush(this.pool, this.log, this.knownPrefixes);
     try {
       await foldRegistrationDeltas(this.pool);
     } catch (err) {

@@ -127,6 +127,20 @@ describe('resolution counts', () => {
   });
 });
 
+describe('resolutions of prefixes no enterprise holds', () => {
+  it('are counted in the node total under one row, not a row per made-up prefix', async () => {
+    await flush();
+    const before = (await stats('overview')).body.resolutions.today;
+    const invented = Array.from({ length: 50 }, (_, i) => `88.118.${900 + i}/X`);
+    expect((await call(first.url, 'POST', '/api/resolve', { body: { handles: invented } })).status).toBe(200);
+    await flush();
+    const after = (await stats('overview')).body.resolutions.today;
+    expect(after.notFound - before.notFound).toBe(50);
+    const rows = await sql.query("SELECT DISTINCT prefix FROM stats_resolutions WHERE prefix LIKE '88.118.9%' OR prefix = '~other'");
+    expect(rows.rows.map((r) => r.prefix)).toEqual(['~other']);
+  });
+});
+
 describe('who sees what', () => {
   it('gives an enterprise its own prefixes only, auditors everything, anonymous callers nothing', async () => {
     const own = (await stats('report?period=2026', keyA)).body;
