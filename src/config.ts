@@ -2,6 +2,7 @@ import Type, { type Static } from 'typebox';
 import Value from 'typebox/value';
 import { normalisePrefix } from './handle/handle.js';
 import { checkTimeZone } from './stats/periods.js';
+import { isIP } from 'node:net';
 
 /**
  * Every environment variable the node reads, in one schema. README's table is generated from
@@ -128,8 +129,13 @@ export class ConfigError extends Error {
 /** What an error message may show of a value: never a secret, never a URL's credentials. */
 function shown(name: string, value: string): string {
   if (name === 'API_KEY_SECRET') return `(${value.length} characters, not shown)`;
-  // Greedy to the last @: better to hide the host than to show part of a password.
-  if (name.endsWith('_URL')) return JSON.stringify(value.replace(/^([^:]*:\/\/).*@/, '$1***@'));
+  // A value that is not a well-formed URL may still hold a password anywhere ("host=db
+  // password=...", "user:pw@db/x"): only its length is shown.
+  if (/_URLS?$/.test(name)) {
+    if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return `(${value.length} characters, not shown: not a URL)`;
+    // Greedy to the last @: better to hide the host than to show part of a password.
+    return JSON.stringify(value.replace(/^([^:]*:\/\/).*@/, '$1***@'));
+  }
   return JSON.stringify(value);
 }
 
@@ -167,7 +173,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } catch (err) {
     throw new ConfigError(`invalid configuration:\n  NODE_PREFIX: ${(err as Error).message} (got ${shown('NODE_PREFIX', env.NODE_PREFIX ?? '')})`);
   }
+  // Checked here, not when the HTTP server is built (after the database is up and migrated).
+  const proxies = trustProxy(config.TRUST_PROXY);
+  const bad = Array.isArray(proxies) ? proxies.find((p) => !isProxyAddress(p)) : undefined;
+  if (bad !== undefined) {
+    throw new ConfigError(`invalid configuration:\n  TRUST_PROXY: ${JSON.stringify(bad)} is not an IP address, an address/prefix length, loopback, linklocal or uniquelocal (got ${shown('TRUST_PROXY', config.TRUST_PROXY)})`);
+  }
   return config;
+}
+
+const PROXY_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** What fastify's trustProxy list takes: an address, address/prefix length, or a named range. */
+function isProxyAddress(entry: string): boolean {
+  if (PROXY_NAMES.has(entry.toLowerCase())) return true;
+  const [address, bits, ...rest] = entry.split('/');
+  const version = isIP(address ?? '');
+  if (version === 0 || rest.length > 0) return false;
+  if (bits === undefined) return true;
+  if (!/^[0-9]{1,3}$/.test(bits)) return false;
+  return Number(bits) <= (version === 4 ? 32 : 128);
 }
 
 /** TRUST_PROXY as fastify's trustProxy option. */

@@ -20,6 +20,7 @@ import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import type { Logger } from './logger.js';
+import { makeDataDir } from './data-dir.js';
 
 export interface EmbeddedPostgres {
   url: string;
@@ -127,7 +128,7 @@ async function binariesFor(dataDir: string, user: RunAs | undefined, log: Logger
 }
 
 async function prepareDataDir(dataDir: string, user: RunAs | undefined): Promise<void> {
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  await makeDataDir(dataDir);
   if (!user) return;
   const info = await stat(dataDir);
   // Search permission only: postgres must pass through to DATA_DIR/pg, never read our secrets.

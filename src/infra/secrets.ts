@@ -1,8 +1,9 @@
 /** The server secret under which API keys are hashed. */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config.js';
+import { makeDataDir } from './data-dir.js';
 import type { Logger } from './logger.js';
 
 /** API_KEY_SECRET when set; otherwise one generated into DATA_DIR/secret (mode 0600) and reused. */
@@ -12,20 +13,40 @@ export async function loadServerSecret(config: Config, log: Logger): Promise<Buf
     log.warn('API_KEY_SECRET is not set: using DATA_DIR/secret; every process sharing this database must use the same secret or keys made by one are refused by the others');
   }
   const file = path.resolve(config.DATA_DIR, 'secret');
-  try {
-    return Buffer.from((await readFile(file, 'utf8')).trim(), 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  await mkdir(path.dirname(file), { recursive: true, mode: 0o700 });
+  const existing = await readSecret(file);
+  if (existing) return existing;
+  await makeDataDir(path.dirname(file));
   const secret = randomBytes(32).toString('base64url');
+  // Written whole under another name, then linked into place: a process starting at the same
+  // moment never reads a half-written (empty) secret, and the first link wins.
+  const temp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  await writeFile(temp, `${secret}\n`, { mode: 0o600 });
   try {
-    await writeFile(file, `${secret}\n`, { mode: 0o600, flag: 'wx' });
+    await link(temp, file);
   } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
     // Another process created it first: use theirs.
-    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return Buffer.from((await readFile(file, 'utf8')).trim(), 'utf8');
-    throw err;
+    const theirs = await readSecret(file);
+    if (!theirs) throw new Error(`${file} exists but holds no usable secret (fewer than ${MIN_SECRET} characters): remove it or set API_KEY_SECRET`);
+    return theirs;
+  } finally {
+    await rm(temp, { force: true });
   }
   log.info({ file }, 'generated the server secret for API keys');
   return Buffer.from(secret, 'utf8');
+}
+
+const MIN_SECRET = 32;
+
+/** The stored secret; undefined when there is none. One too short to be ours (emptied by a crash or a full disk) is refused, never used. */
+async function readSecret(file: string): Promise<Buffer | undefined> {
+  let text: string;
+  try {
+    text = (await readFile(file, 'utf8')).trim();
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw err;
+  }
+  if (text.length < MIN_SECRET) throw new Error(`${file} holds ${text.length} characters, not a secret of at least ${MIN_SECRET}: remove it (keys hashed under it stop working) or set API_KEY_SECRET`);
+  return Buffer.from(text, 'utf8');
 }

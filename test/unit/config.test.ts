@@ -50,6 +50,25 @@ describe('configuration', () => {
     expect(message).not.toContain('S3cretPassw0rd');
   });
 
+  it('checks TRUST_PROXY entries when the configuration is read, not when the server is built', () => {
+    for (const good of ['', 'true', '2', '10.0.0.1', '10.0.0.0/8, loopback', '::1,fd00::/8']) expect(loadConfig({ TRUST_PROXY: good }).TRUST_PROXY, good).toBe(good);
+    for (const bad of ['yes', 'on', '10.0.0.0/33', '10.0.0.1/8/1', '300.1.1.1']) expect(() => loadConfig({ TRUST_PROXY: bad }), bad).toThrow(/TRUST_PROXY/);
+  });
+
+  it('shows only the length of a URL variable that is not a URL (it may hold a password anywhere)', () => {
+    for (const value of ['host=db user=snode password=S3cretPw dbname=snode', 'snode:S3cretPw@db/snode']) {
+      let message = '';
+      try {
+        loadConfig({ DATABASE_URL: value });
+      } catch (err) {
+        message = (err as Error).message;
+      }
+      expect(message, value).toMatch(/DATABASE_URL/);
+      expect(message, value).toMatch(/characters, not shown/);
+      expect(message, value).not.toContain('S3cretPw');
+    }
+  });
+
   it('describes every variable', () => {
     const rows = describeConfig();
     expect(rows.map((r) => r.name)).toEqual(Object.keys(ConfigSchema.properties));
