@@ -117,7 +117,7 @@ export const ConfigSchema = Type.Object({
     description: 'Empty: /metrics is served on the API port, to auditor and admin keys. A port: served there instead, without a key, on a listener of its own bound to METRICS_HOST (0 picks a free one).',
   }),
   METRICS_HOST: Type.String({ default: '127.0.0.1', minLength: 1, description: 'Interface the METRICS_PORT listener binds to: put it where only your Prometheus can reach it.' }),
-  SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100, maximum: 600000, description: 'How long a graceful shutdown waits for in-flight requests before it forces the exit.' }),
+  SHUTDOWN_TIMEOUT_MS: Type.Integer({ default: 10000, minimum: 100, maximum: 600000, description: 'How long a graceful shutdown waits for in-flight requests before it closes their connections; the rest of the shutdown (last flushes, pools, embedded Postgres) then has up to 20 s more before the process exits anyway.' }),
 });
 
 export type Config = Static<typeof ConfigSchema>;

@@ -136,7 +136,18 @@ export async function startNode(config: Config, options: StartOptions = {}): Pro
       log,
       close: async () => {
         await closeListener(opened.metricsListener);
-        await opened.app.close();
+        // In-flight requests get SHUTDOWN_TIMEOUT_MS. After that their connections are closed, so
+        // that the rest still runs (the last statistics flush and audit seal, the pools, the
+        // embedded Postgres) instead of the process being cut off with all of it undone.
+        const cut = setTimeout(() => {
+          log.warn({ afterMs: config.SHUTDOWN_TIMEOUT_MS }, 'shutdown: requests still running; closing their connections');
+          opened.app.server.closeAllConnections();
+        }, config.SHUTDOWN_TIMEOUT_MS);
+        try {
+          await opened.app.close();
+        } finally {
+          clearTimeout(cut);
+        }
         await opened.cache.close();
         await opened.database.close();
       },
@@ -157,6 +168,8 @@ async function closeListener(server: Server | undefined): Promise<void> {
   await closed;
 }
 
+const SHUTDOWN_AFTER_REQUESTS_MS = 20_000;
+
 /** `snode serve`: run until SIGTERM/SIGINT, then shut down gracefully. */
 /**
  * V8 sizes the heap for the machine, not for the node: with gigabytes free it lets the old
@@ -173,7 +186,9 @@ export async function serve(config: Config): Promise<void> {
   tuneHeap(config);
   const log = createLogger(config.LOG_LEVEL, { nodeId: config.NODE_ID });
   const node = await startNode(config, { log });
-  closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS, logger: { error: (m: unknown) => log.error(m) } }, async ({ signal, err }) => {
+  // The hard deadline: requests get SHUTDOWN_TIMEOUT_MS (close() then cuts them off), and what
+  // follows them (flushes, pools, the embedded Postgres) up to SHUTDOWN_AFTER_REQUESTS_MS more.
+  closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS + SHUTDOWN_AFTER_REQUESTS_MS, logger: { error: (m: unknown) => log.error(m) } }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'shutting down after an unexpected error');
     else log.info({ signal }, 'shutting down');
     await node.close();

@@ -1,4 +1,5 @@
 /** SIGTERM during a burst of writes: in-flight requests finish, and every acknowledged write is stored. */
+import net from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
@@ -70,5 +71,31 @@ describe('graceful shutdown', () => {
     } finally {
       await sql.end();
     }
+  });
+
+  it('cuts off a request that does not finish within SHUTDOWN_TIMEOUT_MS, then still closes everything and exits 0', async () => {
+    proc = await startProcess(
+      { DATABASE_URL: db.url, REDIS_URL: TEST_REDIS_URL, REDIS_KEY_PREFIX: redisPrefix, DATA_DIR: dataDir, PORT: '0', API_KEY_SECRET: 'x'.repeat(32), SHUTDOWN_TIMEOUT_MS: '1000', LOG_LEVEL: 'info' },
+      [process.execPath, 'dist/main.js', 'serve'],
+    );
+    const running = proc;
+    // A request whose body never finishes arriving.
+    const { port } = new URL(running.url);
+    const stuck = net.connect(Number(port), '127.0.0.1');
+    await new Promise<void>((resolve) => stuck.once('connect', () => resolve()));
+    stuck.on('error', () => undefined);
+    stuck.write('PUT /api/handles/88.118.8/STUCK HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{');
+    await new Promise((r) => setTimeout(r, 200));
+    const started = Date.now();
+    running.child.kill('SIGTERM');
+    const code = await running.exited();
+    stuck.destroy();
+    proc = undefined;
+    const output = running.output();
+    expect(code, output.slice(-4000)).toBe(0);
+    expect(output).toContain('requests still running; closing their connections');
+    expect(output).toContain('"msg":"stopped"');
+    // Well before the hard deadline (SHUTDOWN_TIMEOUT_MS + 20 s) that would have meant exit 1.
+    expect(Date.now() - started).toBeLessThan(15_000);
   });
 });
