@@ -19,12 +19,16 @@ export function createPool(url: string, max: number, log?: Logger): pg.Pool {
   return pool;
 }
 
-/** Runs `fn` in one transaction: committed when it returns, rolled back when it throws. */
-export async function withTransaction<T>(pool: pg.Pool, fn: (tx: Tx) => Promise<T>): Promise<T> {
+/**
+ * Runs `fn` in one transaction: committed when it returns, rolled back when it throws. `snapshot`
+ * gives a read-only transaction whose statements all see one snapshot (figures read apart that
+ * must agree).
+ */
+export async function withTransaction<T>(pool: pg.Pool, fn: (tx: Tx) => Promise<T>, snapshot = false): Promise<T> {
   const client = await pool.connect();
   let broken = false;
   try {
-    await client.query('BEGIN');
+    await client.query(snapshot ? 'BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY' : 'BEGIN');
     const result = await fn(client);
     await client.query('COMMIT');
     return result;

@@ -4,6 +4,7 @@
  */
 import type pg from 'pg';
 import { errors } from '../infra/errors.js';
+import { withTransaction } from '../infra/postgres.js';
 import type { Actor } from '../tenancy/actor.js';
 import type { PrefixDirectoryRow } from '../tenancy/repository.js';
 import type { TenancyService } from '../tenancy/service.js';
@@ -198,13 +199,15 @@ export class StatsService {
     const p = period(periodLabel);
     const { rows: directory, scope } = await this.directory(actor);
     const today = this.today();
-    // Stored at the period's end: all time, less what changed after it (little, for recent periods).
-    const [allTime, after, registrations, resolutions] = await Promise.all([
-      sumAllTime(this.pool, 'registrations', scope),
-      p.to < today ? sumRange(this.pool, 'registrations', addDays(p.to, 1), today, scope) : Promise.resolve(new Map<string, Counts>()),
-      sumRange(this.pool, 'registrations', p.from, p.to, scope),
-      sumRange(this.pool, 'resolutions', p.from, p.to, scope),
-    ]);
+    // Stored at the period's end: all time, less what changed after it (little, for recent
+    // periods). The four reads share one snapshot: a write committing between two of them would
+    // be in one figure and not the other.
+    const [allTime, after, registrations, resolutions] = await withTransaction(this.pool, async (tx) => [
+      await sumAllTime(tx, 'registrations', scope),
+      p.to < today ? await sumRange(tx, 'registrations', addDays(p.to, 1), today, scope) : new Map<string, Counts>(),
+      await sumRange(tx, 'registrations', p.from, p.to, scope),
+      await sumRange(tx, 'resolutions', p.from, p.to, scope),
+    ] as const, true);
     const rows = directory.map((d) => {
       const all = allTime.get(d.prefix) ?? [0, 0, 0];
       const later = after.get(d.prefix) ?? [0, 0, 0];
