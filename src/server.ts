@@ -185,13 +185,27 @@ export function tuneHeap(config: Config): void {
 export async function serve(config: Config): Promise<void> {
   tuneHeap(config);
   const log = createLogger(config.LOG_LEVEL, { nodeId: config.NODE_ID });
-  const node = await startNode(config, { log });
+  let starting: Promise<RunningNode> | undefined;
+  // Installed before the node starts: a SIGTERM while the embedded Postgres starts or migrations
+  // run waits for the start, then shuts down as usual (with no handler, node took the default and
+  // died at once, leaving the embedded Postgres behind; as a container's PID 1 it ignored the
+  // signal until docker's SIGKILL).
   // The hard deadline: requests get SHUTDOWN_TIMEOUT_MS (close() then cuts them off), and what
   // follows them (flushes, pools, the embedded Postgres) up to SHUTDOWN_AFTER_REQUESTS_MS more.
-  closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS + SHUTDOWN_AFTER_REQUESTS_MS, logger: { error: (m: unknown) => log.error(m) } }, async ({ signal, err }) => {
+  const grace = closeWithGrace({ delay: config.SHUTDOWN_TIMEOUT_MS + SHUTDOWN_AFTER_REQUESTS_MS, logger: { error: (m: unknown) => log.error(m) } }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'shutting down after an unexpected error');
     else log.info({ signal }, 'shutting down');
-    await node.close();
+    const node = await starting?.catch(() => undefined);
+    await node?.close();
     log.info('stopped');
   });
+  starting = startNode(config, { log });
+  try {
+    await starting;
+  } catch (err) {
+    // Nothing runs (startNode closed what it had opened): the command line reports the error
+    // with its exit code, which the handlers' "exit 0 when the loop ends" would replace.
+    grace.uninstall();
+    throw err;
+  }
 }

@@ -3,7 +3,7 @@
  * real embedded Postgres, registers and resolves over HTTP, stops it on SIGTERM, and finds the
  * record again after a restart.
  */
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chown, mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
@@ -60,6 +60,31 @@ describe('embedded defaults (npm start)', () => {
     expect(again.body.values[0].data.value).toBe('https://example.com/parts/0001');
     expect(await running.stop('SIGINT')).toBe(0);
     running = undefined;
+  });
+
+  it('shuts down cleanly on a SIGTERM that arrives while the embedded Postgres is still being created', async () => {
+    const fresh = await mkdtemp(path.join(os.tmpdir(), 'snode-early-'));
+    try {
+      const child = spawn(process.execPath, ['dist/main.js', 'serve'], { cwd: ROOT, env: { ...process.env, DATA_DIR: fresh, PORT: '0', LOG_LEVEL: 'info', DATABASE_URL: '', REDIS_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+      let output = '';
+      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      const deadline = Date.now() + 30_000;
+      while (!output.includes('creating a new cluster')) {
+        if (Date.now() > deadline) throw new Error(`no cluster creation seen:\n${output}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(output).not.toContain('snode listening');
+      child.kill('SIGTERM');
+      expect(await exited, output.slice(-3000)).toBe(0);
+      expect(output).toContain('"msg":"stopped"');
+      // The cluster it had started is stopped, not left behind.
+      expect(existsSync(path.join(fresh, 'pg', 'postmaster.pid'))).toBe(false);
+    } finally {
+      killEmbeddedPostgres(fresh);
+      await rm(fresh, { recursive: true, force: true });
+    }
   });
 
   it('adopts a cluster left running by a killed node', async () => {
