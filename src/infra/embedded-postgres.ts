@@ -9,12 +9,14 @@
  * A cluster already running in the folder (a `serve` while an admin CLI command runs, or one left
  * behind by a killed process) is reused instead of started twice: `postmaster.pid` says whether
  * one runs and on which port, and DATA_DIR/embedded-postgres.owner names the snode process that
- * stops it.
+ * stops it. Processes using another's cluster sign in DATA_DIR/embedded-postgres.users/<pid>; an
+ * owner that stops while one of them still runs hands the cluster over instead of stopping it
+ * (a `serve` started during a long `snode import` lost its database when the import ended).
  */
 import { randomBytes } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, chown, cp, mkdir, open, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, chown, cp, mkdir, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
@@ -251,6 +253,35 @@ async function startPostmaster(bin: string, pgDir: string, logFile: string, port
 }
 
 /** Fast shutdown (SIGINT: roll back open transactions, checkpoint, exit), by pid. */
+/** Live processes signed in as users of the cluster, this one left out. */
+async function otherUsers(usersDir: string): Promise<number[]> {
+  let names: string[];
+  try {
+    names = await readdir(usersDir);
+  } catch {
+    return [];
+  }
+  const pids = names.map((n) => Number.parseInt(n, 10)).filter((pid) => Number.isInteger(pid) && pid > 0 && pid !== process.pid);
+  const live: number[] = [];
+  for (const pid of pids) {
+    if (alive(pid)) live.push(pid);
+    else await rm(path.join(usersDir, String(pid)), { force: true });
+  }
+  return live;
+}
+
+/** The owner's stop: the cluster goes to a process still using it, or is stopped when none is. */
+async function handOverOrStop(pid: number, ownerFile: string, usersDir: string, log: Logger): Promise<void> {
+  const [heir] = await otherUsers(usersDir);
+  if (heir !== undefined) {
+    await writeFile(ownerFile, String(heir), { mode: 0o600 });
+    await rm(path.join(usersDir, String(heir)), { force: true });
+    log.info({ to: heir }, 'embedded postgres: left running for the snode process still using it, which stops it when it stops');
+    return;
+  }
+  await stopPostmaster(pid, ownerFile);
+}
+
 async function stopPostmaster(pid: number, ownerFile: string): Promise<void> {
   if (alive(pid)) {
     try {
@@ -282,6 +313,7 @@ export async function startEmbeddedPostgres(dataDirInput: string, options: { por
   const credentials = await loadCredentials(dataDir);
   const pgDir = path.join(dataDir, 'pg');
   const ownerFile = path.join(dataDir, 'embedded-postgres.owner');
+  const usersDir = path.join(dataDir, 'embedded-postgres.users');
   const urlFor = (port: number) => `postgres://${credentials.user}:${encodeURIComponent(credentials.password)}@127.0.0.1:${port}/${DATABASE}`;
 
   const running = await runningPostmaster(pgDir);
@@ -289,13 +321,21 @@ export async function startEmbeddedPostgres(dataDirInput: string, options: { por
     const owner = await readPid(ownerFile);
     if (owner !== undefined && owner !== process.pid && alive(owner)) {
       log.info({ port: running.port, owner }, 'embedded postgres: using the cluster another snode process runs in DATA_DIR');
+      await mkdir(usersDir, { recursive: true, mode: 0o700 });
+      const signedIn = path.join(usersDir, String(process.pid));
+      await writeFile(signedIn, '', { mode: 0o600 });
       await ensureDatabase(running.port, credentials);
-      return { url: urlFor(running.port), mode: 'attached', port: running.port, stop: async () => undefined };
+      const stop = async (): Promise<void> => {
+        await rm(signedIn, { force: true });
+        // Handed over by the owner meanwhile: this process stops it now (or hands it on).
+        if ((await readPid(ownerFile)) === process.pid) await handOverOrStop(running.pid, ownerFile, usersDir, log);
+      };
+      return { url: urlFor(running.port), mode: 'attached', port: running.port, stop };
     }
     log.warn({ port: running.port, pid: running.pid }, 'embedded postgres: adopting a cluster left running by a process that has exited');
     await writeFile(ownerFile, String(process.pid), { mode: 0o600 });
     await ensureDatabase(running.port, credentials);
-    return { url: urlFor(running.port), mode: 'adopted', port: running.port, stop: () => stopPostmaster(running.pid, ownerFile) };
+    return { url: urlFor(running.port), mode: 'adopted', port: running.port, stop: () => handOverOrStop(running.pid, ownerFile, usersDir, log) };
   }
 
   const bin = await binariesFor(dataDir, user, log);
@@ -307,5 +347,5 @@ export async function startEmbeddedPostgres(dataDirInput: string, options: { por
   const pid = await startPostmaster(bin, pgDir, path.join(dataDir, 'postgres.log'), port, credentials, user);
   await writeFile(ownerFile, String(process.pid), { mode: 0o600 });
   await ensureDatabase(port, credentials);
-  return { url: urlFor(port), mode: 'started', port, stop: () => stopPostmaster(pid, ownerFile) };
+  return { url: urlFor(port), mode: 'started', port, stop: () => handOverOrStop(pid, ownerFile, usersDir, log) };
 }

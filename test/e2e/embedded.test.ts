@@ -87,6 +87,47 @@ describe('embedded defaults (npm start)', () => {
     }
   });
 
+  it('hands the cluster over to a serve still using it when the process that started it stops', async () => {
+    const shared = await mkdtemp(path.join(os.tmpdir(), 'snode-shared-'));
+    let node: NodeProcess | undefined;
+    try {
+      // The first process (as a long `snode import` would): starts the cluster, stops it when told.
+      const script = `import { startEmbeddedPostgres } from './dist/infra/embedded-postgres.js';
+        import { createLogger } from './dist/infra/logger.js';
+        const db = await startEmbeddedPostgres(process.env.DATA_DIR, { port: 0, log: createLogger('silent') });
+        console.log('READY ' + db.mode);
+        process.stdin.once('data', async () => { await db.stop(); console.log('STOPPED'); process.exit(0); });`;
+      const first = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, env: { ...process.env, DATA_DIR: shared }, stdio: ['pipe', 'pipe', 'pipe'] });
+      let firstOut = '';
+      first.stdout.on('data', (c: Buffer) => (firstOut += c.toString()));
+      first.stderr.on('data', (c: Buffer) => (firstOut += c.toString()));
+      const firstExited = new Promise<number | null>((resolve) => first.once('exit', (code) => resolve(code)));
+      const deadline = Date.now() + 60_000;
+      while (!firstOut.includes('READY')) {
+        if (Date.now() > deadline) throw new Error(`the first process never started the cluster:\n${firstOut}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(firstOut).toContain('READY started');
+      node = await startProcess({ DATA_DIR: shared, PORT: '0' }, [process.execPath, 'dist/main.js', 'serve']);
+      expect(node.logs.some((l) => String(l.msg).includes('using the cluster another snode process runs'))).toBe(true);
+      // The first process ends: the cluster stays up for the serve.
+      first.stdin.write('stop\n');
+      expect(await firstExited, firstOut).toBe(0);
+      expect(existsSync(path.join(shared, 'pg', 'postmaster.pid'))).toBe(true);
+      expect((await call(node.url, 'GET', '/readyz')).body).toMatchObject({ status: 'ready', postgres: 'up' });
+      const adminKey = (await readFile(path.join(shared, 'admin.key'), 'utf8')).trim();
+      expect((await call(node.url, 'GET', '/api/admin/keys', { key: adminKey })).status).toBe(200);
+      // And the serve, now its owner, stops it.
+      expect(await node.stop('SIGTERM')).toBe(0);
+      node = undefined;
+      expect(existsSync(path.join(shared, 'pg', 'postmaster.pid'))).toBe(false);
+    } finally {
+      node?.kill();
+      killEmbeddedPostgres(shared);
+      await rm(shared, { recursive: true, force: true });
+    }
+  });
+
   it('adopts a cluster left running by a killed node', async () => {
     const first = await startProcess({ DATA_DIR: dataDir, PORT: '0' }, [process.execPath, 'dist/main.js', 'serve']);
     await first.stop('SIGKILL');
