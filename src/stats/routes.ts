@@ -99,7 +99,7 @@ export function statsRoutes(stats: StatsService): FastifyPluginAsyncTypebox {
                   }],
                 }),
               },
-              'text/csv': { schema: Type.String({ examples: ['\uFEFFenterprise,uscc,prefix,prefix state,identifiers,creates,updates,deletes,resolutions found,resolutions not found,resolutions cached,resolutions total\r\n'] }) },
+              'text/csv': { schema: Type.String({ examples: [reportCsv([])] }) },
             },
           },
         },
