@@ -26,6 +26,23 @@ afterAll(async () => {
   await rm(dataDir, { recursive: true, force: true });
 });
 
+/** A node process whose output is collected, with a wait for a line of it. */
+function watched(args: string[], env: Record<string, string>) {
+  const child = spawn(process.execPath, args, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout.on('data', (c: Buffer) => (output += c.toString()));
+  child.stderr.on('data', (c: Buffer) => (output += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  const until = async (text: string, timeoutMs = 60_000): Promise<void> => {
+    const deadline = Date.now() + timeoutMs;
+    while (!output.includes(text)) {
+      if (Date.now() > deadline) throw new Error(`never saw ${JSON.stringify(text)}:\n${output}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  return { child, exited, until, output: () => output };
+}
+
 describe('embedded defaults (npm start)', () => {
   it('boots, registers, resolves, stops cleanly and keeps the record across a restart', async () => {
     running = await startProcess({ DATA_DIR: dataDir, PORT: '0' });
@@ -65,20 +82,12 @@ describe('embedded defaults (npm start)', () => {
   it('shuts down cleanly on a SIGTERM that arrives while the embedded Postgres is still being created', async () => {
     const fresh = await mkdtemp(path.join(os.tmpdir(), 'snode-early-'));
     try {
-      const child = spawn(process.execPath, ['dist/main.js', 'serve'], { cwd: ROOT, env: { ...process.env, DATA_DIR: fresh, PORT: '0', LOG_LEVEL: 'info', DATABASE_URL: '', REDIS_URL: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let output = '';
-      child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
-      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-      const deadline = Date.now() + 30_000;
-      while (!output.includes('creating a new cluster')) {
-        if (Date.now() > deadline) throw new Error(`no cluster creation seen:\n${output}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      expect(output).not.toContain('snode listening');
-      child.kill('SIGTERM');
-      expect(await exited, output.slice(-3000)).toBe(0);
-      expect(output).toContain('"msg":"stopped"');
+      const serve = watched(['dist/main.js', 'serve'], { DATA_DIR: fresh, PORT: '0', LOG_LEVEL: 'info', DATABASE_URL: '', REDIS_URL: '' });
+      await serve.until('creating a new cluster');
+      expect(serve.output()).not.toContain('snode listening');
+      serve.child.kill('SIGTERM');
+      expect(await serve.exited, serve.output().slice(-3000)).toBe(0);
+      expect(serve.output()).toContain('"msg":"stopped"');
       // The cluster it had started is stopped, not left behind.
       expect(existsSync(path.join(fresh, 'pg', 'postmaster.pid'))).toBe(false);
     } finally {
@@ -97,22 +106,14 @@ describe('embedded defaults (npm start)', () => {
         const db = await startEmbeddedPostgres(process.env.DATA_DIR, { port: 0, log: createLogger('silent') });
         console.log('READY ' + db.mode);
         process.stdin.once('data', async () => { await db.stop(); console.log('STOPPED'); process.exit(0); });`;
-      const first = spawn(process.execPath, ['--input-type=module', '-e', script], { cwd: ROOT, env: { ...process.env, DATA_DIR: shared }, stdio: ['pipe', 'pipe', 'pipe'] });
-      let firstOut = '';
-      first.stdout.on('data', (c: Buffer) => (firstOut += c.toString()));
-      first.stderr.on('data', (c: Buffer) => (firstOut += c.toString()));
-      const firstExited = new Promise<number | null>((resolve) => first.once('exit', (code) => resolve(code)));
-      const deadline = Date.now() + 60_000;
-      while (!firstOut.includes('READY')) {
-        if (Date.now() > deadline) throw new Error(`the first process never started the cluster:\n${firstOut}`);
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      expect(firstOut).toContain('READY started');
+      const first = watched(['--input-type=module', '-e', script], { DATA_DIR: shared });
+      await first.until('READY');
+      expect(first.output()).toContain('READY started');
       node = await startProcess({ DATA_DIR: shared, PORT: '0' }, [process.execPath, 'dist/main.js', 'serve']);
       expect(node.logs.some((l) => String(l.msg).includes('using the cluster another snode process runs'))).toBe(true);
       // The first process ends: the cluster stays up for the serve.
-      first.stdin.write('stop\n');
-      expect(await firstExited, firstOut).toBe(0);
+      first.child.stdin.write('stop\n');
+      expect(await first.exited, first.output()).toBe(0);
       expect(existsSync(path.join(shared, 'pg', 'postmaster.pid'))).toBe(true);
       expect((await call(node.url, 'GET', '/readyz')).body).toMatchObject({ status: 'ready', postgres: 'up' });
       const adminKey = (await readFile(path.join(shared, 'admin.key'), 'utf8')).trim();
