@@ -23,7 +23,7 @@ export async function sendQr(
   baseUrl: () => string,
 ): Promise<FastifyReply> {
   const options = qrOptions(request.query as Record<string, unknown>);
-  if (!isPrefixUnder(handle.prefix, nodePrefix) || !(await resolver.lookup(handle)).found) {
+  if (!isPrefixUnder(handle.prefix, nodePrefix) || !(await resolver.exists(handle))) {
     throw errors.notFound('HANDLE_NOT_FOUND', `handle ${handle.handle} is not held by this node: no QR code for it`);
   }
   const text = resolutionUrl(baseUrl(), handle);

@@ -144,6 +144,17 @@ export class ResolverService {
     });
   }
 
+  /**
+   * Whether the handle exists, through the caches like a lookup but not counted as a resolution
+   * (the QR route checks that the node holds a handle before drawing it; statistics report
+   * resolutions, and a printed code fetched again is not one).
+   */
+  async exists(handle: Handle, context?: ResolutionContext): Promise<boolean> {
+    const hit = this.cache.l1.get(handle.handle);
+    if (hit) return hit.found;
+    return (await this.miss(handle, context)).entry.found;
+  }
+
   /** The source of truth, past every cache (`auth=true`); nothing is stored. */
   async fresh(handle: Handle, context?: ResolutionContext): Promise<CacheEntry> {
     const foreign = this.upstream?.isForeign(handle.prefix) === true;

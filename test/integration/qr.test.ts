@@ -156,6 +156,19 @@ describe('QR codes of handles', () => {
     }
   });
 
+  it('does not count a code fetched as a resolution; resolving the handle still counts', async () => {
+    const resolutions = async () => {
+      await node.node.app.statsWorker.tick();
+      return (await call(node.url, 'GET', '/api/stats/overview', { key: node.adminKey })).body.resolutions.today.total as number;
+    };
+    const before = await resolutions();
+    for (let i = 0; i < 5; i += 1) expect((await fetchBytes(`/${P}/PART-0001?qr=svg&size=${100 + i}`)).status).toBe(200);
+    expect((await fetchBytes(`/${P}/NO-SUCH-QR?qr=svg`)).status).toBe(404);
+    expect(await resolutions()).toBe(before);
+    expect((await call(node.url, 'GET', `/api/handles/${P}/PART-0001`)).status).toBe(200);
+    expect(await resolutions()).toBe(before + 1);
+  });
+
   it('prints no code for a handle the node does not hold', async () => {
     const unknown = await call(node.url, 'GET', `/${P}/NO-SUCH?qr=png`);
     expect(unknown.status).toBe(404);
