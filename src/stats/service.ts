@@ -102,11 +102,12 @@ export class StatsService {
     }
     const prefix = filter.prefix?.toUpperCase();
     if (key.role === 'enterprise') {
-      if (prefix !== undefined && !key.prefixes.includes(prefix)) throw errors.forbidden('PREFIX_NOT_OWNED', `this key may not read statistics of ${prefix}`);
+      const readable = (await this.tenancy.readablePrefixes(key.keyId)).map((r) => r.prefix);
+      if (prefix !== undefined && !readable.includes(prefix)) throw errors.forbidden('PREFIX_NOT_OWNED', `this key may not read statistics of ${prefix}`);
       if (filter.enterprise !== undefined && filter.enterprise !== key.enterpriseId) {
         throw errors.forbidden('ENTERPRISE_NOT_OWNED', 'an enterprise key reads only its own enterprise');
       }
-      return { kind: 'prefixes', prefixes: prefix !== undefined ? [prefix] : key.prefixes };
+      return { kind: 'prefixes', prefixes: prefix !== undefined ? [prefix] : readable };
     }
     if (prefix !== undefined) return { kind: 'prefixes', prefixes: [prefix] };
     if (filter.enterprise !== undefined) {
@@ -122,7 +123,9 @@ export class StatsService {
     const key = this.requireReader(actor);
     const all = await this.tenancy.prefixDirectory();
     if (key.role !== 'enterprise') return { rows: all, scope: { kind: 'every-prefix' } };
-    const rows = all.filter((d) => key.prefixes.includes(d.prefix));
+    // Its enterprise's prefixes in every state (a disabled one keeps its history), as restricted.
+    const readable = new Set((await this.tenancy.readablePrefixes(key.keyId)).map((r) => r.prefix));
+    const rows = all.filter((d) => readable.has(d.prefix));
     return { rows, scope: { kind: 'prefixes', prefixes: rows.map((d) => d.prefix) } };
   }
 
@@ -142,14 +145,17 @@ export class StatsService {
       ),
     ]);
     const f = figures as Counts[];
-    // An enterprise key sees its own enterprise and its active prefixes, not the node's tenancy.
-    const own = scope.kind === 'prefixes' && this.requireReader(actor).role === 'enterprise' ? scope.prefixes : undefined;
+    // An enterprise key sees its own enterprise and its prefixes (with their states), not the node's tenancy.
+    const key = this.requireReader(actor);
+    const own = key.role === 'enterprise' ? await this.tenancy.readablePrefixes(key.keyId) : undefined;
+    const ownStates: Record<string, number> = { pending: 0, active: 0, disabled: 0, rejected: 0 };
+    for (const p of own ?? []) ownStates[p.state] = (ownStates[p.state] ?? 0) + 1;
     return {
       timeZone: this.timeZone,
       today,
       identifiers: stored[0] - stored[2],
       enterprises: own ? 1 : tenancy.enterprises,
-      prefixes: own ? { pending: 0, active: own.length, disabled: 0, rejected: 0 } : tenancy.prefixes,
+      prefixes: own ? ownStates : tenancy.prefixes,
       registrations: { today: registrationView(f[0]!), month: registrationView(f[1]!), quarter: registrationView(f[2]!) },
       resolutions: { today: resolutionView(f[3]!), month: resolutionView(f[4]!), quarter: resolutionView(f[5]!) },
     };

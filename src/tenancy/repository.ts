@@ -180,6 +180,20 @@ export async function findKeyIdentity(db: Db, hash: Buffer): Promise<KeyIdentity
     : undefined;
 }
 
+/**
+ * The prefixes whose figures a key may read: its enterprise's, in any state (a prefix disabled
+ * today still has its history), narrowed to the key's restriction. With their states.
+ */
+export async function readablePrefixes(db: Db, keyId: string): Promise<Array<{ prefix: string; state: string }>> {
+  const { rows } = await db.query<{ prefix: string; state: string }>(
+    `SELECT p.prefix, p.state FROM api_keys k
+     JOIN prefixes p ON p.enterprise_id = k.enterprise_id AND (k.prefixes IS NULL OR p.prefix = ANY (k.prefixes))
+     WHERE k.id = $1 ORDER BY p.prefix`,
+    [keyId],
+  );
+  return rows;
+}
+
 /** Keys by hash, live or not (to name the keys of refused requests). */
 export async function keysByHash(db: Db, hashes: Buffer[]): Promise<Array<{ hash: Buffer; id: string; role: Role; revoked: boolean; expired: boolean }>> {
   const { rows } = await db.query<{ key_hash: Buffer; id: string; role: Role; revoked: boolean; expired: boolean }>(

@@ -128,6 +128,11 @@ export class TenancyService {
     return enterprise;
   }
 
+  /** The prefixes (any state) whose statistics a key may read: see repo.readablePrefixes. */
+  readablePrefixes(keyId: string): Promise<Array<{ prefix: string; state: string }>> {
+    return repo.readablePrefixes(this.pool, keyId);
+  }
+
   /** Every allocated prefix with its enterprise (statistics reports). */
   prefixDirectory(): Promise<repo.PrefixDirectoryRow[]> {
     return repo.prefixDirectory(this.pool);

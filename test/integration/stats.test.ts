@@ -231,3 +231,23 @@ describe('days in the node time zone', () => {
     ]);
   });
 });
+
+describe('a disabled prefix', () => {
+  it('keeps its history for its enterprise: series, report row and overview state', async () => {
+    const before = (await stats('registrations?prefix=88.118.11&granularity=month', keyA)).body;
+    expect(before.series.reduce((n: number, s: { creates: number }) => n + s.creates, 0)).toBeGreaterThan(0);
+    expect((await call(first.url, 'PATCH', '/api/admin/prefixes/88.118.11', { key: first.adminKey, body: { state: 'disabled' } })).status).toBe(200);
+    try {
+      const after = await stats('registrations?prefix=88.118.11&granularity=month', keyA);
+      expect(after.status).toBe(200);
+      expect(after.body.series).toEqual(before.series);
+      const report = (await stats(`report?period=${new Date().getUTCFullYear()}`, keyA)).body;
+      expect(report.rows.map((r: { prefix: string; prefixState: string }) => [r.prefix, r.prefixState])).toEqual([['88.118.11', 'disabled']]);
+      expect((await stats('overview', keyA)).body.prefixes).toEqual({ pending: 0, active: 0, disabled: 1, rejected: 0 });
+      // Another enterprise's key still sees none of it.
+      expect((await stats('registrations?prefix=88.118.11', keyB)).status).toBe(403);
+    } finally {
+      await call(first.url, 'PATCH', '/api/admin/prefixes/88.118.11', { key: first.adminKey, body: { state: 'active' } });
+    }
+  });
+});
