@@ -46,12 +46,19 @@ export class PgTenancyChanges extends LocalTenancyChanges {
   private client: pg.Client | undefined;
   private closed = false;
   private retry: NodeJS.Timeout | undefined;
+  /**
+   * Backends this process has sent NOTIFY from. Its own notifications come back to its LISTEN
+   * connection too, some milliseconds after publish() already fired them here: heard again, they
+   * dropped caches a second time, after the next request had filled them.
+   */
+  private readonly ownBackends = new Set<number>();
 
   constructor(
     private readonly pool: pg.Pool,
     private readonly log: Logger,
   ) {
     super();
+    pool.on('remove', (client) => this.ownBackends.delete(backendOf(client)));
   }
 
   /** Starts listening (a dedicated connection); keeps retrying in the background if Postgres is away. */
@@ -63,8 +70,9 @@ export class PgTenancyChanges extends LocalTenancyChanges {
     if (this.closed) return;
     const client = new pg.Client(this.pool.options);
     client.on('notification', (message) => {
+      if (message.channel !== CHANNEL || this.ownBackends.has(message.processId)) return;
       // No payload is the tenancy topic (what processes of earlier versions send).
-      if (message.channel === CHANNEL) this.fire(message.payload === 'templates' ? 'templates' : 'tenancy');
+      this.fire(message.payload === 'templates' ? 'templates' : 'tenancy');
     });
     client.on('error', () => this.lost(client));
     client.on('end', () => this.lost(client));
@@ -99,7 +107,15 @@ export class PgTenancyChanges extends LocalTenancyChanges {
   override async publish(topic: ChangeTopic = 'tenancy'): Promise<void> {
     this.fire(topic);
     try {
-      await this.pool.query(topic === 'tenancy' ? `NOTIFY ${CHANNEL}` : `NOTIFY ${CHANNEL}, '${topic}'`);
+      const client = await this.pool.connect();
+      this.ownBackends.add(backendOf(client));
+      try {
+        await client.query(topic === 'tenancy' ? `NOTIFY ${CHANNEL}` : `NOTIFY ${CHANNEL}, '${topic}'`);
+        client.release();
+      } catch (err) {
+        client.release(err as Error); // a connection that failed is dropped, not reused
+        throw err;
+      }
     } catch (err) {
       this.log.warn({ err: (err as Error).message, topic }, topic === 'tenancy'
         ? 'tenancy change not announced: other processes see it within KEY_CACHE_MS'
@@ -114,4 +130,9 @@ export class PgTenancyChanges extends LocalTenancyChanges {
     this.client = undefined;
     await client?.end().catch(() => undefined);
   }
+}
+
+/** The Postgres backend a pooled connection talks to (pg sets it at connect; not in its types). */
+function backendOf(client: pg.PoolClient): number {
+  return (client as unknown as { processID: number }).processID;
 }
