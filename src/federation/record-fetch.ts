@@ -1,6 +1,8 @@
 /** Fetches a record over another node's public resolution API (the JSON of GET /api/handles/{handle}). */
 import type { Handle } from '../handle/handle.js';
+import Value from 'typebox/value';
 import type { HandleRecord, HandleValue } from '../handle/values.js';
+import { HandleValueSchema } from '../infra/http-schemas.js';
 import { HEADER_HOPS, HEADER_TAKEOVER } from './context.js';
 import type { HttpPools } from './http-pools.js';
 
@@ -35,24 +37,9 @@ export async function fetchRecord(pools: HttpPools, baseUrl: string, handle: Han
   if (typeof body !== 'object' || body === null || !Array.isArray(body.values)) throw new FetchFailed(`${baseUrl}${path} answered without values`);
   // Another node's values are shown, redirected to and rendered in pages like this node's own:
   // one of the wrong shape would fail every answer for the handle. The answer is refused instead.
-  const bad = body.values.findIndex((v) => !isHandleValue(v));
+  const bad = body.values.findIndex((v) => !Value.Check(HandleValueSchema, v));
   if (bad >= 0) throw new FetchFailed(`${baseUrl}${path} answered a value that is not a Handle value (values[${bad}]: ${JSON.stringify(body.values[bad]).slice(0, 200)})`);
   const etag = answer.headers.etag;
   const version = typeof etag === 'string' ? Number(/"(\d+)/.exec(etag)?.[1] ?? 1) : 1;
   return { record: { handle: handle.handle, version, values: body.values as HandleValue[] }, takeover };
-}
-
-/** The shape every reader of a record relies on: `{index, type, data: {format, value}, ttl, timestamp, permissions?}`. */
-function isHandleValue(v: unknown): boolean {
-  if (typeof v !== 'object' || v === null) return false;
-  const x = v as Record<string, unknown>;
-  const data = x.data as Record<string, unknown> | null | undefined;
-  return (
-    Number.isInteger(x.index) && (x.index as number) >= 0 &&
-    typeof x.type === 'string' &&
-    typeof data === 'object' && data !== null && typeof data.format === 'string' && data.value !== undefined &&
-    typeof x.ttl === 'number' && Number.isFinite(x.ttl) && x.ttl >= 0 &&
-    typeof x.timestamp === 'string' &&
-    (x.permissions === undefined || typeof x.permissions === 'string')
-  );
 }

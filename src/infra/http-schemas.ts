@@ -31,10 +31,10 @@ export const HandleErrorBody = Type.Object(
 
 /** A stored Handle value as resolution returns it. */
 export const HandleValueSchema = Type.Object({
-  index: Type.Integer(),
+  index: Type.Integer({ minimum: 0 }),
   type: Type.String(),
   data: Type.Object({ format: Type.String(), value: Type.Unknown() }),
-  ttl: Type.Integer(),
+  ttl: Type.Integer({ minimum: 0 }),
   timestamp: Type.String(),
   permissions: Type.Optional(Type.String()),
 });
