@@ -1,8 +1,8 @@
+import { isIP } from 'node:net';
 import Type, { type Static } from 'typebox';
 import Value from 'typebox/value';
 import { normalisePrefix } from './handle/handle.js';
 import { checkTimeZone } from './stats/periods.js';
-import { isIP } from 'node:net';
 
 /**
  * Every environment variable the node reads, in one schema. README's table is generated from

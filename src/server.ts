@@ -170,7 +170,6 @@ async function closeListener(server: Server | undefined): Promise<void> {
 
 const SHUTDOWN_AFTER_REQUESTS_MS = 20_000;
 
-/** `snode serve`: run until SIGTERM/SIGINT, then shut down gracefully. */
 /**
  * V8 sizes the heap for the machine, not for the node: with gigabytes free it lets the old
  * generation reach several times its live size between full collections, and a bulk load's
@@ -182,6 +181,7 @@ export function tuneHeap(config: Config): void {
   if (config.GC_HEAP_GROWING_PERCENT > 0) v8.setFlagsFromString(`--heap-growing-percent=${config.GC_HEAP_GROWING_PERCENT}`);
 }
 
+/** `snode serve`: run until SIGTERM/SIGINT, then shut down gracefully. */
 export async function serve(config: Config): Promise<void> {
   tuneHeap(config);
   const log = createLogger(config.LOG_LEVEL, { nodeId: config.NODE_ID });

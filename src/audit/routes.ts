@@ -60,8 +60,8 @@ const ISO_TIME = /^\d{4}-\d{2}-\d{2}(?:T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,9})?)?(?:Z
 
 function time(value: string | undefined, name: string): Date | undefined {
   if (value === undefined) return undefined;
-  const date = ISO_TIME.test(value) ? new Date(value) : new Date(Number.NaN);
-  if (Number.isNaN(date.getTime())) {
+  const date = new Date(value);
+  if (!ISO_TIME.test(value) || Number.isNaN(date.getTime())) {
     throw errors.badRequest('INVALID_TIME', `${name} must be an ISO 8601 date (2026-11-01) or date-time with a zone (2026-11-01T08:00:00+08:00, ...Z); got ${JSON.stringify(value)}`);
   }
   return date;

@@ -21,8 +21,8 @@ import { createRequire } from 'node:module';
 import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
-import type { Logger } from './logger.js';
 import { makeDataDir } from './data-dir.js';
+import type { Logger } from './logger.js';
 
 export interface EmbeddedPostgres {
   url: string;
@@ -252,7 +252,6 @@ async function startPostmaster(bin: string, pgDir: string, logFile: string, port
   }
 }
 
-/** Fast shutdown (SIGINT: roll back open transactions, checkpoint, exit), by pid. */
 /** Live processes signed in as users of the cluster, this one left out. */
 async function otherUsers(usersDir: string): Promise<number[]> {
   let names: string[];
@@ -282,6 +281,7 @@ async function handOverOrStop(pid: number, ownerFile: string, usersDir: string, 
   await stopPostmaster(pid, ownerFile);
 }
 
+/** Fast shutdown (SIGINT: roll back open transactions, checkpoint, exit), by pid. */
 async function stopPostmaster(pid: number, ownerFile: string): Promise<void> {
   if (alive(pid)) {
     try {

@@ -1,9 +1,9 @@
 /** HTTP caching of resolution answers: Cache-Control from the entry's lifetime, ETag, 304. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { preferredType } from '../infra/accept.js';
-import { PROTOBUF_TYPE } from './protobuf.js';
 import { coarseNow } from '../infra/coarse-clock.js';
 import type { CacheEntry } from './cache-entry.js';
+import { PROTOBUF_TYPE } from './protobuf.js';
 
 export const JSON_TYPE = 'application/json; charset=utf-8';
 

@@ -102,7 +102,7 @@ export class ResolutionCounts implements ResolutionCounter {
 }
 
 /** Where resolutions of prefixes no enterprise holds are counted (never a real prefix: "~" is not in one). */
-export const OTHER_PREFIXES = '~other';
+const OTHER_PREFIXES = '~other';
 
 function foldUnknown(rows: readonly DeltaRow[], known: ReadonlySet<string>): DeltaRow[] {
   const out: DeltaRow[] = [];

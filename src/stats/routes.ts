@@ -1,9 +1,9 @@
 /** /api/stats/*: overview, series, top enterprises and the period report (JSON or CSV). */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import Type from 'typebox';
+import { preferredType } from '../infra/accept.js';
 import { reportCsv } from './csv.js';
 import type { StatsService } from './service.js';
-import { preferredType } from '../infra/accept.js';
 
 const Registrations = Type.Object({ creates: Type.Integer(), updates: Type.Integer(), deletes: Type.Integer() });
 const Resolutions = Type.Object({ found: Type.Integer(), notFound: Type.Integer(), cached: Type.Integer(), total: Type.Integer() });

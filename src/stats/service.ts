@@ -134,7 +134,10 @@ export class StatsService {
   }
 
   async overview(actor: Actor) {
-    const scope = await this.scope(actor, {});
+    const key = this.requireReader(actor);
+    // An enterprise key sees its own enterprise and its prefixes (with their states), not the node's tenancy.
+    const own = key.role === 'enterprise' ? await this.tenancy.readablePrefixes(key.keyId) : undefined;
+    const scope: Scope = own ? { kind: 'prefixes', prefixes: own.map((p) => p.prefix) } : await this.scope(actor, {});
     const today = this.today();
     const ranges = { today: today, month: monthStart(today), quarter: quarterStart(today) } as const;
     const [stored, tenancy, ...figures] = await Promise.all([
@@ -145,9 +148,6 @@ export class StatsService {
       ),
     ]);
     const f = figures as Counts[];
-    // An enterprise key sees its own enterprise and its prefixes (with their states), not the node's tenancy.
-    const key = this.requireReader(actor);
-    const own = key.role === 'enterprise' ? await this.tenancy.readablePrefixes(key.keyId) : undefined;
     const ownStates: Record<string, number> = { pending: 0, active: 0, disabled: 0, rejected: 0 };
     for (const p of own ?? []) ownStates[p.state] = (ownStates[p.state] ?? 0) + 1;
     return {

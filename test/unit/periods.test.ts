@@ -26,7 +26,6 @@ describe('statistics periods', () => {
     for (const [from, to] of ranges) {
       for (const g of ['day', 'month', 'quarter'] as const) expect(bucketCount(from, to, g), `${from} ${to} ${g}`).toBe(bucketsBetween(from, to, g).length);
     }
-    expect(bucketCount('1900-01-01', '9998-12-31', 'day')).toBe(2_958_099);
   });
 
   it('labels buckets and lists them across a year end', () => {
