@@ -1,16 +1,24 @@
 /**
  * L2: entry frames in Redis, shared by every process of the node, and the invalidation channel.
- * Each handle has a frame key and a generation key. Invalidation deletes the frame, bumps the
- * generation and publishes the handles in one script, so a process that hears the message can
- * never read the old frame afterwards; a store is a compare-and-set on the generation, so a load
- * that raced with a write cannot put the old record back. Redis trouble never fails a request:
+ * Each handle has a frame key, and belongs to one of GENERATION_SHARDS generation counters (by a
+ * hash of the handle). Invalidation deletes the frames, bumps their shards' generations and
+ * publishes the handles in one script, so a process that hears the message can never read the old
+ * frame afterwards; a store is a compare-and-set on the shard's generation, so a load that raced
+ * with a write cannot put the old record back. (A write to another handle of the same shard only
+ * makes a concurrent load skip its store: the answer is still right, merely not cached in Redis.
+ * Counters per shard, not per handle, keep a bulk write from creating and expiring a Redis key for
+ * every handle it writes.) Redis trouble never fails a request:
  * reads become misses, and invalidations that could not be delivered are retried.
  */
 import { Redis } from 'ioredis';
 import type { Logger } from '../infra/logger.js';
 
-// Generations outlive any load that could race with them; after that a missing one reads as 0.
-const GENERATION_TTL_SECONDS = 3600;
+/**
+ * Generation counters: enough that a load rarely shares its shard with a concurrent write, few
+ * enough to stay a fixed set of small keys that never expire (an invalidation of 500 handles bumps
+ * about 400 of them, where per-handle counters created and expired 500 keys).
+ */
+export const GENERATION_SHARDS = 1024;
 const RETRY_MS = 1000;
 const INVALIDATION_BATCH = 500;
 
@@ -22,14 +30,15 @@ if gen == ARGV[1] then
 end
 return 0`;
 
+// KEYS: the ARGV[1] frame keys, then their shards' generation keys (each once).
 const INVALIDATE = `
-for i = 1, #KEYS, 2 do
-  redis.call('DEL', KEYS[i])
-  redis.call('INCR', KEYS[i + 1])
-  redis.call('EXPIRE', KEYS[i + 1], ARGV[1])
+local frames = tonumber(ARGV[1])
+redis.call('DEL', unpack(KEYS, 1, frames))
+for i = frames + 1, #KEYS do
+  redis.call('INCR', KEYS[i])
 end
 redis.call('PUBLISH', ARGV[2], ARGV[3])
-return #KEYS / 2`;
+return frames`;
 
 type ScriptedRedis = Redis & {
   snodeSetIfGeneration(frameKey: string, genKey: string, token: string, frame: Buffer, ttlMs: number): Promise<number>;
@@ -74,7 +83,7 @@ export class RedisCache {
   }
 
   private generationKey(handle: string): string {
-    return `${this.keyPrefix}gen:${handle}`;
+    return `${this.keyPrefix}gen:${generationShard(handle)}`;
   }
 
   /** One MGET for every handle: frames for hits, generations for misses. */
@@ -121,8 +130,9 @@ export class RedisCache {
   }
 
   private async send(handles: readonly string[]): Promise<void> {
-    const keys = handles.flatMap((h) => [this.frameKey(h), this.generationKey(h)]);
-    await this.redis.snodeInvalidate(keys.length, ...keys, GENERATION_TTL_SECONDS, this.channel, JSON.stringify(handles));
+    const shards = new Set(handles.map((h) => this.generationKey(h)));
+    const keys = [...handles.map((h) => this.frameKey(h)), ...shards];
+    await this.redis.snodeInvalidate(keys.length, ...keys, handles.length, this.channel, JSON.stringify(handles));
   }
 
   private scheduleRetry(): void {
@@ -218,4 +228,14 @@ export class RedisCache {
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.subscriber?.disconnect();
   }
+}
+
+/** The generation shard of a handle: FNV-1a over its UTF-16 code units, the same in every process. */
+export function generationShard(handle: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < handle.length; i += 1) {
+    h ^= handle.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return (h >>> 0) % GENERATION_SHARDS;
 }

@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/infra/logger.js';
-import { RedisCache } from '../../src/resolver/redis-cache.js';
+import { generationShard, RedisCache } from '../../src/resolver/redis-cache.js';
 import { encodeFrame, foundEntry } from '../../src/resolver/cache-entry.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { TEST_REDIS_URL } from '../helpers/env.js';
@@ -166,6 +166,51 @@ describe('cache (Redis)', () => {
     const [next] = await cache.getMany(['88.118.8/RACE']);
     await cache.set('88.118.8/RACE', frame, 60_000, next!.token);
     expect(await redis.exists(`${redisPrefix}rec:88.118.8/RACE`)).toBe(1);
+  });
+
+  it('counts generations per shard: a write to a handle of the same shard skips the store, one of another shard does not', async () => {
+    const cache = new RedisCache(redis, redisPrefix, createLogger('silent'));
+    const target = '88.118.8/SHARD-0';
+    const shard = generationShard(target);
+    let same = '';
+    let other = '';
+    for (let i = 1; same === '' || other === ''; i += 1) {
+      const h = `88.118.8/SHARD-${i}`;
+      if (generationShard(h) === shard) same ||= h;
+      else other ||= h;
+    }
+    const frame = encodeFrame(foundEntry({ handle: target, version: 1, values: [] }, Date.now() + 60_000));
+    let [lookup] = await cache.getMany([target]);
+    await cache.invalidate([other]);
+    await cache.set(target, frame, 60_000, lookup!.token);
+    expect(await redis.exists(`${redisPrefix}rec:${target}`)).toBe(1);
+
+    [lookup] = await cache.getMany([target]);
+    expect(lookup!.frame).toBeDefined();
+    await cache.invalidate([target]);
+    [lookup] = await cache.getMany([target]);
+    await cache.invalidate([same]);
+    await cache.set(target, frame, 60_000, lookup!.token);
+    expect(await redis.exists(`${redisPrefix}rec:${target}`)).toBe(0);
+  });
+
+  it('invalidates a write of many handles in one go: every frame dropped, every handle announced', async () => {
+    const cache = new RedisCache(redis, redisPrefix, createLogger('silent'));
+    const handles = Array.from({ length: 1200 }, (_, i) => `88.118.8/MANY-${i}`);
+    for (const h of handles) await redis.set(`${redisPrefix}rec:${h}`, 'frame');
+    const heard: string[] = [];
+    const connection = redis.duplicate();
+    const listener = new RedisCache(connection, redisPrefix, createLogger('silent'));
+    await listener.listen({ handles: (hs) => heard.push(...hs), reset: () => undefined });
+    try {
+      await cache.invalidate(handles);
+      expect(await redis.exists(...handles.map((h) => `${redisPrefix}rec:${h}`))).toBe(0);
+      await expect.poll(() => heard.length).toBe(handles.length);
+      expect(new Set(heard)).toEqual(new Set(handles));
+    } finally {
+      await listener.close();
+      connection.disconnect();
+    }
   });
 });
 
