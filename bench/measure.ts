@@ -5,7 +5,7 @@ import { MemorySampler, startCpuMeter } from './proc-stats.js';
 import { note, progress } from './progress.js';
 import type { ScenarioResult } from './report.js';
 import { scenario as scenarioNamed, type Probe, type RequestPlan, type Scenario, type SetInfo, type Yardstick } from './scenarios.js';
-import { runSlices, sliceSide, summarize, warmUpSide } from './slices.js';
+import { addCounts, runSlices, sliceSide, summarize, warmUpSide } from './slices.js';
 
 export interface MeasureOptions {
   connections: number;
@@ -59,7 +59,7 @@ export type Warmed = NonNullable<ScenarioResult['warm']>;
 /** One pass over the scenario's set; a string says why it failed. */
 export async function warmSet(scenario: Scenario, node: ActiveNode, set: SetInfo, options: MeasureOptions): Promise<Omit<Warmed, 'peakRssMiB'> | string> {
   const plan = scenario.warm!(set, await supportsBatch(node.url, set));
-  const via = plan.method === 'POST' ? 'POST /api/resolve' : `GET${plan.headers.accept ? ` (${plan.headers.accept})` : ''}`;
+  const via = plan.method === 'POST' ? 'POST /api/resolve' : `${plan.method}${plan.headers.accept ? ` (${plan.headers.accept})` : ''}`;
   const ids = plan.identifiers ?? plan.size;
   const started = Date.now();
   const pass = await runLoad({
@@ -96,7 +96,11 @@ export async function measure(scenario: Scenario, node: ActiveNode, set: SetInfo
   if (ceiling && ceilingPlan) {
     const probe = ceilingPlan.at(0);
     const wrongCeiling = ceiling.check(await send(node.url, { ...ceilingPlan, at: () => probe }, 0), probe, set);
-    if (wrongCeiling) return failed(`${ceiling.label}: ${ceilingPlan.method} ${probe.path} ${wrongCeiling}`);
+    if (wrongCeiling) {
+      // The probe may have left something behind (register-batch: its scratch table).
+      await cleanUp(ceiling, node, set, scenario.name);
+      return failed(`${ceiling.label}: ${ceilingPlan.method} ${probe.path} ${wrongCeiling}`);
+    }
   }
 
   // Memory is sampled apart during the warm pass: loading the set is not the scenario's load.
@@ -131,7 +135,8 @@ export async function measure(scenario: Scenario, node: ActiveNode, set: SetInfo
     if (ceiling && ceilingPlan) {
       const slices = Math.max(2, Math.round(options.duration / (options.slice ?? 2)));
       // A slice must outlast a few of the scenario's slowest requests (register-batch: 1,000 writes each).
-      const slice = Math.max(scenario.minSlice ?? 0, Math.round((options.duration / slices) * 1000) / 1000);
+      // Whole seconds: autocannon ends a run on its one-second tick, so 3.3 s would run 4.
+      const slice = Math.max(scenario.minSlice ?? 0, 1, Math.round(options.duration / slices));
       const own = sliceSide(scenario.name, node, plan, scenario.expectedStatus);
       own.offset = offset;
       const ceil = sliceSide(ceiling.label, node, ceilingPlan, ceiling.expectedStatus);
@@ -139,7 +144,7 @@ export async function measure(scenario: Scenario, node: ActiveNode, set: SetInfo
       const order = await runSlices(scenario.name, [own, ceil], { ...options, slices, slice });
       const s = summarize(own);
       const c = summarize(ceil);
-      load = { reqPerSec: s.reqPerSec, requests: s.requests, durationS: s.seconds, latency: s.latencyMs, statuses: s.statuses, connErrors: s.connErrors + c.connErrors, timeouts: s.timeouts + c.timeouts, errorKinds: { ...c.connErrorKinds, ...s.connErrorKinds } };
+      load = { reqPerSec: s.reqPerSec, requests: s.requests, durationS: s.seconds, latency: s.latencyMs, statuses: s.statuses, connErrors: s.connErrors + c.connErrors, timeouts: s.timeouts + c.timeouts, errorKinds: addCounts(c.connErrorKinds, s.connErrorKinds) };
       // Ceiling answers other than 200 are errors too: the ratio needs both.
       ceilingUnexpected = c.unexpectedStatus;
       cpuUse = { ...(s.nodeCpuPct !== undefined ? { nodeCpuPct: s.nodeCpuPct } : {}), benchCpuPct: s.benchCpuPct, ...(s.otherCpuPct !== undefined ? { otherCpuPct: s.otherCpuPct } : {}) };
@@ -167,7 +172,8 @@ export async function measure(scenario: Scenario, node: ActiveNode, set: SetInfo
     const memory = sampler?.stop();
 
     // 30% of a core elsewhere while the node alone should be working: the run was disturbed.
-    if (scenario.selfContained && (cpuUse.otherCpuPct ?? 0) > 30) {
+    // (Not with --url: without the node's pid, its own CPU counts as another process's.)
+    if (scenario.selfContained && node.pid !== undefined && (cpuUse.otherCpuPct ?? 0) > 30) {
       notes.push(`other processes used ${cpuUse.otherCpuPct}% of a core meanwhile: disturbed, rerun on a quiet machine`);
       note(`[${scenario.name}] other processes used ${cpuUse.otherCpuPct}% of a core during the measurement: the figures are disturbed`);
     }
@@ -196,6 +202,10 @@ export async function measure(scenario: Scenario, node: ActiveNode, set: SetInfo
     return load.connErrors > 0 || !alive ? withNodeLog(node, result) : result;
   } finally {
     sampler?.stop();
-    await ceiling?.cleanup?.(node.url, set).catch((err: unknown) => note(`[${scenario.name}] ${ceiling.label} cleanup failed: ${(err as Error).message}`));
+    if (ceiling) await cleanUp(ceiling, node, set, scenario.name);
   }
+}
+
+function cleanUp(yardstick: Yardstick, node: ActiveNode, set: SetInfo, name: string): Promise<void> {
+  return (yardstick.cleanup?.(node.url, set) ?? Promise.resolve()).catch((err: unknown) => note(`[${name}] ${yardstick.label} cleanup failed: ${(err as Error).message}`));
 }

@@ -32,6 +32,21 @@ export interface StartSpec {
   beside?: boolean;
 }
 
+/** Every node process started and not yet exited (a second Ctrl-C kills them all, whoever started them). */
+const LIVE = new Map<number, string | undefined>();
+/** Starts still waiting for "snode listening": a first Ctrl-C fails them at once. */
+const WAITING = new Set<(err: Error) => void>();
+
+/** SIGKILL every node process the bench has started and that still runs (and its embedded Postgres). */
+export function killAllNodes(): void {
+  for (const [pid, dataDir] of LIVE) killGroup(pid, dataDir);
+}
+
+/** Fails every start still waiting for its node to listen (the node is killed). */
+export function abortStarts(): void {
+  for (const fail of WAITING) fail(new BenchError('interrupted while a node was starting'));
+}
+
 export class NodeProcess {
   readonly url: string;
   readonly pid: number;
@@ -55,6 +70,12 @@ export class NodeProcess {
     const args = [...NODE_FLAGS, ...(spec.profileDir ? ['--cpu-prof', '--cpu-prof-dir', spec.profileDir] : []), NODE_MAIN, 'serve'];
     // Its own process group, so a failing or interrupted bench can kill everything it started.
     const child = spawn(process.execPath, args, { env: spec.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const ownPostgres = spec.beside ? undefined : spec.dataDir;
+    if (child.pid !== undefined) {
+      const pid = child.pid;
+      LIVE.set(pid, ownPostgres);
+      child.once('exit', () => LIVE.delete(pid));
+    }
     const tail: string[] = [];
     let url: string | undefined;
     let onUrl: ((url: string) => void) | undefined;
@@ -90,10 +111,15 @@ export class NodeProcess {
 
     const timeoutMs = spec.startTimeoutMs ?? 120_000;
     let timer: NodeJS.Timeout | undefined;
+    let fail: ((err: Error) => void) | undefined;
     try {
       const listening = await Promise.race([
         new Promise<string>((resolve) => (onUrl = resolve)),
         spawnFailed,
+        new Promise<never>((_, reject) => {
+          fail = reject;
+          WAITING.add(reject);
+        }),
         exited.then((how) => {
           throw new BenchError(`the node exited (${how}) before listening:\n${tail.join('\n')}`);
         }),
@@ -101,12 +127,13 @@ export class NodeProcess {
           timer = setTimeout(() => reject(new BenchError(`the node did not log "snode listening" within ${timeoutMs} ms:\n${tail.join('\n')}`)), timeoutMs);
         }),
       ]);
-      return new NodeProcess(child, listening, tail, exited, spec.beside ? undefined : spec.dataDir);
+      return new NodeProcess(child, listening, tail, exited, ownPostgres);
     } catch (err) {
-      killGroup(child.pid, spec.beside ? undefined : spec.dataDir);
+      killGroup(child.pid, ownPostgres);
       throw err;
     } finally {
       clearTimeout(timer);
+      if (fail) WAITING.delete(fail);
     }
   }
 

@@ -155,16 +155,24 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     const unknown = wanted.filter((s) => !(SCENARIO_NAMES as readonly string[]).includes(s));
     if (unknown.length > 0) throw new UsageError(`unknown scenario ${unknown.join(', ')}; known: ${SCENARIO_NAMES.join(', ')}`);
     // Always the standard order, whatever order they were named in: ceiling first.
+    if (wanted.length === 0) throw new UsageError(`--scenario names no scenario; known: ${SCENARIO_NAMES.join(', ')}`);
     scenarios = SCENARIO_NAMES.filter((s) => wanted.includes(s));
   }
 
   if (v.url !== undefined) {
+    let url: URL;
     try {
-      new URL(v.url);
+      url = new URL(v.url);
     } catch {
       throw new UsageError(`--url is not a URL: ${v.url}`);
     }
+    // The load generator sends absolute paths (/api/...): a base path would be dropped from them.
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new UsageError(`--url must be http:// or https://, got ${v.url}`);
+    if (url.pathname.replace(/\/+$/, '') !== '' || url.search || url.hash) throw new UsageError(`--url must be the node's origin, without a path or query (got ${v.url})`);
     if (v.profile) throw new UsageError('--profile needs the bench to start the node itself (drop --url)');
+    if (v['database-url'] !== undefined || v['redis-url'] !== undefined) throw new UsageError('--database-url and --redis-url configure the nodes the bench starts; with --url the node is yours');
+  } else if (v.key !== undefined) {
+    throw new UsageError('--key is for --url: the nodes the bench starts get a fresh API_KEY_SECRET, and it makes its own admin key');
   }
   const prefix = v.prefix ?? '88.118.8';
   if (!/^[A-Za-z0-9]+(\.[A-Za-z0-9]+)*$/.test(prefix)) throw new UsageError(`--prefix must be dot-separated letters and digits, got "${prefix}"`);
@@ -186,7 +194,8 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv): BenchOptio
     profileDir: v.profile,
     jsonOut: v['json-out'],
     slices: positiveNumber('slices', v.slices, DEFAULT_SLICES, true),
-    slice: positiveNumber('slice', v.slice, DEFAULT_SLICE, false, 0.5),
+    // Whole seconds: autocannon ends a run on its one-second tick.
+    slice: positiveNumber('slice', v.slice, DEFAULT_SLICE, true),
     // The limits of POST /bench/seed-stats.
     statsEnterprises: atMost('stats-enterprises', positiveNumber('stats-enterprises', v['stats-enterprises'], DEFAULT_STATS.enterprises, true), 100_000),
     statsIdentifiersPerPrefix: atMost('stats-identifiers-per-prefix', positiveNumber('stats-identifiers-per-prefix', v['stats-identifiers-per-prefix'], DEFAULT_STATS.identifiersPerPrefix, true, 0), 1_000_000),

@@ -15,7 +15,7 @@ import { MemorySampler } from './proc-stats.js';
 import { note } from './progress.js';
 import type { ScenarioResult } from './report.js';
 import type { Scenario, SetInfo } from './scenarios.js';
-import { runSlices, sliceSide, summarize, warmUpSide, type SliceSide, type SlicedSide } from './slices.js';
+import { addCounts, runSlices, sliceSide, summarize, warmUpSide, type SliceSide, type SlicedSide } from './slices.js';
 
 /** Seconds of warm-up per node at most (--warmup is for one long measurement). */
 const PAIR_WARMUP_MAX = 1;
@@ -105,7 +105,7 @@ export async function measurePair(scenario: Scenario, baselineNode: ActiveNode, 
         connErrors: b.connErrors + m.connErrors,
         timeouts: b.timeouts + m.timeouts,
         unexpectedStatus: b.unexpectedStatus + m.unexpectedStatus,
-        connErrorKinds: { ...b.connErrorKinds, ...m.connErrorKinds },
+        connErrorKinds: addCounts(b.connErrorKinds, m.connErrorKinds),
       },
       ...(m.peakRssMiB !== undefined ? { peakRssMiB: m.peakRssMiB } : {}),
       ...(m.nodeCpuPct !== undefined ? { nodeCpuPct: m.nodeCpuPct } : {}),

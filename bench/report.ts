@@ -187,7 +187,8 @@ export function judge(results: ScenarioResult[], seeded: number, importLines = 0
   const standalone = results.find((r) => r.name === 'ceiling' && r.status === 'ok');
   for (const r of results) {
     if (r.status !== 'ok') continue;
-    const ceiling = r.interleavedCeiling ?? standalone;
+    // A pair compares its own two nodes; a ceiling from another node and window would only mislead.
+    const ceiling = r.interleavedCeiling ?? (r.pair ? undefined : standalone);
     if (ceiling?.reqPerSec && r.reqPerSec !== undefined) {
       // Batch: identifiers per second against the ceiling's requests per second.
       // A yardstick of many rows per request (register-batch's COPY): identifiers against rows.

@@ -8,6 +8,7 @@
 import { BenchError } from './errors.js';
 import { measureImport } from './import.js';
 import { measure } from './measure.js';
+import { abortStarts, killAllNodes } from './node-process.js';
 import { measurePair } from './pair.js';
 import { StartedNodes, UrlNode, type NodeSource } from './nodes.js';
 import { parseOptions, redactedOptions, UsageError, USAGE, type BenchOptions } from './options.js';
@@ -34,7 +35,7 @@ async function runAll(options: BenchOptions, nodes: NodeSource, signal: AbortSig
     try {
       const seedOn = async (url: string) => {
         if (seeded) return;
-        record.seed = await seed(url, await nodes.adminKey(), set.prefix, set.seeded);
+        record.seed = await seed(url, await nodes.adminKey(), set.prefix, set.seeded, signal);
         seeded = true;
       };
       let result: ScenarioResult;
@@ -122,8 +123,10 @@ async function main(): Promise<number> {
     if (interrupts === 1) {
       note(`${signal}: stopping the run and cleaning up (again to kill at once)`);
       controller.abort();
+      abortStarts();
     } else {
       nodes?.killNow();
+      killAllNodes();
       process.exit(130);
     }
   };

@@ -167,3 +167,10 @@ export function summarize(side: SliceSide): SlicedSide {
     ...(memory?.peakRssMiB !== undefined ? { peakRssMiB: memory.peakRssMiB } : {}),
   };
 }
+
+/** Counts by kind, added (two sides' error kinds: a kind both saw counts both). */
+export function addCounts(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const sum = { ...a };
+  add(sum, b);
+  return sum;
+}

@@ -49,6 +49,7 @@ interface BenchRecord {
     target?: { pass: boolean | undefined };
     pair?: { slices: number; baseline: Side; measured: Side; ratio: number };
     ratio?: number;
+    warm?: { requests: number; via: string };
     import?: { lines: number; written: number; rejected: number; state: string };
     reqPerSec?: number;
     peakRssMiB?: number;
@@ -141,6 +142,12 @@ describe('bench smoke run', () => {
       expect(side.errors).toBe(0);
     }
     expect(record.results.find((r) => r.name === 'write-audit')!.target?.pass).not.toBeUndefined();
+    // The write-audit handles were created by a warm pass, so the measured PUTs are updates.
+    expect(record.results.find((r) => r.name === 'write-audit')!.warm, log).toMatchObject({ requests: 1000, via: 'PUT' });
+    // A pair is judged against its other node: no ratio to a ceiling of another node and window.
+    for (const name of ['resolve-l1-nocount', 'resolve-l1-nolimit', 'resolve-l1-nometrics', 'write-audit']) {
+      expect(record.results.find((r) => r.name === name)!.ratio, name).toBeUndefined();
+    }
 
     // Every scenario judged against the ceiling: a ceiling measured on its node in interleaved
     // slices (2 s in 2 slices of 1 s each), and the ratio taken against it.
@@ -234,4 +241,21 @@ describe('bench smoke run', () => {
     }
     // About 200 s alone here; sync-drain starts two more nodes, and other e2e files run beside it.
   }, 600_000);
+
+  it('refuses options that cannot work, with exit code 2 and nothing started', async () => {
+    const refusals: Array<[string[], RegExp]> = [
+      [['--url', 'http://127.0.0.1:1/snode'], /without a path/],
+      [['--url', 'localhost:8080'], /http:\/\/ or https:\/\//],
+      [['--url', 'http://127.0.0.1:1', '--database-url', db.url], /with --url the node is yours/],
+      [['--key', 'abc'], /--key is for --url/],
+      [['--scenario', ','], /names no scenario/],
+      [['--slice', '1.5'], /--slice must be an integer/],
+    ];
+    for (const [args, message] of refusals) {
+      const run = await runBench(args);
+      expect({ args, code: run.code }).toEqual({ args, code: 2 });
+      expect(run.stderr, args.join(' ')).toMatch(message);
+      expect(run.stdout).toBe('');
+    }
+  });
 });
