@@ -23,7 +23,8 @@ import { frameworkErrorHandler, registerErrorHandling } from './infra/http-error
 import { validatorCompiler } from './infra/validation.js';
 import type { Logger } from './infra/logger.js';
 import { lazyRequestLogger } from './infra/request-logger.js';
-import { Federation, SOFTWARE_VERSION } from './federation/index.js';
+import { Federation, SOFTWARE_VERSION, upstreamUrls } from './federation/index.js';
+import { recordUpstream } from './federation/outbox-repository.js';
 import type { ChangeSink } from './registry/change-sink.js';
 import { registryRoutes } from './registry/routes.js';
 import { batchRoutes } from './registry/batch-routes.js';
@@ -122,6 +123,8 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const onboarding = new OnboardingService(deps.pool, tenancy);
   const stats = new StatsService(deps.pool, tenancy, config.STATS_TIME_ZONE);
   const federation = await Federation.create(config, { pool: deps.pool, log: deps.log, tenancy, stats });
+  // For commands run beside the node (snode import): their writes must reach the outbox as the node's do.
+  await recordUpstream(deps.pool, upstreamUrls(config).length > 0);
   const sinks = [...(config.AUDIT_LOG ? [auditSink(audit)] : []), ...(federation?.sinks ?? []), ...(deps.sinks ?? [])];
   const { registry, batches, importer, templates } = buildWriters(config, deps.pool, deps.cache, deps.log, sinks, (prefix) => tenancy.isDisabled(prefix), changes, (keyId) => tenancy.isKeyValid(keyId));
   app.decorate('importer', importer);

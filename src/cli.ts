@@ -158,13 +158,13 @@ export function buildProgram(): Command {
   env(program
     .command('healthcheck')
     .description("exit 0 when the node on HOST:PORT answers GET /healthz, 1 otherwise (the container's HEALTHCHECK)")
-    .option('--timeout <ms>', 'how long to wait for the answer', '3000')
-    .action(async (o: { timeout: string }) => {
+    .option('--timeout <ms>', 'how long to wait for the answer, 1 to 600000', timeoutMs, 3000)
+    .action(async (o: { timeout: number }) => {
       const config = loadConfig();
       if (config.PORT === 0) throw new ConfigError('invalid configuration:\n  PORT: healthcheck needs the port the node listens on (not 0)');
       const host = config.HOST === '0.0.0.0' || config.HOST === '::' ? '127.0.0.1' : config.HOST;
       const url = `${config.TLS_CERT ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${config.PORT}/healthz`;
-      const ok = await healthcheck(url, Number(o.timeout) || 3000);
+      const ok = await healthcheck(url, o.timeout);
       process.stdout.write(`${ok ? 'ok' : 'unhealthy'}: ${url}\n`);
       if (!ok) process.exitCode = EXIT_FAILED;
     }), ['HOST', 'PORT', 'TLS_CERT']);
@@ -316,7 +316,7 @@ Prints the job as JSON at the end; rejected lines: GET /api/imports/<id>/rejecte
         if (job.state !== 'done') process.exitCode = EXIT_FAILED;
         return job;
       }),
-    ), [...DB_ENV, 'REDIS_URL', 'REDIS_KEY_PREFIX']);
+    ), [...DB_ENV, 'REDIS_URL', 'REDIS_KEY_PREFIX', 'UPSTREAM_URLS']);
 
   env(program
     .command('qr <handle>')
@@ -347,6 +347,12 @@ function qrSize(value: string): number {
   return size;
 }
 
+function timeoutMs(value: string): number {
+  const ms = /^[0-9]{1,6}$/.test(value) ? Number(value) : NaN;
+  if (!(ms >= 1 && ms <= 600_000)) throw new InvalidArgumentError('a whole number of milliseconds from 1 to 600000');
+  return ms;
+}
+
 function qrEcc(value: string): QrEcc {
   const level = value.toUpperCase();
   if (!(QR_ECC_LEVELS as readonly string[]).includes(level)) throw new InvalidArgumentError('L, M, Q or H');
@@ -372,9 +378,27 @@ export async function main(argv: string[]): Promise<void> {
     } else if (err instanceof EmbeddedPostgresError) {
       process.stderr.write(`snode: ${err.message}\n`);
       process.exitCode = EXIT_FAILED;
+    } else if (reported(err) !== undefined) {
+      // A system or database error (a missing file, a port in use, Postgres refusing): its
+      // message says it; a stack trace would bury it. LOG_LEVEL=debug shows the stack.
+      process.stderr.write(`snode: ${reported(err)}${process.env.LOG_LEVEL === 'debug' ? `\n${(err as Error).stack ?? ''}` : ''}\n`);
+      process.exitCode = EXIT_FAILED;
     } else {
       process.stderr.write(`snode: ${(err as Error).stack ?? String(err)}\n`);
       process.exitCode = EXIT_FAILED;
     }
   }
+}
+
+/**
+ * The message of an error of the system (errno: ENOENT, EADDRINUSE, ECONNREFUSED...) or of
+ * Postgres (SQLSTATE); undefined for anything else (a bug: its stack is printed). A connection
+ * refused on both 127.0.0.1 and ::1 is an AggregateError with no message of its own.
+ */
+function reported(err: unknown): string | undefined {
+  if (!(err instanceof Error) || typeof (err as { code?: unknown }).code !== 'string') return undefined;
+  const code = (err as Error & { code: string }).code;
+  if (err.message) return err.message;
+  const inner = err instanceof AggregateError ? err.errors.map((e: unknown) => (e as Error).message).filter(Boolean) : [];
+  return inner.length > 0 ? `${code}: ${inner.join('; ')}` : code;
 }

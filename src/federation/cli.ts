@@ -93,18 +93,19 @@ async function tryEach(upstream: UpstreamClient, config: Config) {
  * sender stopped (its session lock free), since a batch in flight would acknowledge past it.
  */
 export async function resync(pool: pg.Pool, config: Config, log: Logger): Promise<{ firstSeq: number; lastSeq: number; records: number; realigned?: { from: number; to: number }; note: string }> {
+  // Without the top-level node's position a restored node cannot be realigned, and a node that
+  // does not federate would only grow its outbox.
+  if (upstreamUrls(config).length === 0) throw errors.badRequest('NO_UPSTREAM', 'UPSTREAM_URLS is empty: set it as the node has it (resync asks the top-level node for its position)');
   const lock = await pool.connect();
   let locked = false;
   try {
     locked = (await lock.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [SENDER_LOCK])).rows[0]!.ok;
     let theirs: number | undefined;
     let unreachable: string | undefined;
-    if (upstreamUrls(config).length > 0) {
-      try {
-        theirs = (await askTopLevel(config, log)).ackedSeq;
-      } catch (err) {
-        unreachable = (err as Error).message;
-      }
+    try {
+      theirs = (await askTopLevel(config, log)).ackedSeq;
+    } catch (err) {
+      unreachable = (err as Error).message;
     }
     const ours = (await outbox.readState(pool)).ackedSeq;
     if (theirs !== undefined && theirs !== ours && !locked) {

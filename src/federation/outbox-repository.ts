@@ -38,6 +38,17 @@ export async function numberPending(tx: Tx, limit: number | null): Promise<numbe
   return numbered;
 }
 
+/** Records whether the node serving this database syncs upstream (at each start of a serving process). */
+export async function recordUpstream(db: Db, upstream: boolean): Promise<void> {
+  await db.query('UPDATE federation_sender SET upstream = $1 WHERE upstream IS DISTINCT FROM $1', [upstream]);
+}
+
+/** Whether the node serving this database syncs upstream, as its last start recorded. */
+export async function servingNodeSyncs(db: Db): Promise<boolean> {
+  const { rows } = await db.query<{ upstream: boolean }>('SELECT upstream FROM federation_sender');
+  return rows[0]?.upstream ?? false;
+}
+
 export async function readState(db: Db): Promise<{ nextSeq: number; ackedSeq: number }> {
   const { rows } = await db.query<{ next_seq: string; acked_seq: string }>('SELECT next_seq, acked_seq FROM federation_sender');
   return { nextSeq: Number(rows[0]!.next_seq), ackedSeq: Number(rows[0]!.acked_seq) };

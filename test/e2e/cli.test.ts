@@ -66,6 +66,11 @@ describe('snode CLI', () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr).toContain('PORT');
     expect(bad.stderr).toContain('eighty');
+    for (const timeout of ['abc', '0', '-5', '1.5']) {
+      const refused = await runCli(['healthcheck', '--timeout', timeout], { PORT: '8080' });
+      expect({ timeout, code: refused.code }).toEqual({ timeout, code: 2 });
+      expect(refused.stderr).toContain('whole number of milliseconds');
+    }
   });
 
   it('prints the configuration table', async () => {
@@ -135,4 +140,16 @@ describe('snode CLI', () => {
     // five times that inside the full suite on two loaded cores (each `snode config` took 3 s
     // alone, 10 s there), which the default 60 s, and then 150 s, did not always cover.
   }, 300_000);
+
+  // After the migrate test, which needs the database fresh.
+  it('reports a missing file or database in one line, without a stack trace', async () => {
+    const missingFile = await runCli(['import', '/nonexistent/parts.ndjson', '--prefix', '88.118.8'], env);
+    expect(missingFile.code).toBe(1);
+    expect(missingFile.stderr).toMatch(/^snode: ENOENT: no such file or directory.*parts\.ndjson/m);
+    expect(missingFile.stderr).not.toMatch(/\n\s+at /);
+    const missingDb = await runCli(['admin', 'enterprise', 'list'], { ...env, DATABASE_URL: `${db.url}_no_such_database` });
+    expect(missingDb.code).toBe(1);
+    expect(missingDb.stderr).toMatch(/^snode: database ".*_no_such_database" does not exist/m);
+    expect(missingDb.stderr).not.toMatch(/\n\s+at /);
+  });
 });

@@ -103,7 +103,11 @@ const drained = (s: Site, ms?: number) =>
   }, ms);
 
 async function topQuery<T extends pg.QueryResultRow>(sql: string, params: unknown[] = []): Promise<T[]> {
-  const client = new pg.Client({ connectionString: top.db.url });
+  return nodeQuery<T>(top, sql, params);
+}
+
+async function nodeQuery<T extends pg.QueryResultRow>(node: { db: { url: string } }, sql: string, params: unknown[] = []): Promise<T[]> {
+  const client = new pg.Client({ connectionString: node.db.url });
   await client.connect();
   try {
     return (await client.query<T>(sql, params)).rows;
@@ -275,6 +279,12 @@ describe('federation', () => {
     const drifted = await runCli(['federation', 'verify'], a.env);
     expect(drifted.code).toBe(1);
     expect(JSON.parse(drifted.stdout)).toMatchObject({ drift: true, prefixes: [expect.objectContaining({ match: false })] });
+    // Without UPSTREAM_URLS a resync could not ask the top-level node's position: refused, nothing queued.
+    const before = await nodeQuery(a, 'SELECT next_seq FROM federation_sender');
+    const blind = await runCli(['federation', 'resync'], { ...a.env, UPSTREAM_URLS: '' });
+    expect(blind.code).toBe(1);
+    expect(blind.stderr).toMatch(/NO_UPSTREAM|UPSTREAM_URLS is empty/);
+    expect(await nodeQuery(a, 'SELECT next_seq FROM federation_sender')).toEqual(before);
     const resync = await runCli(['federation', 'resync'], a.env);
     expect(resync.code, resync.stderr).toBe(0);
     expect(JSON.parse(resync.stdout)).toMatchObject({ records: total + 1 });

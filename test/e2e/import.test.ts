@@ -384,10 +384,22 @@ describe('imports', () => {
     expect((await call(node!.url, 'PUT', '/api/templates/88.118.81/1.0', { key, body: { items: template.items.map((i) => ({ ...i, enabled: true })) } })).status).toBe(409);
   }, 120_000);
 
+  it('puts a command-line import through the outbox of a node that syncs, even without UPSTREAM_URLS in its environment', async () => {
+    expect((await sql.query('SELECT upstream FROM federation_sender')).rows[0].upstream, 'the node records at start that it syncs').toBe(true);
+    const file = path.join(dataDir, 'no-upstream-env.ndjson');
+    await writeLines(file, 50, (n) => `{"suffix":"U-${n}","values":[{"index":1,"type":"URL","data":{"format":"string","value":"https://example.com/u/${n}"}}]}`);
+    const result = await runCli(['import', file, '--prefix', '88.118.81', '--mode', 'create'], { ...env(), UPSTREAM_URLS: '', LOG_LEVEL: 'warn' });
+    expect(result.code, result.stderr).toBe(0);
+    expect(JSON.parse(result.stdout)).toMatchObject({ state: 'done', written: 50 });
+    expect(await sinkCounts('88.118.81', 'U-%')).toEqual({ audit: 50, auditHandles: 50, outbox: 50, outboxHandles: 50 });
+  }, 120_000);
+
   it('imports 1,000,000 lines from the command line with flat memory', async () => {
     const file = path.join(dataDir, 'million.ndjson');
     await writeLines(file, 1_000_000, (n) => `{"suffix":"M-${n}","values":[{"index":1,"type":"URL","data":{"format":"string","value":"https://example.com/m/${n}"}},{"index":2001,"type":"product.batch","data":{"format":"string","value":"2026-11-B07"}}]}`);
-    // Without the outbox: this test is about memory and time, and the sinks are counted above.
+    // Without the outbox (as on a node that does not sync): this test is about memory and time,
+    // and the sinks are counted above.
+    await sql.query('UPDATE federation_sender SET upstream = false');
     const result = await runCli(['import', file, '--prefix', '88.118.81', '--mode', 'create'], { ...env(), UPSTREAM_URLS: '', LOG_LEVEL: 'warn' });
     expect(result.code, result.stderr).toBe(0);
     const job = JSON.parse(result.stdout);
