@@ -24,6 +24,9 @@ export interface ImportCommandOptions {
 
 const number = (n: number): string => n.toLocaleString('en');
 
+/** How long an import that could not reach Redis keeps trying to deliver its invalidations before it exits. */
+const INVALIDATION_GRACE_MS = 10_000;
+
 /** A progress bar on a terminal; a line every few seconds otherwise (logs, CI). */
 function progressPrinter(total: number): (counts: Pick<ImportJob, 'linesRead' | 'written' | 'rejected'>, bytesRead: number, final?: boolean) => void {
   const tty = process.stderr.isTTY === true;
@@ -65,6 +68,13 @@ export async function runImportCommand(config: Config, pool: pg.Pool, tenancy: T
     const print = progressPrinter(size);
     const job = await importer.importFile(actor, options.prefix, format, options.mode, file, (counts, bytesRead) => print(counts, bytesRead));
     print(job, size, true);
+    // Invalidations Redis did not take: the command's retries end with it, so they are tried
+    // once more now, and the operator told if running nodes may still serve what it replaced.
+    const undelivered = await cache.cache.deliverPending(INVALIDATION_GRACE_MS);
+    if (undelivered > 0) {
+      process.stderr.write(`snode import: Redis did not take the cache invalidations of ${number(undelivered)} identifiers: running nodes may serve their previous answers for them until these expire (CACHE_MAX_TTL ${config.CACHE_MAX_TTL} s, NEGATIVE_CACHE_TTL ${config.NEGATIVE_CACHE_TTL} s). The data is written.\n`);
+      process.exitCode = 1;
+    }
     return job;
   } finally {
     await changes.close();

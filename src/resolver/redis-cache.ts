@@ -135,6 +135,20 @@ export class RedisCache {
     await this.redis.snodeInvalidate(keys.length, ...keys, handles.length, this.channel, JSON.stringify(handles));
   }
 
+  /**
+   * Delivers the invalidations still pending (Redis was unreachable when they were made), trying
+   * for up to `withinMs`; answers how many are still undelivered. For a command about to exit
+   * (snode import): its retries would die with it.
+   */
+  async deliverPending(withinMs: number): Promise<number> {
+    const until = Date.now() + withinMs;
+    while (this.pending.size > 0 && Date.now() < until) {
+      await this.flushPending();
+      if (this.pending.size > 0) await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(RETRY_MS, until - Date.now()))));
+    }
+    return this.pending.size;
+  }
+
   private scheduleRetry(): void {
     if (this.retryTimer) return;
     this.retryTimer = setTimeout(() => {

@@ -40,6 +40,11 @@ export class ResolverCache implements CacheInvalidation {
     await this.shared?.invalidate(handles); // never throws: undelivered invalidations are retried
   }
 
+  /** Invalidations Redis could not take yet, delivered within `withinMs` if it answers; how many remain. */
+  deliverPending(withinMs: number): Promise<number> {
+    return this.shared?.deliverPending(withinMs) ?? Promise.resolve(0);
+  }
+
   async ping(): Promise<boolean> {
     return this.shared ? this.shared.ping() : true;
   }

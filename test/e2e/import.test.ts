@@ -394,6 +394,16 @@ describe('imports', () => {
     expect(await sinkCounts('88.118.81', 'U-%')).toEqual({ audit: 50, auditHandles: 50, outbox: 50, outboxHandles: 50 });
   }, 120_000);
 
+  it('says so, and exits 1, when an import from the command line could not tell the nodes\' caches what it replaced', async () => {
+    const file = path.join(dataDir, 'no-redis.ndjson');
+    await writeLines(file, 20, (n) => `{"suffix":"NR-${n}","values":[{"index":1,"type":"URL","data":{"format":"string","value":"https://example.com/nr/${n}"}}]}`);
+    const result = await runCli(['import', file, '--prefix', '88.118.81'], { ...env(), REDIS_URL: 'redis://127.0.0.1:1', LOG_LEVEL: 'silent' });
+    expect(result.code, result.stderr).toBe(1);
+    expect(result.stderr).toMatch(/Redis did not take the cache invalidations of 20 identifiers.*The data is written/);
+    expect(JSON.parse(result.stdout)).toMatchObject({ state: 'done', written: 20 });
+    expect((await sql.query("SELECT count(*)::int AS n FROM identifiers WHERE prefix = '88.118.81' AND suffix LIKE 'NR-%'")).rows[0].n).toBe(20);
+  }, 120_000);
+
   it('imports 1,000,000 lines from the command line with flat memory', async () => {
     const file = path.join(dataDir, 'million.ndjson');
     await writeLines(file, 1_000_000, (n) => `{"suffix":"M-${n}","values":[{"index":1,"type":"URL","data":{"format":"string","value":"https://example.com/m/${n}"}},{"index":2001,"type":"product.batch","data":{"format":"string","value":"2026-11-B07"}}]}`);
