@@ -131,7 +131,7 @@ async function readAnchor(o: { anchor?: string; anchorFile?: string }): Promise<
 const cliLog = (config: Config) => createLogger(process.env.LOG_LEVEL ? config.LOG_LEVEL : 'warn', { nodeId: config.NODE_ID }, true);
 
 /** The command line acts with the database's authority: as an admin. */
-const CLI_ACTOR: Actor = { kind: 'key', keyId: 'cli', role: 'admin', enterpriseId: null, prefixes: [] };
+const CLI_ACTOR: Actor = { kind: 'key', keyId: 'cli', role: 'admin', enterpriseId: null, prefixes: [], system: true };
 
 export function buildProgram(): Command {
   const program = new Command('snode')

@@ -13,7 +13,7 @@ import { AppError, errors, ResponseCode } from '../infra/errors.js';
 import { parseHandleOrThrow } from '../infra/handle-http.js';
 import { withTransaction, type Tx } from '../infra/postgres.js';
 import type { CacheInvalidation } from '../resolver/resolver-cache.js';
-import type { Actor } from '../tenancy/actor.js';
+import { recordedRole, type Actor } from '../tenancy/actor.js';
 import * as batchRepo from './batch-repository.js';
 import { writeThenSinks, type IdentifierChange, type RequestInfo, type SinkStatement } from './change-sink.js';
 import * as idempotency from './idempotency.js';
@@ -501,7 +501,7 @@ function changeOf(
   const request = item.request ?? batchRequest;
   return {
     op, handle: item.handle.handle, prefix: item.handle.prefix, suffix: item.handle.suffix, version, values, valuesJson, previous,
-    actor: { keyId: by.keyId, role: by.role }, at, ...(request ? { request } : {}),
+    actor: { keyId: by.keyId, role: recordedRole(by) }, at, ...(request ? { request } : {}),
   };
 }
 

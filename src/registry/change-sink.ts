@@ -28,7 +28,7 @@ export interface IdentifierChange {
   valuesJson?: string;
   /** The record before the change; null for a create. */
   previous: { version: number; values: HandleValue[] } | null;
-  actor: { keyId: string; role: Role };
+  actor: { keyId: string; role: Role | 'system' };
   /** The HTTP request behind the change (absent for the command line and imports). */
   request?: RequestInfo;
   /** ISO time of the change (server clock). */

@@ -7,7 +7,7 @@ import { normaliseValues, type HandleRecord, type ValueInput, type ValueLimits }
 import { AppError, errors, ResponseCode } from '../infra/errors.js';
 import { withTransaction } from '../infra/postgres.js';
 import type { CacheInvalidation } from '../resolver/resolver-cache.js';
-import { canList, ownsPrefix, type Actor } from '../tenancy/actor.js';
+import { canList, ownsPrefix, recordedRole, type Actor } from '../tenancy/actor.js';
 import { runSinks, type ChangeSink, type IdentifierChange, type RequestInfo, type SinkStatement } from './change-sink.js';
 import type { GroupedWrite, ItemResult } from './batch.js';
 import * as repo from './repository.js';
@@ -226,7 +226,7 @@ export class RegistryService {
       version,
       values,
       previous,
-      actor: { keyId: actor.keyId, role: actor.role },
+      actor: { keyId: actor.keyId, role: recordedRole(actor) },
       at,
     };
   }

@@ -4,7 +4,10 @@ import type { Role } from './api-keys.js';
 
 export type Actor =
   | { kind: 'anonymous' }
-  | { kind: 'key'; keyId: string; role: Role; enterpriseId: string | null; prefixes: readonly string[] };
+  | { kind: 'key'; keyId: string; role: Role; enterpriseId: string | null; prefixes: readonly string[]; system?: true };
+
+/** The role a change is recorded under: `system` for the command line (which acts with an admin's rights). */
+export const recordedRole = (actor: Extract<Actor, { kind: 'key' }>): Role | 'system' => (actor.system ? 'system' : actor.role);
 
 export const ANONYMOUS: Actor = { kind: 'anonymous' };
 

@@ -392,6 +392,9 @@ describe('imports', () => {
     expect(result.code, result.stderr).toBe(0);
     expect(JSON.parse(result.stdout)).toMatchObject({ state: 'done', written: 50 });
     expect(await sinkCounts('88.118.81', 'U-%')).toEqual({ audit: 50, auditHandles: 50, outbox: 50, outboxHandles: 50 });
+    // Recorded as the command line's, as every other command-line change is.
+    const actors = await sql.query("SELECT DISTINCT actor_key, actor_role FROM audit_log WHERE target LIKE '88.118.81/U-%'");
+    expect(actors.rows).toEqual([{ actor_key: 'cli', actor_role: 'system' }]);
   }, 120_000);
 
   it('says so, and exits 1, when an import from the command line could not tell the nodes\' caches what it replaced', async () => {
