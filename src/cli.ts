@@ -12,6 +12,7 @@ import { MigrationError } from './infra/migrations.js';
 import { loadServerSecret } from './infra/secrets.js';
 import { openDatabase, serve } from './server.js';
 import { ROLES, type Role } from './tenancy/api-keys.js';
+import { holdsApiKeys } from './tenancy/repository.js';
 import { TenancyService } from './tenancy/service.js';
 import { AuditLog } from './audit/service.js';
 import { parseAnchor, type ChainHead } from './audit/entry.js';
@@ -95,9 +96,9 @@ const DB_ENV = ['DATABASE_URL', 'DATA_DIR', 'EMBEDDED_PG_PORT', 'API_KEY_SECRET'
 async function withTenancy(fn: (tenancy: TenancyService, config: Config, pool: pg.Pool) => Promise<unknown>): Promise<void> {
   const config = loadConfig();
   const log = createLogger(process.env.LOG_LEVEL ? config.LOG_LEVEL : 'warn', { nodeId: config.NODE_ID }, true);
-  const secret = await loadServerSecret(config, log);
   const database = await openDatabase(config, log);
   try {
+    const secret = await loadServerSecret(config, log, () => holdsApiKeys(database.pool));
     // Publishing only (NOTIFY): a revocation or prefix change reaches running nodes' key caches at once.
     const changes = new PgTenancyChanges(database.pool, log);
     const tenancy = new TenancyService(database.pool, secret, config.NODE_PREFIX, { audit: new AuditLog(database.pool, log), changes });

@@ -17,6 +17,7 @@ import { RedisCache } from './resolver/redis-cache.js';
 import { ResolverCache } from './resolver/resolver-cache.js';
 import { AuditLog, NO_AUDIT } from './audit/service.js';
 import { ensureFirstAdminKey } from './tenancy/bootstrap.js';
+import { holdsApiKeys } from './tenancy/repository.js';
 import { TenancyService } from './tenancy/service.js';
 
 export interface Database {
@@ -108,13 +109,13 @@ export interface StartOptions {
 
 export async function startNode(config: Config, options: StartOptions = {}): Promise<RunningNode> {
   const log = options.log ?? createLogger(config.LOG_LEVEL, { nodeId: config.NODE_ID });
-  const secret = await loadServerSecret(config, log);
   const database = await openDatabase(config, log);
   let cache: Cache | undefined;
   let app: App | undefined;
   let metricsListener: Server | undefined;
   let metricsUrl: string | undefined;
   try {
+    const secret = await loadServerSecret(config, log, () => holdsApiKeys(database.pool));
     cache = await openCache(config, log);
     const audit = config.AUDIT_LOG ? new AuditLog(database.pool, log) : NO_AUDIT;
     await ensureFirstAdminKey(database.pool, new TenancyService(database.pool, secret, config.NODE_PREFIX, { audit }), config.DATA_DIR, log);

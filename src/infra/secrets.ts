@@ -2,12 +2,17 @@
 import { randomBytes } from 'node:crypto';
 import { link, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Config } from '../config.js';
+import { ConfigError, type Config } from '../config.js';
 import { makeDataDir } from './data-dir.js';
 import type { Logger } from './logger.js';
 
-/** API_KEY_SECRET when set; otherwise one generated into DATA_DIR/secret (mode 0600) and reused. */
-export async function loadServerSecret(config: Config, log: Logger): Promise<Buffer> {
+/**
+ * API_KEY_SECRET when set; otherwise one generated into DATA_DIR/secret (mode 0600) and reused.
+ * No secret is generated for a database that holds API keys already (`hasKeys`): they were made
+ * under another secret, and keys made under a new one would work nowhere else (a command run
+ * outside the node's DATA_DIR, a second process given a DATA_DIR of its own).
+ */
+export async function loadServerSecret(config: Config, log: Logger, hasKeys?: () => Promise<boolean>): Promise<Buffer> {
   if (config.API_KEY_SECRET) return Buffer.from(config.API_KEY_SECRET, 'utf8');
   if (config.DATABASE_URL) {
     log.warn('API_KEY_SECRET is not set: using DATA_DIR/secret; every process sharing this database must use the same secret or keys made by one are refused by the others');
@@ -15,6 +20,9 @@ export async function loadServerSecret(config: Config, log: Logger): Promise<Buf
   const file = path.resolve(config.DATA_DIR, 'secret');
   const existing = await readSecret(file);
   if (existing) return existing;
+  if (hasKeys && (await hasKeys())) {
+    throw new ConfigError(`invalid configuration:\n  API_KEY_SECRET: not set, and ${file} does not exist, but this database holds API keys made under a secret: set API_KEY_SECRET, or DATA_DIR to the node's (a new secret would make keys no other process accepts)`);
+  }
   await makeDataDir(path.dirname(file));
   const secret = randomBytes(32).toString('base64url');
   // Written whole under another name, then linked into place: a process starting at the same

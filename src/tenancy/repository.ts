@@ -283,3 +283,9 @@ export async function tenancyCounts(db: Db): Promise<{ enterprises: number; pref
   for (const r of prefixes.rows) byState[r.state] = Number(r.n);
   return { enterprises: Number(enterprises.rows[0]!.n), prefixes: byState };
 }
+
+/** Whether any API key was ever made on this database (revoked ones too): the server secret is then fixed. */
+export async function holdsApiKeys(db: Db): Promise<boolean> {
+  const { rows } = await db.query<{ any: boolean }>('SELECT EXISTS (SELECT 1 FROM api_keys) AS any');
+  return rows[0]!.any;
+}

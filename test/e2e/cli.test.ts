@@ -1,4 +1,8 @@
 /** The `snode` command line as an operator uses it: help, config errors, migrate, admin. */
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigSchema } from '../../src/config.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
@@ -140,6 +144,22 @@ describe('snode CLI', () => {
     // five times that inside the full suite on two loaded cores (each `snode config` took 3 s
     // alone, 10 s there), which the default 60 s, and then 150 s, did not always cover.
   }, 300_000);
+
+  it('makes no new server secret for a database whose keys were made under another one', async () => {
+    // The database has keys (the test above made them under SECRET); a command run without
+    // API_KEY_SECRET, in a DATA_DIR with no secret, would make one and hash new keys under it.
+    const elsewhere = await mkdtemp(path.join(os.tmpdir(), 'snode-cli-elsewhere-'));
+    try {
+      const { API_KEY_SECRET: _given, ...withoutSecret } = env;
+      const refused = await runCli(['admin', 'key', 'create', '--role', 'auditor'], { ...withoutSecret, DATA_DIR: elsewhere });
+      expect(refused.code).toBe(2);
+      expect(refused.stderr).toMatch(/API_KEY_SECRET: not set.*holds API keys/s);
+      expect(refused.stdout).toBe('');
+      expect(existsSync(path.join(elsewhere, 'secret'))).toBe(false);
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true });
+    }
+  });
 
   // After the migrate test, which needs the database fresh.
   it('reports a missing file or database in one line, without a stack trace', async () => {
