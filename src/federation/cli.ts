@@ -1,9 +1,11 @@
 /** What `snode federation ...` and `snode admin register-node` do. */
 import { readFile } from 'node:fs/promises';
 import type pg from 'pg';
+import { AuditLog, NO_AUDIT } from '../audit/service.js';
 import type { Config } from '../config.js';
 import { errors } from '../infra/errors.js';
 import type { Logger } from '../infra/logger.js';
+import { CLI_CONTEXT } from '../tenancy/service.js';
 import { HttpPools } from './http-pools.js';
 import { upstreamUrls } from './index.js';
 import { keyFile, loadOrCreateNodeKey } from './node-key.js';
@@ -22,7 +24,8 @@ export async function registerNode(pool: pg.Pool, config: Config, log: Logger, o
     throw errors.badRequest('INVALID_PUBLIC_KEY', `cannot read ${o.publicKey}: ${(err as Error).message}`);
   }
   const service = new TopLevelService(pool, { timestampWindowMs: config.FEDERATION_TIMESTAMP_WINDOW_MS, downAfterMs: config.NODE_DOWN_AFTER_MS }, log);
-  const node = await service.registerNode({ nodeId: o.id, nodePrefix: o.prefix, publicKeyPem: pem, algorithm: o.algorithm, baseUrl: o.url });
+  const trail = config.AUDIT_LOG ? new AuditLog(pool, log) : NO_AUDIT;
+  const node = await service.registerNode({ nodeId: o.id, nodePrefix: o.prefix, publicKeyPem: pem, algorithm: o.algorithm, baseUrl: o.url }, { trail, context: CLI_CONTEXT });
   return { nodeId: node.nodeId, nodePrefix: node.nodePrefix, algorithm: node.algorithm, baseUrl: node.baseUrl, registeredAt: node.registeredAt };
 }
 

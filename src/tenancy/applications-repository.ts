@@ -55,9 +55,16 @@ export async function findApplication(db: Db, id: string, forUpdate = false): Pr
   return rows[0] ? toRow(rows[0]) : undefined;
 }
 
+/**
+ * The admins' list. A pending application's enterpriseId is the enterprise its USCC already
+ * belongs to, if any: approving it adds a prefix to that enterprise, so the admin must know.
+ */
 export async function listApplications(db: Db, state: ApplicationState | undefined, limit: number, offset: number): Promise<ApplicationRow[]> {
   const { rows } = await db.query<DbRow>(
-    `SELECT ${COLUMNS} FROM enterprise_applications WHERE ($1::text IS NULL OR state = $1) ORDER BY created_at, id LIMIT $2 OFFSET $3`,
+    `SELECT a.id, a.name, a.uscc, a.contact_name, a.contact_email, a.contact_phone, a.industry_code, a.requested_prefix, a.state, a.reason,
+       CASE WHEN a.state = 'pending' THEN e.id ELSE a.enterprise_id END AS enterprise_id, a.prefix, a.created_at, a.decided_at
+     FROM enterprise_applications a LEFT JOIN enterprises e ON e.uscc = a.uscc
+     WHERE ($1::text IS NULL OR a.state = $1) ORDER BY a.created_at, a.id LIMIT $2 OFFSET $3`,
     [state ?? null, limit, offset],
   );
   return rows.map(toRow);

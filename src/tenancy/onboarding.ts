@@ -98,6 +98,10 @@ export class OnboardingService {
         ? application.requestedPrefix
         : nextFreePrefix(this.tenancy.nodePrefix, taken);
       let enterpriseId = await repo.findEnterpriseIdByUscc(tx, application.uscc);
+      // An enterprise that exists already (this is a further prefix for it) keeps its keys; the
+      // applicant's key covers the new prefix only: knowing a company's USCC must not be enough
+      // to control the identifiers it has registered.
+      const existing = enterpriseId !== undefined;
       const audit = this.tenancy.audit;
       if (!enterpriseId) {
         const created = await repo.insertEnterprise(tx, application.name, application.uscc);
@@ -106,9 +110,15 @@ export class OnboardingService {
       }
       const prefix = await repo.insertPrefix(tx, prefixName, enterpriseId);
       await audit.append(tx, [{ context: by, action: 'prefix.allocate', target: prefixName, after: prefix, detail: { enterpriseId, application: id } }]);
-      const key = await this.tenancy.createKey({ role: 'enterprise', enterpriseId, label: 'first key (onboarding)' }, by, tx);
+      const key = await this.tenancy.createKey(
+        existing
+          ? { role: 'enterprise', enterpriseId, label: `onboarding key for ${prefixName}`, prefixes: [prefixName] }
+          : { role: 'enterprise', enterpriseId, label: 'first key (onboarding)' },
+        by,
+        tx,
+      );
       const decided = await apps.decideApplication(tx, id, { state: 'approved', reason: null, enterpriseId, prefix: prefixName });
-      await audit.append(tx, [{ context: by, action: 'application.approve', target: id, before: application, after: decided, detail: { prefix: prefixName, enterpriseId } }]);
+      await audit.append(tx, [{ context: by, action: 'application.approve', target: id, before: application, after: decided, detail: { prefix: prefixName, enterpriseId, existingEnterprise: existing } }]);
       const enterprise = (await repo.findEnterprise(tx, enterpriseId))!;
       return { application: decided, enterprise, prefix, key };
     });

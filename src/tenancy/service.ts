@@ -29,6 +29,9 @@ function checkId(id: string, what: string): string {
 /** The command line acts with the database's authority. */
 export const CLI_CONTEXT: AuditContext = { keyId: 'cli', role: 'system' };
 
+/** Longest enterprise name and key label (the HTTP schemas' maxLength). */
+const MAX_TEXT = 200;
+
 export interface TenancyOptions {
   /** Where state changes are recorded, in their own transaction. */
   audit?: AuditTrail;
@@ -109,6 +112,8 @@ export class TenancyService {
   async createEnterprise(input: { name: string; uscc: string }, by: AuditContext = CLI_CONTEXT): Promise<repo.EnterpriseRow> {
     const name = input.name.trim();
     if (name.length === 0) throw errors.badRequest('INVALID_NAME', 'enterprise name is empty');
+    // As the HTTP schemas say, for the command line too.
+    if (name.length > MAX_TEXT) throw errors.badRequest('INVALID_NAME', `enterprise name is ${name.length} characters; at most ${MAX_TEXT}`);
     const uscc = checkedUscc(input.uscc);
     try {
       return await withTransaction(this.pool, async (tx) => {
@@ -203,6 +208,7 @@ export class TenancyService {
     by: AuditContext,
   ): Promise<NewKey> {
     const enterpriseId = input.enterpriseId ? checkId(input.enterpriseId, 'enterpriseId') : null;
+    if (input.label !== undefined && input.label.length > MAX_TEXT) throw errors.badRequest('INVALID_LABEL', `the key label is ${input.label.length} characters; at most ${MAX_TEXT}`);
     if (input.role === 'enterprise' && !enterpriseId) throw errors.badRequest('ENTERPRISE_REQUIRED', 'an enterprise key needs enterpriseId');
     if (input.role !== 'enterprise' && enterpriseId) {
       throw errors.badRequest('ENTERPRISE_NOT_ALLOWED', `an ${input.role} key belongs to the node, not to an enterprise`);

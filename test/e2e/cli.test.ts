@@ -145,6 +145,15 @@ describe('snode CLI', () => {
     // alone, 10 s there), which the default 60 s, and then 150 s, did not always cover.
   }, 300_000);
 
+  it('holds names and labels to the limits the HTTP API sets', async () => {
+    const longName = await runCli(['admin', 'enterprise', 'create', '--name', 'x'.repeat(201), '--uscc', makeUscc(702)], env);
+    expect(longName.code).toBe(1);
+    expect(longName.stderr).toMatch(/^snode: INVALID_NAME: enterprise name is 201 characters; at most 200/m);
+    const longLabel = await runCli(['admin', 'key', 'create', '--role', 'auditor', '--label', 'y'.repeat(3000)], env);
+    expect(longLabel.code).toBe(1);
+    expect(longLabel.stderr).toContain('INVALID_LABEL');
+  });
+
   it('makes no new server secret for a database whose keys were made under another one', async () => {
     // The database has keys (the test above made them under SECRET); a command run without
     // API_KEY_SECRET, in a DATA_DIR with no secret, would make one and hash new keys under it.

@@ -141,6 +141,23 @@ beforeAll(async () => {
     expect(registered.code, registered.stderr).toBe(0);
     expect(JSON.parse(registered.stdout)).toMatchObject({ nodeId: s.name, algorithm: s === b ? 'sm2' : 'ed25519' });
   }
+  // Registering again rotates the key (audited); a node's prefix is not moved, nor a URL taken that is not one.
+  const aKey = path.join(a.dir, 'public.pem');
+  const again = await runCli(['admin', 'register-node', '--id', 'node-a', '--prefix', '88.118', '--public-key', aKey], top.env);
+  expect(again.code, again.stderr).toBe(0);
+  const moved = await runCli(['admin', 'register-node', '--id', 'node-a', '--prefix', '77.5', '--public-key', aKey], top.env);
+  expect(moved.code).toBe(1);
+  expect(moved.stderr).toContain('NODE_PREFIX_CHANGE');
+  const badUrl = await runCli(['admin', 'register-node', '--id', 'node-c', '--prefix', '77.6', '--public-key', aKey, '--url', 'not a url'], top.env);
+  expect(badUrl.code).toBe(1);
+  expect(badUrl.stderr).toContain('INVALID_URL');
+  expect(await topQuery("SELECT node_id FROM federation_nodes WHERE node_id = 'node-c' OR node_prefix = '77.5'")).toEqual([]);
+  expect(await topQuery("SELECT prefix FROM federation_prefixes WHERE node_id = 'node-a' ORDER BY prefix")).toEqual([{ prefix: '88.118' }]);
+  expect(await topQuery("SELECT action, target, actor_role FROM audit_log WHERE action LIKE 'node.%' ORDER BY id")).toEqual([
+    { action: 'node.register', target: 'node-a', actor_role: 'system' },
+    { action: 'node.register', target: 'node-b', actor_role: 'system' },
+    { action: 'node.rotate-key', target: 'node-a', actor_role: 'system' },
+  ]);
   await start(top);
   await Promise.all([start(a), start(b)]);
   enterpriseKey = (await onboard(a.proc!.url, a.adminKey!, makeUscc(4001), '88.118.8')).key;

@@ -77,6 +77,24 @@ describe('deciding', () => {
     expect(await actions(r.body.enterprise.id)).toEqual(['enterprise.create']);
   });
 
+  it('adds a prefix to an enterprise that exists already, shows the admin so, and gives the applicant a key for the new prefix only', async () => {
+    const first = (await apply(application(615, { requestedPrefix: '88.118.75' }))).body;
+    const owner = (await admin('POST', `/applications/${first.id}/approve`)).body;
+    expect((await call(node.url, 'PUT', '/api/handles/88.118.75/OWNED', { key: owner.key.key, body: { values: [url('https://owner.example')] } })).status).toBe(200);
+    // Anyone who knows the company's code can apply under it.
+    const second = (await apply(application(615, { requestedPrefix: '88.118.76', contact: { name: '李四', email: 'someone@elsewhere.example' } }))).body;
+    const pending = (await admin('GET', '/applications?state=pending')).body.items.find((a: { id: string }) => a.id === second.id);
+    expect(pending).toMatchObject({ state: 'pending', enterpriseId: owner.enterprise.id });
+    const approved = (await admin('POST', `/applications/${second.id}/approve`)).body;
+    expect(approved.enterprise.id).toBe(owner.enterprise.id);
+    expect(approved.key.prefixes).toEqual(['88.118.76']);
+    const theirs = approved.key.key;
+    expect((await call(node.url, 'PUT', '/api/handles/88.118.76/NEW', { key: theirs, body: { values: [url('https://new.example')] } })).status).toBe(200);
+    const overwrite = await call(node.url, 'PUT', '/api/handles/88.118.75/OWNED', { key: theirs, body: { values: [url('https://evil.example')] } });
+    expect(overwrite.status).toBe(403);
+    expect((await call(node.url, 'GET', '/api/handles/88.118.75/OWNED')).body.values[0].data.value).toBe('https://owner.example');
+  });
+
   it('allocates the next free code when the requested prefix is taken, or none was asked for', async () => {
     const first = (await apply(application(612, { requestedPrefix: '88.118.71' }))).body; // taken above
     const approved = (await admin('POST', `/applications/${first.id}/approve`)).body;

@@ -4,6 +4,8 @@
  */
 import { createHash } from 'node:crypto';
 import type pg from 'pg';
+import type { AuditContext } from '../../audit/entry.js';
+import type { AuditTrail } from '../../audit/service.js';
 import { InvalidHandleError, isPrefixUnder, normalisePrefix, parseHandle } from '../../handle/handle.js';
 import { AppError, errors } from '../../infra/errors.js';
 import type { Logger } from '../../infra/logger.js';
@@ -12,6 +14,15 @@ import { canonical, HEADER_NODE, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAM
 import { verifySignature } from '../signing.js';
 import { Op, type NodeIdentity, type NodeStatus, type PrefixLookupAnswer, type PrefixRegistration, type SyncAck, type SyncBatch, type VerifyAnswer } from '../wire.js';
 import * as repo from './repository.js';
+
+const isHttpUrl = (text: string): boolean => {
+  try {
+    const url = new URL(text);
+    return url.protocol === 'http:' || url.protocol === 'https:';
+  } catch {
+    return false;
+  }
+};
 
 export type NodeState = 'up' | 'down' | 'unknown';
 
@@ -42,8 +53,14 @@ export class TopLevelService {
     return now - node.lastHeartbeatAt.getTime() > this.options.downAfterMs ? 'down' : 'up';
   }
 
-  /** `snode admin register-node`: a node id, its allocated node prefix and its public key. */
-  async registerNode(input: { nodeId: string; nodePrefix: string; publicKeyPem: string; algorithm?: KeyAlgorithm; baseUrl?: string }): Promise<repo.NodeRow> {
+  /**
+   * `snode admin register-node`: a node id, its allocated node prefix and its public key; again
+   * (same id and prefix) to rotate the key. Each is an audit entry when `audit` is given.
+   */
+  async registerNode(
+    input: { nodeId: string; nodePrefix: string; publicKeyPem: string; algorithm?: KeyAlgorithm; baseUrl?: string },
+    audit?: { trail: AuditTrail; context: AuditContext },
+  ): Promise<repo.NodeRow> {
     if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(input.nodeId)) throw errors.badRequest('INVALID_NODE_ID', `node id ${JSON.stringify(input.nodeId)} is not 1-64 letters, digits, '.', '_' or '-'`);
     let nodePrefix: string;
     try {
@@ -58,7 +75,13 @@ export class TopLevelService {
     } catch (err) {
       throw errors.badRequest('INVALID_PUBLIC_KEY', (err as Error).message);
     }
+    if (input.baseUrl && !isHttpUrl(input.baseUrl)) throw errors.badRequest('INVALID_URL', `--url ${JSON.stringify(input.baseUrl)} is not an http:// or https:// URL`);
     return withTransaction(this.pool, async (tx) => {
+      const before = await repo.getNode(tx, input.nodeId, true);
+      // A node's prefix is its allocation: moving it would leave the old one homed here too.
+      if (before && before.nodePrefix !== nodePrefix) {
+        throw errors.conflict('NODE_PREFIX_CHANGE', `node ${input.nodeId} is registered with node prefix ${before.nodePrefix}, not ${nodePrefix}: register again with --prefix ${before.nodePrefix} to rotate its key; a node under another prefix registers under another id`);
+      }
       let node: repo.NodeRow;
       try {
         node = await repo.upsertNode(tx, { nodeId: input.nodeId, nodePrefix, algorithm: key.algorithm, publicKey: key.pem, baseUrl: input.baseUrl ?? '' });
@@ -68,6 +91,15 @@ export class TopLevelService {
       }
       const taken = await repo.homePrefixes(tx, node.nodeId, [nodePrefix]);
       if (taken.length > 0) throw errors.conflict('PREFIX_TAKEN', `prefix ${nodePrefix} is homed at node ${taken[0]!.nodeId}`);
+      const state = (n: repo.NodeRow) => ({ nodePrefix: n.nodePrefix, algorithm: n.algorithm, publicKey: n.publicKey, baseUrl: n.baseUrl });
+      await audit?.trail.append(tx, [{
+        context: audit.context,
+        action: before ? 'node.rotate-key' : 'node.register',
+        target: node.nodeId,
+        before: before ? state(before) : null,
+        after: state(node),
+        detail: { nodePrefix, algorithm: key.algorithm, keyChanged: before ? before.publicKey !== node.publicKey : true },
+      }]);
       this.log.info({ nodeId: node.nodeId, nodePrefix, algorithm: key.algorithm }, 'federation: node registered');
       return node;
     });
