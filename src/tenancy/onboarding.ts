@@ -9,10 +9,9 @@ import { errors } from '../infra/errors.js';
 import { sqlState, UNIQUE_VIOLATION, withTransaction, type Tx } from '../infra/postgres.js';
 import * as apps from './applications-repository.js';
 import * as repo from './repository.js';
-import { checkedPrefix, checkedUscc, type NewKey, type TenancyService } from './service.js';
+import { ALLOCATION_LOCK, checkedPrefix, checkedUscc, type NewKey, type TenancyService } from './service.js';
 
 // Approvals allocating prefixes queue here, so two never pick the same free code.
-const ALLOCATION_LOCK = 7_340_006;
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export interface ApplicationInput {
@@ -54,6 +53,7 @@ export class OnboardingService {
   async apply(input: ApplicationInput, by: AuditContext): Promise<apps.ApplicationRow> {
     const name = input.name.trim();
     if (name.length === 0) throw errors.badRequest('INVALID_NAME', 'company name is empty');
+    if (input.contact.name.trim().length === 0) throw errors.badRequest('INVALID_CONTACT', 'contact name is empty');
     const uscc = checkedUscc(input.uscc);
     const requestedPrefix = input.requestedPrefix === undefined ? null : checkedPrefix(input.requestedPrefix, this.tenancy.nodePrefix);
     try {
@@ -121,6 +121,11 @@ export class OnboardingService {
       await audit.append(tx, [{ context: by, action: 'application.approve', target: id, before: application, after: decided, detail: { prefix: prefixName, enterpriseId, existingEnterprise: existing } }]);
       const enterprise = (await repo.findEnterprise(tx, enterpriseId))!;
       return { application: decided, enterprise, prefix, key };
+    }).catch((err: unknown) => {
+      // Prefixes are allocated under the lock; an enterprise of the same code created by an admin
+      // at this very moment is not: nothing was written, and approving again finds it.
+      if (sqlState(err) === UNIQUE_VIOLATION) throw errors.conflict('ALLOCATION_RACE', 'an enterprise or prefix was created at the same moment; nothing was written: approve again');
+      throw err;
     });
     await this.tenancy.changes.publish();
     return result;

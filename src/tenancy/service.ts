@@ -29,6 +29,9 @@ function checkId(id: string, what: string): string {
 /** The command line acts with the database's authority. */
 export const CLI_CONTEXT: AuditContext = { keyId: 'cli', role: 'system' };
 
+/** Prefix allocations (an approval's choice of the next free code, an admin's allocation) take turns under this lock. */
+export const ALLOCATION_LOCK = 7_340_006;
+
 /** Longest enterprise name and key label (the HTTP schemas' maxLength). */
 const MAX_TEXT = 200;
 
@@ -156,6 +159,7 @@ export class TenancyService {
     let row: repo.PrefixRow;
     try {
       row = await withTransaction(this.pool, async (tx) => {
+        await tx.query('SELECT pg_advisory_xact_lock($1)', [ALLOCATION_LOCK]);
         const inserted = await repo.insertPrefix(tx, prefix, checkId(enterpriseId, 'enterprise id'));
         await this.audit.append(tx, [{ context: by, action: 'prefix.allocate', target: prefix, after: inserted, detail: { enterpriseId } }]);
         return inserted;

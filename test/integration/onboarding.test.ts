@@ -55,7 +55,8 @@ describe('applying', () => {
     expect((await apply(application(606, { admin: true }))).body.error.code).toBe('VALIDATION_ERROR');
     expect((await apply({ ...application(607), contact: { name: 'x', email: 'not-an-email' } })).status).toBe(400);
     expect((await apply(application(608, { name: 'x'.repeat(201) }))).status).toBe(400);
-    const { rows } = await sql.query('SELECT count(*)::int AS n FROM enterprise_applications WHERE uscc = ANY($1)', [[603, 604, 605, 606, 607, 608].map(makeUscc)]);
+    expect((await apply(application(609, { contact: { name: '   ', email: 'a@b.example' } }))).body.error.code).toBe('INVALID_CONTACT');
+    const { rows } = await sql.query('SELECT count(*)::int AS n FROM enterprise_applications WHERE uscc = ANY($1)', [[603, 604, 605, 606, 607, 608, 609].map(makeUscc)]);
     expect(rows[0].n).toBe(0);
   });
 });
