@@ -21,6 +21,15 @@ import type { Logger } from '../infra/logger.js';
 export const GENERATION_SHARDS = 1024;
 const RETRY_MS = 1000;
 const INVALIDATION_BATCH = 500;
+/**
+ * Undelivered invalidations remembered one by one, at most. Past that (a long outage under bulk
+ * writes) they are forgotten for a reset of the whole tier once Redis is back: every generation
+ * bumped, every frame dropped, every process told to drop its L1. Memory stays bounded however
+ * long Redis is away.
+ */
+export const MAX_PENDING_INVALIDATIONS = 100_000;
+/** The invalidation message that stands for every handle. */
+const RESET_MESSAGE = '"reset"';
 
 const SET_IF_GENERATION = `
 local gen = redis.call('GET', KEYS[2]) or '0'
@@ -70,6 +79,7 @@ export class RedisCache {
     redis: Redis,
     private readonly keyPrefix: string,
     private readonly log: Logger,
+    private readonly maxPending = MAX_PENDING_INVALIDATIONS,
   ) {
     redis.defineCommand('snodeSetIfGeneration', { numberOfKeys: 2, lua: SET_IF_GENERATION });
     redis.defineCommand('snodeInvalidate', { lua: INVALIDATE });
@@ -123,10 +133,46 @@ export class RedisCache {
     try {
       for (let i = 0; i < handles.length; i += INVALIDATION_BATCH) await this.send(handles.slice(i, i + INVALIDATION_BATCH));
     } catch (err) {
-      for (const h of handles) this.pending.add(h);
+      this.remember(handles);
       this.log.warn({ err: (err as Error).message, handles: handles.length }, 'redis invalidation failed; will retry');
       this.scheduleRetry();
     }
+  }
+
+  /** Keeps undelivered handles, or past MAX_PENDING_INVALIDATIONS, the need for a full reset. */
+  private remember(handles: readonly string[]): void {
+    if (this.overflowed > 0) {
+      this.overflowed += handles.length;
+      return;
+    }
+    for (const h of handles) this.pending.add(h);
+    if (this.pending.size > this.maxPending) {
+      this.overflowed = this.pending.size;
+      this.pending.clear();
+      this.log.warn({ handles: this.overflowed }, 'too many undelivered redis invalidations to keep: the whole cache tier will be reset when redis is back');
+    }
+  }
+
+  /** Handles written whose invalidation Redis has not taken yet (counted, past the limit). */
+  private overflowed = 0;
+
+  /**
+   * Every generation bumped first (a load racing this cannot store), then every frame dropped,
+   * then every process told to drop its whole L1.
+   */
+  private async resetAll(): Promise<void> {
+    const bump = this.redis.pipeline();
+    for (let n = 0; n < GENERATION_SHARDS; n += 1) bump.incr(`${this.keyPrefix}gen:${n}`);
+    const bumped = await bump.exec();
+    const failed = bumped?.find(([err]) => err)?.[0];
+    if (failed || !bumped) throw failed ?? new Error('the generation bump was not answered');
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', `${this.keyPrefix}rec:*`, 'COUNT', 1000);
+      if (keys.length > 0) await this.redis.unlink(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+    await this.redis.publish(this.channel, RESET_MESSAGE);
   }
 
   private async send(handles: readonly string[]): Promise<void> {
@@ -142,11 +188,16 @@ export class RedisCache {
    */
   async deliverPending(withinMs: number): Promise<number> {
     const until = Date.now() + withinMs;
-    while (this.pending.size > 0 && Date.now() < until) {
+    while (this.undelivered > 0 && Date.now() < until) {
       await this.flushPending();
-      if (this.pending.size > 0) await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(RETRY_MS, until - Date.now()))));
+      if (this.undelivered > 0) await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(RETRY_MS, until - Date.now()))));
     }
-    return this.pending.size;
+    return this.undelivered;
+  }
+
+  /** Handles whose invalidation Redis has not taken yet. */
+  get undelivered(): number {
+    return this.overflowed + this.pending.size;
   }
 
   private scheduleRetry(): void {
@@ -158,7 +209,30 @@ export class RedisCache {
     this.retryTimer.unref();
   }
 
-  private async flushPending(): Promise<void> {
+  /** One flush at a time (the reconnect, the retry timer and deliverPending may all ask at once). */
+  private flushPending(): Promise<void> {
+    this.flushing ??= this.flushOnce().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  private flushing: Promise<void> | undefined;
+
+  private async flushOnce(): Promise<void> {
+    if (this.overflowed > 0) {
+      const count = this.overflowed;
+      try {
+        await this.resetAll();
+      } catch {
+        this.scheduleRetry();
+        return;
+      }
+      // Invalidations that failed while it ran are counted on top: they call for another reset.
+      this.overflowed -= count;
+      this.log.info({ handles: count }, 'redis back: the whole cache tier was reset for the invalidations it could not take');
+      return;
+    }
     if (this.pending.size === 0) return;
     const handles = [...this.pending];
     this.pending.clear();
@@ -166,7 +240,7 @@ export class RedisCache {
       for (let i = 0; i < handles.length; i += INVALIDATION_BATCH) await this.send(handles.slice(i, i + INVALIDATION_BATCH));
       this.log.info({ handles: handles.length }, 'redis invalidations delivered after an outage');
     } catch {
-      for (const h of handles) this.pending.add(h);
+      this.remember(handles);
       this.scheduleRetry();
     }
   }
@@ -185,7 +259,8 @@ export class RedisCache {
     subscriber.on('message', (channel: string, message: string) => {
       if (channel !== this.channel) return;
       try {
-        listener.handles(JSON.parse(message) as string[]);
+        if (message === RESET_MESSAGE) listener.reset();
+        else listener.handles(JSON.parse(message) as string[]);
       } catch (err) {
         this.log.error({ err }, 'unreadable cache invalidation message; dropping the whole L1');
         listener.reset();

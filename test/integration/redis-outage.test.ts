@@ -7,6 +7,9 @@ import { call, onboard, url } from '../helpers/http.js';
 import { startTestNode, type TestNode } from '../helpers/node.js';
 import { makeUscc } from '../helpers/uscc.js';
 import { OwnRedis } from '../helpers/redis-server.js';
+import { createLogger } from '../../src/infra/logger.js';
+import { createRedis } from '../../src/infra/redis.js';
+import { RedisCache } from '../../src/resolver/redis-cache.js';
 
 let db: TestDatabase;
 let sql: pg.Pool;
@@ -71,6 +74,45 @@ describe('Redis down mid-run', () => {
       await expect.poll(async () => (await call(node.url, 'GET', '/readyz')).body.cache, { timeout: 15_000, interval: 100 }).toBe('up');
     } finally {
       fresh.disconnect();
+    }
+  });
+
+  it('keeps undelivered invalidations bounded: past the limit, the whole tier is reset once Redis is back', async () => {
+    const prefix = 'snode-outage-reset:';
+    const connection = createRedis(`redis://127.0.0.1:${port}`, createLogger('silent'));
+    connection.on('error', () => undefined);
+    await connection.connect();
+    const cache = new RedisCache(connection, prefix, createLogger('silent'), 5);
+    const heard: string[] = [];
+    const subscriber = new Redis({ port });
+    subscriber.on('message', (_channel: string, message: string) => heard.push(message));
+    await subscriber.subscribe(`${prefix}invalidate`);
+    const fresh = new Redis({ port });
+    try {
+      // Frames other processes hold, of any handle, and a generation a load may have read.
+      await fresh.set(`${prefix}rec:88.118.9/GONE-1`, 'stale');
+      await fresh.set(`${prefix}rec:88.118.9/OTHER`, 'stale');
+      await fresh.set(`${prefix}gen:7`, '41');
+      // This process loses Redis (the server stays up for the others).
+      const ended = new Promise((resolve) => connection.once('end', resolve));
+      connection.disconnect();
+      await ended;
+      await cache.invalidate(Array.from({ length: 12 }, (_, i) => `88.118.9/GONE-${i}`));
+      await cache.invalidate(['88.118.9/GONE-12']);
+      // 13 handles undelivered, but not kept one by one past the limit of 5.
+      expect(cache.undelivered).toBe(13);
+      expect((cache as unknown as { pending: Set<string> }).pending.size).toBe(0);
+      expect(heard).toEqual([]);
+      await connection.connect();
+      expect(await cache.deliverPending(15_000)).toBe(0);
+      expect(await fresh.exists(`${prefix}rec:88.118.9/GONE-1`, `${prefix}rec:88.118.9/OTHER`)).toBe(0);
+      expect(await fresh.get(`${prefix}gen:7`)).toBe('42');
+      await expect.poll(() => heard, { timeout: 5_000 }).toEqual(['"reset"']);
+    } finally {
+      fresh.disconnect();
+      subscriber.disconnect();
+      await cache.close();
+      connection.disconnect();
     }
   });
 });
