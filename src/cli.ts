@@ -192,7 +192,10 @@ export function buildProgram(): Command {
     .requiredOption('--name <name>', 'company name')
     .requiredOption('--uscc <code>', 'unified social credit code (18 characters, GB 32100-2015)')
     .action((o: { name: string; uscc: string }) => withTenancy((t) => t.createEnterprise(o)));
-  enterprise.command('list').description('list enterprises with their prefixes').action(() => withTenancy((t) => t.listEnterprises()));
+  enterprise.command('list').description('list enterprises with their prefixes')
+    .option('--limit <n>', 'at most this many, 1 to 10000', pageSize, 1000)
+    .option('--offset <n>', 'skip this many first', offsetOf, 0)
+    .action((o: Page) => withTenancy(async (t) => paged(await t.listEnterprises(o.limit, o.offset), o)));
   enterprise.command('show <id>').description('one enterprise').action((id: string) => withTenancy((t) => t.getEnterprise(id)));
 
   const prefix = admin.command('prefix').description('enterprise prefixes');
@@ -201,7 +204,10 @@ export function buildProgram(): Command {
     .description('allocate a prefix one segment below NODE_PREFIX to an enterprise')
     .requiredOption('--enterprise <id>', 'enterprise id')
     .action((p: string, o: { enterprise: string }) => withTenancy((t) => t.addPrefix(o.enterprise, p)));
-  prefix.command('list').description('list allocated prefixes').action(() => withTenancy((t) => t.listPrefixes()));
+  prefix.command('list').description('list allocated prefixes')
+    .option('--limit <n>', 'at most this many, 1 to 10000', pageSize, 10000)
+    .option('--offset <n>', 'skip this many first', offsetOf, 0)
+    .action((o: Page) => withTenancy(async (t) => paged(await t.listPrefixes(o.limit, o.offset), o)));
   prefix.command('disable <prefix>').description('refuse every write under a prefix (its records still resolve)')
     .action((p: string) => withTenancy((t) => t.setPrefixState(p, 'disabled')));
   prefix.command('enable <prefix>').description('accept writes under a disabled prefix again')
@@ -346,6 +352,29 @@ function qrSize(value: string): number {
   const size = /^[0-9]{1,5}$/.test(value) ? Number(value) : NaN;
   if (!(size >= QR_SIZE.min && size <= QR_SIZE.max)) throw new InvalidArgumentError(`a whole number of pixels from ${QR_SIZE.min} to ${QR_SIZE.max}`);
   return size;
+}
+
+interface Page {
+  limit: number;
+  offset: number;
+}
+
+function pageSize(value: string): number {
+  const n = /^[0-9]{1,5}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 1 && n <= 10_000)) throw new InvalidArgumentError('a whole number from 1 to 10000');
+  return n;
+}
+
+function offsetOf(value: string): number {
+  const n = /^[0-9]{1,9}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= 0)) throw new InvalidArgumentError('a whole number from 0');
+  return n;
+}
+
+/** A full page says so on stderr: there may be more (stdout stays the JSON list). */
+function paged<T>(rows: T[], page: Page): T[] {
+  if (rows.length === page.limit) process.stderr.write(`snode: ${rows.length} shown, there may be more: --offset ${page.offset + rows.length}\n`);
+  return rows;
 }
 
 function timeoutMs(value: string): number {

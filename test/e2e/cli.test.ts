@@ -154,6 +154,16 @@ describe('snode CLI', () => {
     expect(longLabel.stderr).toContain('INVALID_LABEL');
   });
 
+  it('pages the lists, saying when a page is full', async () => {
+    const page = await runCli(['admin', 'enterprise', 'list', '--limit', '1'], env);
+    expect(page.code, page.stderr).toBe(0);
+    expect(JSON.parse(page.stdout)).toHaveLength(1);
+    expect(page.stderr).toContain('1 shown, there may be more: --offset 1');
+    const all = await runCli(['admin', 'prefix', 'list'], env);
+    expect(all.stderr).not.toContain('there may be more');
+    expect((await runCli(['admin', 'prefix', 'list', '--limit', '0'], env)).code).toBe(2);
+  });
+
   it('makes no new server secret for a database whose keys were made under another one', async () => {
     // The database has keys (the test above made them under SECRET); a command run without
     // API_KEY_SECRET, in a DATA_DIR with no secret, would make one and hash new keys under it.
