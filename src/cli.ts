@@ -3,13 +3,14 @@
  * configuration. Every command's --help lists its options and the environment variables it
  * reads (the nearest ancestor's list when it has none of its own) and the exit codes.
  */
+import { randomBytes } from 'node:crypto';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { ConfigError, describeConfig, loadConfig, type Config } from './config.js';
 import { EmbeddedPostgresError } from './infra/embedded-postgres.js';
 import { AppError } from './infra/errors.js';
 import { createLogger } from './infra/logger.js';
 import { MigrationError } from './infra/migrations.js';
-import { loadServerSecret } from './infra/secrets.js';
+import { existingSecret, loadServerSecret } from './infra/secrets.js';
 import { openDatabase, serve } from './server.js';
 import { ROLES, type Role } from './tenancy/api-keys.js';
 import { holdsApiKeys } from './tenancy/repository.js';
@@ -92,13 +93,21 @@ function counter(what: string): (n: number, final?: boolean) => void {
 
 const DB_ENV = ['DATABASE_URL', 'DATA_DIR', 'EMBEDDED_PG_PORT', 'API_KEY_SECRET', 'NODE_PREFIX', 'LOG_LEVEL'];
 
-/** Runs `fn` with a migrated database and the tenancy service, printing its result (JSON unless a string). */
-async function withTenancy(fn: (tenancy: TenancyService, config: Config, pool: pg.Pool) => Promise<unknown>): Promise<void> {
+/**
+ * Runs `fn` with a migrated database and the tenancy service, printing its result (JSON unless a
+ * string). Only a command that hashes keys (`hashesKeys`: admin key create) needs the server
+ * secret, and may make the first one; the others use the node's when there is one, else a
+ * throwaway nothing is hashed with, so a read (audit verify after a restore) runs anywhere.
+ */
+async function withTenancy(fn: (tenancy: TenancyService, config: Config, pool: pg.Pool) => Promise<unknown>, hashesKeys = false): Promise<void> {
   const config = loadConfig();
   const log = createLogger(process.env.LOG_LEVEL ? config.LOG_LEVEL : 'warn', { nodeId: config.NODE_ID }, true);
-  const database = await openDatabase(config, log);
+  let secret = hashesKeys ? undefined : ((await existingSecret(config)) ?? randomBytes(32));
+  const database = await openDatabase(config, log, undefined, async (pool) => {
+    secret ??= await loadServerSecret(config, log, () => holdsApiKeys(pool));
+  });
   try {
-    const secret = await loadServerSecret(config, log, () => holdsApiKeys(database.pool));
+    if (!secret) throw new Error('the server secret was not loaded');
     // Publishing only (NOTIFY): a revocation or prefix change reaches running nodes' key caches at once.
     const changes = new PgTenancyChanges(database.pool, log);
     const tenancy = new TenancyService(database.pool, secret, config.NODE_PREFIX, { audit: new AuditLog(database.pool, log), changes });
@@ -222,7 +231,7 @@ export function buildProgram(): Command {
     .option('--label <label>', 'free text to recognise the key by')
     .option('--expires <iso>', 'ISO 8601 date-time after which the key is refused')
     .action((o: { role: Role; enterprise?: string; label?: string; expires?: string }) =>
-      withTenancy((t) => t.createKey({ role: o.role, enterpriseId: o.enterprise ?? null, label: o.label ?? '', expiresAt: o.expires ?? null })),
+      withTenancy((t) => t.createKey({ role: o.role, enterpriseId: o.enterprise ?? null, label: o.label ?? '', expiresAt: o.expires ?? null }), true),
     );
   key
     .command('list')
@@ -422,12 +431,14 @@ export async function main(argv: string[]): Promise<void> {
 
 /**
  * The message of an error of the system (errno: ENOENT, EADDRINUSE, ECONNREFUSED...) or of
- * Postgres (SQLSTATE); undefined for anything else (a bug: its stack is printed). A connection
- * refused on both 127.0.0.1 and ::1 is an AggregateError with no message of its own.
+ * Postgres (an error with a severity and an SQLSTATE); undefined for anything else, whose stack is
+ * printed (Node's own ERR_* codes included: those are usually bugs). A connection refused on
+ * both 127.0.0.1 and ::1 is an AggregateError with no message of its own.
  */
 function reported(err: unknown): string | undefined {
   if (!(err instanceof Error) || typeof (err as { code?: unknown }).code !== 'string') return undefined;
   const code = (err as Error & { code: string }).code;
+  if (!/^E[A-Z0-9]+$/.test(code) && !('severity' in err)) return undefined;
   if (err.message) return err.message;
   const inner = err instanceof AggregateError ? err.errors.map((e: unknown) => (e as Error).message).filter(Boolean) : [];
   return inner.length > 0 ? `${code}: ${inner.join('; ')}` : code;

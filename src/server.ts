@@ -29,7 +29,8 @@ export interface Database {
 }
 
 /** DATABASE_URL, or an embedded Postgres in DATA_DIR; migrated either way. */
-export async function openDatabase(config: Config, log: Logger, onMigration?: (name: string) => void): Promise<Database> {
+/** `beforeMigrations`: checks that must refuse a start before it changes the schema (the server secret's). */
+export async function openDatabase(config: Config, log: Logger, onMigration?: (name: string) => void, beforeMigrations?: (pool: pg.Pool) => Promise<void>): Promise<Database> {
   let embedded: EmbeddedPostgres | undefined;
   let url = config.DATABASE_URL;
   if (!url) {
@@ -42,6 +43,7 @@ export async function openDatabase(config: Config, log: Logger, onMigration?: (n
   const pool = createPool(url, config.PG_POOL_MAX, log);
   let applied: string[];
   try {
+    await beforeMigrations?.(pool);
     const result = await runMigrations(pool, undefined, onMigration);
     applied = result.applied;
     if (applied.length > 0) log.info({ applied, schemaVersion: result.current }, 'migrations applied');
@@ -109,13 +111,16 @@ export interface StartOptions {
 
 export async function startNode(config: Config, options: StartOptions = {}): Promise<RunningNode> {
   const log = options.log ?? createLogger(config.LOG_LEVEL, { nodeId: config.NODE_ID });
-  const database = await openDatabase(config, log);
+  let secret: Buffer | undefined;
+  const database = await openDatabase(config, log, undefined, async (pool) => {
+    secret = await loadServerSecret(config, log, () => holdsApiKeys(pool));
+  });
   let cache: Cache | undefined;
   let app: App | undefined;
   let metricsListener: Server | undefined;
   let metricsUrl: string | undefined;
   try {
-    const secret = await loadServerSecret(config, log, () => holdsApiKeys(database.pool));
+    if (!secret) throw new Error('the server secret was not loaded');
     cache = await openCache(config, log);
     const audit = config.AUDIT_LOG ? new AuditLog(database.pool, log) : NO_AUDIT;
     await ensureFirstAdminKey(database.pool, new TenancyService(database.pool, secret, config.NODE_PREFIX, { audit }), config.DATA_DIR, log);

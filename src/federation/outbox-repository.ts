@@ -38,9 +38,11 @@ export async function numberPending(tx: Tx, limit: number | null): Promise<numbe
   return numbered;
 }
 
-/** Records whether the node serving this database syncs upstream (at each start of a serving process). */
-export async function recordUpstream(db: Db, upstream: boolean): Promise<void> {
-  await db.query('UPDATE federation_sender SET upstream = $1 WHERE upstream IS DISTINCT FROM $1', [upstream]);
+/** Records whether the node serving this database syncs upstream (at each start of a serving process); answers what was recorded before. */
+export async function recordUpstream(db: Db, upstream: boolean): Promise<boolean> {
+  const before = await servingNodeSyncs(db);
+  if (before !== upstream) await db.query('UPDATE federation_sender SET upstream = $1', [upstream]);
+  return before;
 }
 
 /** Whether the node serving this database syncs upstream, as its last start recorded. */

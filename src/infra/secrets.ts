@@ -20,7 +20,10 @@ export async function loadServerSecret(config: Config, log: Logger, hasKeys?: ()
   const file = path.resolve(config.DATA_DIR, 'secret');
   const existing = await readSecret(file);
   if (existing) return existing;
+  // (Read again first: a process starting beside this one may have just made it.)
   if (hasKeys && (await hasKeys())) {
+    const made = await readSecret(file);
+    if (made) return made;
     throw new ConfigError(`invalid configuration:\n  API_KEY_SECRET: not set, and ${file} does not exist, but this database holds API keys made under a secret: set API_KEY_SECRET, or DATA_DIR to the node's (a new secret would make keys no other process accepts)`);
   }
   await makeDataDir(path.dirname(file));
@@ -45,6 +48,12 @@ export async function loadServerSecret(config: Config, log: Logger, hasKeys?: ()
 }
 
 const MIN_SECRET = 32;
+
+/** API_KEY_SECRET or DATA_DIR/secret when there is one; never generates (commands that hash no key). */
+export async function existingSecret(config: Config): Promise<Buffer | undefined> {
+  if (config.API_KEY_SECRET) return Buffer.from(config.API_KEY_SECRET, 'utf8');
+  return readSecret(path.resolve(config.DATA_DIR, 'secret'));
+}
 
 /** The stored secret; undefined when there is none. One too short to be ours (emptied by a crash or a full disk) is refused, never used. */
 async function readSecret(file: string): Promise<Buffer | undefined> {

@@ -286,6 +286,9 @@ export async function tenancyCounts(db: Db): Promise<{ enterprises: number; pref
 
 /** Whether any API key was ever made on this database (revoked ones too): the server secret is then fixed. */
 export async function holdsApiKeys(db: Db): Promise<boolean> {
+  // Asked before migrations too: a database without the table holds no keys.
+  const table = await db.query<{ t: string | null }>("SELECT to_regclass('api_keys')::text AS t");
+  if (table.rows[0]!.t === null) return false;
   const { rows } = await db.query<{ any: boolean }>('SELECT EXISTS (SELECT 1 FROM api_keys) AS any');
   return rows[0]!.any;
 }

@@ -284,9 +284,17 @@ export class TenancyService {
     return row;
   }
 
-  /** An enterprise key's view of keys: its enterprise's, never another's. */
-  listOwnKeys(actor: KeyActor): Promise<repo.ApiKeyRow[]> {
-    return repo.listApiKeys(this.pool, ownEnterprise(actor));
+  /**
+   * An enterprise key's view of keys: its enterprise's, never another's; a key restricted to some
+   * prefixes sees only the keys restricted within them (those it may also revoke), itself included.
+   */
+  async listOwnKeys(actor: KeyActor): Promise<repo.ApiKeyRow[]> {
+    const keys = await repo.listApiKeys(this.pool, ownEnterprise(actor));
+    const own = keys.find((k) => k.id === actor.keyId);
+    if (!own) return [];
+    const mine = own.prefixes;
+    if (!mine) return keys;
+    return keys.filter((k) => k.prefixes !== null && k.prefixes.every((p) => mine.includes(p)));
   }
 
   /**

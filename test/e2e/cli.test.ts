@@ -165,8 +165,9 @@ describe('snode CLI', () => {
   });
 
   it('makes no new server secret for a database whose keys were made under another one', async () => {
-    // The database has keys (the test above made them under SECRET); a command run without
-    // API_KEY_SECRET, in a DATA_DIR with no secret, would make one and hash new keys under it.
+    // The database holds a key made under SECRET; a command run without API_KEY_SECRET, in a
+    // DATA_DIR with no secret, would make another secret and hash new keys under it.
+    expect((await runCli(['admin', 'key', 'create', '--role', 'auditor'], env)).code).toBe(0);
     const elsewhere = await mkdtemp(path.join(os.tmpdir(), 'snode-cli-elsewhere-'));
     try {
       const { API_KEY_SECRET: _given, ...withoutSecret } = env;
@@ -174,6 +175,10 @@ describe('snode CLI', () => {
       expect(refused.code).toBe(2);
       expect(refused.stderr).toMatch(/API_KEY_SECRET: not set.*holds API keys/s);
       expect(refused.stdout).toBe('');
+      expect(existsSync(path.join(elsewhere, 'secret'))).toBe(false);
+      // A command that hashes no key needs no secret: a read after a restore runs anywhere.
+      const read = await runCli(['audit', 'head'], { ...withoutSecret, DATA_DIR: elsewhere });
+      expect(read.code, read.stderr).toBe(0);
       expect(existsSync(path.join(elsewhere, 'secret'))).toBe(false);
     } finally {
       await rm(elsewhere, { recursive: true, force: true });

@@ -141,10 +141,15 @@ beforeAll(async () => {
     expect(registered.code, registered.stderr).toBe(0);
     expect(JSON.parse(registered.stdout)).toMatchObject({ nodeId: s.name, algorithm: s === b ? 'sm2' : 'ed25519' });
   }
-  // Registering again rotates the key (audited); a node's prefix is not moved, nor a URL taken that is not one.
+  // Registering again with nothing new is no event; a key rotation is (here to another key and
+  // back); a node's prefix is not moved, nor a URL taken that is not one.
   const aKey = path.join(a.dir, 'public.pem');
   const again = await runCli(['admin', 'register-node', '--id', 'node-a', '--prefix', '88.118', '--public-key', aKey], top.env);
   expect(again.code, again.stderr).toBe(0);
+  for (const file of [path.join(b.dir, 'public.pem'), aKey]) {
+    const rotated = await runCli(['admin', 'register-node', '--id', 'node-a', '--prefix', '88.118', '--public-key', file], top.env);
+    expect(rotated.code, rotated.stderr).toBe(0);
+  }
   const moved = await runCli(['admin', 'register-node', '--id', 'node-a', '--prefix', '77.5', '--public-key', aKey], top.env);
   expect(moved.code).toBe(1);
   expect(moved.stderr).toContain('NODE_PREFIX_CHANGE');
@@ -156,6 +161,7 @@ beforeAll(async () => {
   expect(await topQuery("SELECT action, target, actor_role FROM audit_log WHERE action LIKE 'node.%' ORDER BY id")).toEqual([
     { action: 'node.register', target: 'node-a', actor_role: 'system' },
     { action: 'node.register', target: 'node-b', actor_role: 'system' },
+    { action: 'node.rotate-key', target: 'node-a', actor_role: 'system' },
     { action: 'node.rotate-key', target: 'node-a', actor_role: 'system' },
   ]);
   await start(top);

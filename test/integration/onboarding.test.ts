@@ -94,6 +94,10 @@ describe('deciding', () => {
     const overwrite = await call(node.url, 'PUT', '/api/handles/88.118.75/OWNED', { key: theirs, body: { values: [url('https://evil.example')] } });
     expect(overwrite.status).toBe(403);
     expect((await call(node.url, 'GET', '/api/handles/88.118.75/OWNED')).body.values[0].data.value).toBe('https://owner.example');
+    // Nor does it see the enterprise's other keys; the owner's unrestricted key sees both.
+    const listed = (key: string) => call(node.url, 'GET', '/api/keys', { key }).then((r) => r.body.items.map((k: { id: string }) => k.id).sort());
+    expect(await listed(theirs)).toEqual([approved.key.id]);
+    expect(await listed(owner.key.key)).toEqual([owner.key.id, approved.key.id].sort());
   });
 
   it('allocates the next free code when the requested prefix is taken, or none was asked for', async () => {

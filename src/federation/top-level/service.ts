@@ -92,13 +92,15 @@ export class TopLevelService {
       const taken = await repo.homePrefixes(tx, node.nodeId, [nodePrefix]);
       if (taken.length > 0) throw errors.conflict('PREFIX_TAKEN', `prefix ${nodePrefix} is homed at node ${taken[0]!.nodeId}`);
       const state = (n: repo.NodeRow) => ({ nodePrefix: n.nodePrefix, algorithm: n.algorithm, publicKey: n.publicKey, baseUrl: n.baseUrl });
-      await audit?.trail.append(tx, [{
+      // A re-run that changes nothing (compose's setup at every upgrade) is not an event.
+      const unchanged = before !== undefined && JSON.stringify(state(before)) === JSON.stringify(state(node));
+      if (!unchanged) await audit?.trail.append(tx, [{
         context: audit.context,
-        action: before ? 'node.rotate-key' : 'node.register',
+        action: !before ? 'node.register' : before.publicKey !== node.publicKey ? 'node.rotate-key' : 'node.update',
         target: node.nodeId,
         before: before ? state(before) : null,
         after: state(node),
-        detail: { nodePrefix, algorithm: key.algorithm, keyChanged: before ? before.publicKey !== node.publicKey : true },
+        detail: { nodePrefix, algorithm: key.algorithm },
       }]);
       this.log.info({ nodeId: node.nodeId, nodePrefix, algorithm: key.algorithm }, 'federation: node registered');
       return node;
