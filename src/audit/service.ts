@@ -175,9 +175,19 @@ export class AuditLog implements AuditTrail {
     return sealed;
   }
 
+  /**
+   * Seals everything committed before this call. A round already running took its snapshot
+   * earlier and may miss entries committed since (seen in CI: verify answered 6 unsealed right
+   * after they committed), so it is waited out and another round runs.
+   */
+  private async sealCommitted(): Promise<number> {
+    await this.sealing?.catch(() => undefined);
+    return this.seal();
+  }
+
   /** The chain's current head (after sealing what is committed): publish it to anchor the log outside the database. */
   async head(): Promise<HeadResult | null> {
-    await this.seal();
+    await this.sealCommitted();
     const state = await repo.sealerState(this.pool);
     if (state.seq === '0') return null;
     const at = await repo.sealedEntryTime(this.pool, state.seq);
@@ -191,7 +201,7 @@ export class AuditLog implements AuditTrail {
    * onProgress hears the number of entries checked after each page (the command line shows it).
    */
   async verify(anchor?: ChainHead, onProgress?: (checked: number) => void): Promise<VerifyResult> {
-    await this.seal();
+    await this.sealCommitted();
     const state = await repo.sealerState(this.pool);
     const head = state.seq === '0' ? null : { seq: state.seq, hash: hex(state.hash) };
     const anchorSeq = anchor ? BigInt(anchor.seq) : undefined;

@@ -1,6 +1,6 @@
 /** The audit log: entries in the write's transaction, a hash chain that names the first tampered entry. */
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { digestOf } from '../../src/audit/entry.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/databases.js';
 import { call, onboard, url } from '../helpers/http.js';
@@ -156,6 +156,32 @@ describe('the hash chain', () => {
       expect(result.head.seq).toBe(String(slow.seq));
     } finally {
       await open.end();
+    }
+  });
+
+  it('verifies what committed before it was asked, even while a sealing round that began earlier is still running', async () => {
+    const blocker = new pg.Client({ connectionString: db.url });
+    await blocker.connect();
+    try {
+      await sql.query("INSERT INTO audit_log (actor_key, actor_role, action, target) VALUES ('cli', 'system', 'test.first', 'round-one')");
+      // A round takes its snapshot, finds that entry, and waits to append its seal.
+      await blocker.query('BEGIN');
+      await blocker.query('LOCK TABLE audit_seals IN EXCLUSIVE MODE');
+      const first = verify();
+      await vi.waitFor(async () => {
+        const { rows } = await sql.query("SELECT count(*)::int AS n FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO audit_seals%'");
+        expect(rows[0].n).toBe(1);
+      }, { timeout: 10_000 });
+      // Committed after that round's snapshot, before this verify was asked.
+      await sql.query("INSERT INTO audit_log (actor_key, actor_role, action, target) VALUES ('cli', 'system', 'test.second', 'round-two')");
+      const second = verify();
+      await blocker.query('COMMIT');
+      expect(await first).toMatchObject({ ok: true });
+      expect(await second).toMatchObject({ ok: true, unsealed: 0 });
+      expect((await sql.query("SELECT count(*)::int AS n FROM audit_seals s JOIN audit_log a ON a.id = s.entry_id WHERE a.target IN ('round-one', 'round-two')")).rows[0].n).toBe(2);
+    } finally {
+      await blocker.query('ROLLBACK').catch(() => undefined);
+      await blocker.end();
     }
   });
 
