@@ -197,7 +197,8 @@ export class RedisCache {
 
   /** Handles whose invalidation Redis has not taken yet. */
   get undelivered(): number {
-    return this.overflowed + this.pending.size;
+    // (A flush in flight, from the retry timer say, has taken its handles out of `pending`.)
+    return this.overflowed + this.pending.size + this.flushingHandles;
   }
 
   private scheduleRetry(): void {
@@ -236,14 +237,20 @@ export class RedisCache {
     if (this.pending.size === 0) return;
     const handles = [...this.pending];
     this.pending.clear();
+    this.flushingHandles = handles.length;
     try {
       for (let i = 0; i < handles.length; i += INVALIDATION_BATCH) await this.send(handles.slice(i, i + INVALIDATION_BATCH));
       this.log.info({ handles: handles.length }, 'redis invalidations delivered after an outage');
     } catch {
       this.remember(handles);
       this.scheduleRetry();
+    } finally {
+      this.flushingHandles = 0;
     }
   }
+
+  /** Handles taken out of `pending` by the flush in flight: undelivered until it succeeds. */
+  private flushingHandles = 0;
 
   /**
    * Listens on the invalidation channel with a connection of its own. The listener is told to
