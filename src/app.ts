@@ -23,8 +23,7 @@ import { frameworkErrorHandler, registerErrorHandling } from './infra/http-error
 import { validatorCompiler } from './infra/validation.js';
 import type { Logger } from './infra/logger.js';
 import { lazyRequestLogger } from './infra/request-logger.js';
-import { Federation, SOFTWARE_VERSION, upstreamUrls } from './federation/index.js';
-import { recordUpstream } from './federation/outbox-repository.js';
+import { Federation, recordSyncRole, SOFTWARE_VERSION } from './federation/index.js';
 import type { ChangeSink } from './registry/change-sink.js';
 import { registryRoutes } from './registry/routes.js';
 import { batchRoutes } from './registry/batch-routes.js';
@@ -123,11 +122,7 @@ export async function buildApp(config: Config, deps: AppDeps): Promise<App> {
   const onboarding = new OnboardingService(deps.pool, tenancy);
   const stats = new StatsService(deps.pool, tenancy, config.STATS_TIME_ZONE);
   const federation = await Federation.create(config, { pool: deps.pool, log: deps.log, tenancy, stats });
-  // For commands run beside the node (snode import): their writes must reach the outbox as the node's do.
-  const syncs = upstreamUrls(config).length > 0;
-  if ((await recordUpstream(deps.pool, syncs)) && !syncs) {
-    deps.log.warn('UPSTREAM_URLS is empty, but the node on this database synced upstream until now: this process does not sync, and commands run beside it (snode import) no longer write the outbox. Set UPSTREAM_URLS on every process if the node federates.');
-  }
+  await recordSyncRole(deps.pool, config, deps.log);
   const sinks = [...(config.AUDIT_LOG ? [auditSink(audit)] : []), ...(federation?.sinks ?? []), ...(deps.sinks ?? [])];
   const { registry, batches, importer, templates } = buildWriters(config, deps.pool, deps.cache, deps.log, sinks, (prefix) => tenancy.isDisabled(prefix), changes, (keyId) => tenancy.isKeyValid(keyId));
   app.decorate('importer', importer);

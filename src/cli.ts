@@ -357,39 +357,29 @@ Refuses (exit 1) a handle the node does not hold. Without PUBLIC_URL the code ho
   return program;
 }
 
-function qrSize(value: string): number {
-  const size = /^[0-9]{1,5}$/.test(value) ? Number(value) : NaN;
-  if (!(size >= QR_SIZE.min && size <= QR_SIZE.max)) throw new InvalidArgumentError(`a whole number of pixels from ${QR_SIZE.min} to ${QR_SIZE.max}`);
-  return size;
+/** An option parser for a whole number from `min` to `max` (commander answers a bad one with exit 2). */
+function wholeNumber(min: number, max: number, of = ''): (value: string) => number {
+  return (value) => {
+    const n = /^[0-9]{1,15}$/.test(value) ? Number(value) : NaN;
+    if (!(n >= min && n <= max)) throw new InvalidArgumentError(`a whole number${of} from ${min} to ${max}`);
+    return n;
+  };
 }
+
+const qrSize = wholeNumber(QR_SIZE.min, QR_SIZE.max, ' of pixels');
+const timeoutMs = wholeNumber(1, 600_000, ' of milliseconds');
+const pageSize = wholeNumber(1, 10_000);
+const offsetOf = wholeNumber(0, Number.MAX_SAFE_INTEGER);
 
 interface Page {
   limit: number;
   offset: number;
 }
 
-function pageSize(value: string): number {
-  const n = /^[0-9]{1,5}$/.test(value) ? Number(value) : NaN;
-  if (!(n >= 1 && n <= 10_000)) throw new InvalidArgumentError('a whole number from 1 to 10000');
-  return n;
-}
-
-function offsetOf(value: string): number {
-  const n = /^[0-9]{1,9}$/.test(value) ? Number(value) : NaN;
-  if (!(n >= 0)) throw new InvalidArgumentError('a whole number from 0');
-  return n;
-}
-
 /** A full page says so on stderr: there may be more (stdout stays the JSON list). */
 function paged<T>(rows: T[], page: Page): T[] {
   if (rows.length === page.limit) process.stderr.write(`snode: ${rows.length} shown, there may be more: --offset ${page.offset + rows.length}\n`);
   return rows;
-}
-
-function timeoutMs(value: string): number {
-  const ms = /^[0-9]{1,6}$/.test(value) ? Number(value) : NaN;
-  if (!(ms >= 1 && ms <= 600_000)) throw new InvalidArgumentError('a whole number of milliseconds from 1 to 600000');
-  return ms;
 }
 
 function qrEcc(value: string): QrEcc {

@@ -28,8 +28,10 @@ export interface Database {
   close(): Promise<void>;
 }
 
-/** DATABASE_URL, or an embedded Postgres in DATA_DIR; migrated either way. */
-/** `beforeMigrations`: checks that must refuse a start before it changes the schema (the server secret's). */
+/**
+ * DATABASE_URL, or an embedded Postgres in DATA_DIR; migrated either way. `beforeMigrations` runs
+ * the checks that must refuse a start before it changes the schema (the server secret's).
+ */
 export async function openDatabase(config: Config, log: Logger, onMigration?: (name: string) => void, beforeMigrations?: (pool: pg.Pool) => Promise<void>): Promise<Database> {
   let embedded: EmbeddedPostgres | undefined;
   let url = config.DATABASE_URL;

@@ -34,6 +34,23 @@ export const SOFTWARE_VERSION = (JSON.parse(readFileSync(new URL('../../package.
 
 export const upstreamUrls = (config: Config): string[] => (config.UPSTREAM_URLS ? config.UPSTREAM_URLS.split(',').map((u) => u.trim().replace(/\/$/, '')) : []);
 
+/**
+ * At a serving start: records whether this node syncs upstream, for commands run beside it
+ * (snode import), whose writes must reach the outbox as the node's do; warns when a process
+ * without UPSTREAM_URLS turns that off.
+ */
+export async function recordSyncRole(pool: pg.Pool, config: Config, log: Logger): Promise<void> {
+  const syncs = upstreamUrls(config).length > 0;
+  if ((await outbox.recordUpstream(pool, syncs)) && !syncs) {
+    log.warn('UPSTREAM_URLS is empty, but the node on this database synced upstream until now: this process does not sync, and commands run beside it (snode import) no longer write the outbox. Set UPSTREAM_URLS on every process if the node federates.');
+  }
+}
+
+/** Whether a command's writes go through the outbox: by its own UPSTREAM_URLS, or by what the serving node recorded at its start. */
+export async function writesSyncUpstream(pool: pg.Pool, config: Config): Promise<boolean> {
+  return upstreamUrls(config).length > 0 || outbox.servingNodeSyncs(pool);
+}
+
 export interface FederationDeps {
   pool: pg.Pool;
   log: Logger;

@@ -13,13 +13,12 @@ import type { Logger } from './logger.js';
  * outside the node's DATA_DIR, a second process given a DATA_DIR of its own).
  */
 export async function loadServerSecret(config: Config, log: Logger, hasKeys?: () => Promise<boolean>): Promise<Buffer> {
-  if (config.API_KEY_SECRET) return Buffer.from(config.API_KEY_SECRET, 'utf8');
-  if (config.DATABASE_URL) {
+  if (!config.API_KEY_SECRET && config.DATABASE_URL) {
     log.warn('API_KEY_SECRET is not set: using DATA_DIR/secret; every process sharing this database must use the same secret or keys made by one are refused by the others');
   }
-  const file = path.resolve(config.DATA_DIR, 'secret');
-  const existing = await readSecret(file);
+  const existing = await existingSecret(config);
   if (existing) return existing;
+  const file = secretFile(config);
   // (Read again first: a process starting beside this one may have just made it.)
   if (hasKeys && (await hasKeys())) {
     const made = await readSecret(file);
@@ -52,8 +51,10 @@ const MIN_SECRET = 32;
 /** API_KEY_SECRET or DATA_DIR/secret when there is one; never generates (commands that hash no key). */
 export async function existingSecret(config: Config): Promise<Buffer | undefined> {
   if (config.API_KEY_SECRET) return Buffer.from(config.API_KEY_SECRET, 'utf8');
-  return readSecret(path.resolve(config.DATA_DIR, 'secret'));
+  return readSecret(secretFile(config));
 }
+
+const secretFile = (config: Config): string => path.resolve(config.DATA_DIR, 'secret');
 
 /** The stored secret; undefined when there is none. One too short to be ours (emptied by a crash or a full disk) is refused, never used. */
 async function readSecret(file: string): Promise<Buffer | undefined> {

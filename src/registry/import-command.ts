@@ -4,8 +4,7 @@ import type pg from 'pg';
 import type { Config } from '../config.js';
 import { AuditLog } from '../audit/service.js';
 import { auditSink } from '../audit/sink.js';
-import { upstreamUrls } from '../federation/index.js';
-import { servingNodeSyncs } from '../federation/outbox-repository.js';
+import { writesSyncUpstream } from '../federation/index.js';
 import { outboxSink } from '../federation/outbox-sink.js';
 import { createLogger } from '../infra/logger.js';
 import { openCache, tuneHeap } from '../server.js';
@@ -62,8 +61,7 @@ export async function runImportCommand(config: Config, pool: pg.Pool, tenancy: T
     // The same sinks as the node's: statistics always, the audit log unless off, the outbox when
     // the node syncs: by this command's UPSTREAM_URLS, or by what the serving node recorded at its
     // start (an import run without the node's full environment must not bypass sync).
-    const syncs = upstreamUrls(config).length > 0 || (await servingNodeSyncs(pool));
-    const sinks = [...(config.AUDIT_LOG ? [auditSink(new AuditLog(pool, log))] : []), ...(syncs ? [outboxSink()] : [])];
+    const sinks = [...(config.AUDIT_LOG ? [auditSink(new AuditLog(pool, log))] : []), ...((await writesSyncUpstream(pool, config)) ? [outboxSink()] : [])];
     const { importer } = buildWriters(config, pool, cache.cache, log, sinks, (prefix) => tenancy.isDisabled(prefix), changes, (keyId) => tenancy.isKeyValid(keyId));
     const print = progressPrinter(size);
     const job = await importer.importFile(actor, options.prefix, format, options.mode, file, (counts, bytesRead) => print(counts, bytesRead));

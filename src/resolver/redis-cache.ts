@@ -93,7 +93,11 @@ export class RedisCache {
   }
 
   private generationKey(handle: string): string {
-    return `${this.keyPrefix}gen:${generationShard(handle)}`;
+    return this.shardKey(generationShard(handle));
+  }
+
+  private shardKey(shard: number): string {
+    return `${this.keyPrefix}gen:${shard}`;
   }
 
   /** One MGET for every handle: frames for hits, generations for misses. */
@@ -162,7 +166,7 @@ export class RedisCache {
    */
   private async resetAll(): Promise<void> {
     const bump = this.redis.pipeline();
-    for (let n = 0; n < GENERATION_SHARDS; n += 1) bump.incr(`${this.keyPrefix}gen:${n}`);
+    for (let n = 0; n < GENERATION_SHARDS; n += 1) bump.incr(this.shardKey(n));
     const bumped = await bump.exec();
     const failed = bumped?.find(([err]) => err)?.[0];
     if (failed || !bumped) throw failed ?? new Error('the generation bump was not answered');
